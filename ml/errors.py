@@ -1,0 +1,30 @@
+"""Typed domain errors. Their message is written for the artist who will read it."""
+
+
+class RestyleError(Exception):
+    """Base class: anything the user should see as a clear, single-line error."""
+
+
+class UnknownStyleError(RestyleError):
+    pass
+
+
+class InvalidImageError(RestyleError):
+    pass
+
+
+class JobCancelled(RestyleError):
+    def __init__(self, message: str = "Cancelled: nothing was changed") -> None:
+        super().__init__(message)
+
+
+class WorkerDied(RestyleError):
+    """The inference process exited (crash, kill, out of memory) while it had work."""
+
+
+class WorkerFailed(RestyleError):
+    """The inference process reported an error for a job; the message is forwarded."""
+
+
+class DeviceUnavailable(RestyleError):
+    pass

@@ -1,0 +1,146 @@
+"""What a model needs to know to give the same answer on a tile as on the whole image.
+
+Convolutions only need enough context around a tile (the model's ``halo``). Two
+things need more, and read the active :class:`TileContext`:
+
+* layers that depend on absolute position (procedural paper grain, pixel grids)
+  ask for the tile's global pixel coordinates;
+* normalisation over the whole feature map (GroupNorm, InstanceNorm) uses
+  :class:`GlobalNorm`, whose statistics the engine gathers over every tile's core
+  and then feeds back, so each tile is normalised with whole-image statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TileContext:
+    origin_y: int  # global row of the tile's first input row (negative in wrap mode)
+    origin_x: int
+    full_h: int  # size of the canvas the tile is cut from
+    full_w: int
+    core: tuple[int, int, int, int]  # y0, y1, x0, x1 inside the tile, in input pixels
+    tile_h: int
+    tile_w: int
+    wrap: bool  # coordinates wrap around (seamless textures)
+
+
+_ACTIVE: contextvars.ContextVar[TileContext | None] = contextvars.ContextVar("restyle_tile", default=None)
+
+
+@contextlib.contextmanager
+def active_tile(ctx: TileContext) -> Iterator[None]:
+    token = _ACTIVE.set(ctx)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def current_tile(x: torch.Tensor) -> TileContext:
+    """The active tile, or a context describing ``x`` as a whole image when none is set."""
+    ctx = _ACTIVE.get()
+    if ctx is not None:
+        return ctx
+    h, w = x.shape[-2:]
+    return TileContext(0, 0, h, w, (0, h, 0, w), h, w, wrap=False)
+
+
+def global_coords(x: torch.Tensor, scale: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer global (row, column) of each pixel of ``x``, shapes (H, 1) and (1, W).
+
+    ``scale`` is how many input pixels one pixel of ``x`` spans. Coordinates wrap in
+    seamless mode so that procedural patterns tile with the texture.
+    """
+    ctx = current_tile(x)
+    h, w = x.shape[-2:]
+    rows = torch.arange(h, device=x.device) + ctx.origin_y // scale
+    cols = torch.arange(w, device=x.device) + ctx.origin_x // scale
+    if ctx.wrap:
+        rows = rows % max(ctx.full_h // scale, 1)
+        cols = cols % max(ctx.full_w // scale, 1)
+    return rows[:, None], cols[None, :]
+
+
+class GlobalNorm(nn.Module):
+    """GroupNorm whose statistics can span the whole image while running on tiles.
+
+    ``GlobalNorm(1, C)`` is GroupNorm(1, C) (AnimeGANv2); ``GlobalNorm(C, C, affine=False)``
+    is InstanceNorm2d (CycleGAN). Parameter names match torch's norms, so published
+    state dicts load unchanged. Used alone it behaves exactly like those layers.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"{num_channels} channels do not split into {num_groups} groups")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels))
+            self.bias = nn.Parameter(torch.zeros(num_channels))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        # Engine-controlled state (not part of the state dict).
+        self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
+        self.collecting = False
+        self._sums: torch.Tensor | None = None  # (N, G, 3): count, sum, sum of squares (float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        groups = x.float().reshape(n, self.num_groups, -1)
+        if self.collecting:
+            self._accumulate(x)
+        if self.frozen is None:
+            var, mean = torch.var_mean(groups, dim=2, unbiased=False)
+        else:
+            mean, var = (t.to(x.device) for t in self.frozen)
+        normed = (groups - mean[..., None]) * torch.rsqrt(var[..., None] + self.eps)
+        out = normed.reshape(n, c, h, w)
+        if self.weight is not None:
+            out = out * self.weight.float()[None, :, None, None] + self.bias.float()[None, :, None, None]
+        return out.to(x.dtype)
+
+    # -- statistics gathering -------------------------------------------------------
+    def _accumulate(self, x: torch.Tensor) -> None:
+        ctx = current_tile(x)
+        n, c, h, w = x.shape
+        sy, sx = ctx.tile_h // h, ctx.tile_w // w
+        if sy * h != ctx.tile_h or sx * w != ctx.tile_w:
+            raise RuntimeError(f"feature map {h}x{w} is not an integer fraction of the tile {ctx.tile_h}x{ctx.tile_w}")
+        y0, y1, x0, x1 = ctx.core
+        region = x[:, :, y0 // sy : -(-y1 // sy), x0 // sx : -(-x1 // sx)].double()
+        g = region.reshape(n, self.num_groups, -1)
+        sums = torch.stack(
+            [torch.full_like(g[..., 0], g.shape[-1]), g.sum(-1), (g * g).sum(-1)], dim=-1
+        ).cpu()
+        self._sums = sums if self._sums is None else self._sums + sums
+
+    def start_collecting(self) -> None:
+        self.collecting = True
+        self._sums = None
+
+    def finish_collecting(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole-image (mean, var) from what the tiles contributed since ``start_collecting``."""
+        self.collecting = False
+        if self._sums is None:
+            raise RuntimeError("no tile reached this normalisation layer")
+        count, total, squares = self._sums.unbind(-1)
+        mean = total / count
+        var = (squares / count - mean * mean).clamp_min(0.0)
+        self._sums = None
+        return mean.float(), var.float()
+
+
+def global_norms(model: nn.Module) -> list[GlobalNorm]:
+    return [m for m in model.modules() if isinstance(m, GlobalNorm)]
