@@ -1,0 +1,274 @@
+"""Blender's side of the worker: starts it, hands it jobs, drains its events.
+
+Imports neither torch nor bpy. Arrays go through .npy files in a private temporary
+folder per job; the pipes only carry small JSON messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import protocol
+from .errors import JobCancelled, WorkerDied, WorkerFailed
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 180.0  # cold start imports torch, which can take a while on a slow disk
+CANCEL_GRACE_S = 0.5  # a worker that does not stop within this is killed (and restarts next job)
+_EOF = "_eof"
+
+
+@dataclass
+class ItemResult:
+    id: str
+    array: np.ndarray | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerClient:
+    def __init__(self, package_root: str, python: str | None = None, threads: int = 0) -> None:
+        self.package_root = os.path.abspath(package_root)
+        self.python = python or sys.executable
+        self.threads = threads
+        self.process: subprocess.Popen[str] | None = None
+        self.events: queue.Queue[protocol.Message] = queue.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.devices: dict[str, bool] | None = None
+        self.torch_version: str | None = None
+        self._job_ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.busy = False
+
+    # -- process life ----------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.alive and self.process else None
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The worker sees what Blender's Python sees (the extension's wheels included),
+        # with the extension root first so that ``ml`` is a top-level package there.
+        paths = [self.package_root] + [p for p in sys.path if p and os.path.isdir(p) and p != self.package_root]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self) -> None:
+        with self._lock:
+            if self.alive:
+                return
+            self.events = queue.Queue()
+            self.process = subprocess.Popen(
+                [self.python, "-m", "ml.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, encoding="utf-8", bufsize=1, env=self._environment(), cwd=tempfile.gettempdir(),
+            )
+            threading.Thread(target=self._read_events, args=(self.process,), daemon=True).start()
+            threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
+        ready = self._next_event(START_TIMEOUT_S)
+        if ready.get("event") != "ready":
+            self.kill()
+            raise WorkerDied(self._death_message("while starting"))
+        self.devices = ready.get("devices")
+        self.torch_version = ready.get("torch")
+
+    def _read_events(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                self.events.put(protocol.decode(line))
+            except ValueError:
+                self.stderr_tail.append(line.rstrip())
+        self.events.put({"event": _EOF})
+
+    def _read_stderr(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            self.stderr_tail.append(line.rstrip())
+            log.debug("%s", line.rstrip())
+
+    def _next_event(self, timeout: float | None) -> protocol.Message:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return {"event": "timeout"}
+
+    def _send(self, **message: object) -> None:
+        if not self.alive or self.process is None or self.process.stdin is None:
+            raise WorkerDied(self._death_message("before the request was sent"))
+        try:
+            self.process.stdin.write(protocol.encode(message))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied(self._death_message("while sending a request")) from exc
+
+    def _death_message(self, when: str) -> str:
+        code = self.process.poll() if self.process else None
+        how = f"exit code {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "no answer"
+        detail = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
+        tail = f": {detail}" if detail else ""
+        return f"The restyle worker process stopped {when} ({how}){tail}. Blender and your scene are unchanged"
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if self.alive and self.process is not None:
+            try:
+                self._send(op="shutdown")
+                self.process.wait(timeout=timeout)
+            except (WorkerDied, subprocess.TimeoutExpired):
+                self.kill()
+        self.process = None
+
+    def ping(self) -> float:
+        """Round trip of one request to the warm worker, in seconds (starts it if needed)."""
+        self.start()
+        sent = time.perf_counter()
+        self._send(op="ping", sent=sent)
+        while True:
+            event = self._next_event(30.0)
+            if event.get("event") == "pong":
+                return time.perf_counter() - sent
+            if event.get("event") in (_EOF, "timeout"):
+                raise WorkerDied(self._death_message("during a ping"))
+
+    # -- jobs ---------------------------------------------------------------------------
+    def submit(self, style: str, options: dict[str, Any], images: Sequence[tuple[str, np.ndarray]]) -> Job:
+        if self.busy:
+            raise WorkerFailed("A restyle job is already running")
+        self.start()
+        folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
+        items = []
+        try:
+            for number, (item_id, array) in enumerate(images):
+                path = os.path.join(folder, f"in{number}.npy")
+                np.save(path, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+                items.append({"id": item_id, "input": path, "output": os.path.join(folder, f"out{number}.npy")})
+            job = Job(self, str(next(self._job_ids)), folder, items)
+            self._send(op="run", job=job.id, style=style, options=options, items=items, threads=self.threads)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.busy = True
+        return job
+
+
+class Job:
+    """One submitted job. Drive it with :meth:`poll` (modal operator) or :meth:`wait`."""
+
+    def __init__(self, client: WorkerClient, job_id: str, folder: str, items: list[dict[str, str]]) -> None:
+        self.client, self.id, self.folder, self.items = client, job_id, folder, items
+        self.fraction = 0.0
+        self.text = "starting"
+        self.results: dict[str, ItemResult] = {}
+        self.finished = False
+        self.warnings: list[str] = []
+        self._cancel_requested_at: float | None = None
+
+    def poll(self) -> bool:
+        """Handle every event that has arrived; True once the job has finished.
+
+        Raises JobCancelled, WorkerDied or WorkerFailed; the job's files are cleaned up then.
+        """
+        try:
+            while not self.finished:
+                if self._cancel_requested_at is not None and time.monotonic() - self._cancel_requested_at > CANCEL_GRACE_S:
+                    self.client.kill()  # did not stop at once: stop it the hard way
+                    raise JobCancelled()
+                try:
+                    event = self.client.events.get_nowait()
+                except queue.Empty:
+                    return False
+                self._handle(event)
+            return True
+        except BaseException:
+            self.close()
+            raise
+
+    def _handle(self, event: protocol.Message) -> None:
+        kind = event.get("event")
+        if kind == _EOF:
+            if self._cancel_requested_at is not None:
+                raise JobCancelled()
+            raise WorkerDied(self.client._death_message("in the middle of the job"))
+        if event.get("job") not in (None, self.id):
+            return  # a late message from an earlier, cancelled job
+        if kind == "progress":
+            self.fraction, self.text = float(event["fraction"]), str(event.get("text", ""))
+        elif kind == "item_done":
+            item = next(i for i in self.items if i["id"] == event["item"])
+            array = np.load(item["output"], allow_pickle=False)
+            self.results[item["id"]] = ItemResult(item["id"], array=array, info=event)
+            if event.get("warning") and event["warning"] not in self.warnings:
+                self.warnings.append(event["warning"])
+        elif kind == "item_failed":
+            self.results[event["item"]] = ItemResult(event["item"], error=str(event.get("message")))
+        elif kind == "cancelled":
+            raise JobCancelled()
+        elif kind == "error":
+            raise WorkerFailed(str(event.get("message")))
+        elif kind == "done":
+            self.fraction = 1.0
+            self.finished = True
+            self.close()
+
+    def wait(self, on_progress: Callable[[Job], None] | None = None, interval: float = 0.02) -> dict[str, ItemResult]:
+        while not self.poll():
+            if on_progress is not None:
+                on_progress(self)
+            time.sleep(interval)
+        return self.results
+
+    def cancel(self) -> None:
+        if self.finished or self._cancel_requested_at is not None:
+            return
+        self._cancel_requested_at = time.monotonic()
+        try:
+            self.client._send(op="cancel", job=self.id)
+        except WorkerDied:
+            pass  # already gone: poll() reports the cancellation
+
+    def close(self) -> None:
+        self.client.busy = False
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_SHARED: dict[str, WorkerClient] = {}
+
+
+def shared_client(package_root: str, threads: int = 0) -> WorkerClient:
+    """The one warm worker per extension root, kept between jobs."""
+    client = _SHARED.get(package_root)
+    if client is None:
+        client = _SHARED[package_root] = WorkerClient(package_root, threads=threads)
+    client.threads = threads
+    return client
+
+
+def shutdown_shared_clients() -> None:
+    for client in _SHARED.values():
+        client.shutdown()
+    _SHARED.clear()
