@@ -1,0 +1,1 @@
+"""The one place bpy meets numpy: image pixels, materials and (later) meshes and passes."""

@@ -1,0 +1,91 @@
+"""The scene settings of the Restyle panel, reached as ``scene.restyle``."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty
+
+from .ml.catalog import BUILTIN_STYLES
+from .ml.hardware import guess_devices
+
+STYLE_ITEMS = [(entry.id, entry.name, entry.description) for entry in BUILTIN_STYLES]
+
+DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "mps": "Apple MPS"}
+DEVICE_HELP = {
+    "cpu": "Run on the processor (always available)",
+    "cuda": "Run on an NVIDIA GPU",
+    "mps": "Run on an Apple Silicon GPU",
+}
+_device_items: list[tuple[str, str, str]] = []  # Blender keeps pointers into these strings
+
+
+def known_devices() -> dict[str, bool]:
+    """The worker's answer once it has run, a torch-free guess before that."""
+    from .ml.client import _SHARED
+
+    for client in _SHARED.values():
+        if client.devices:
+            return client.devices
+    return guess_devices()
+
+
+def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
+    devices = known_devices()
+    items = [("AUTO", "Auto", "The fastest device this machine has (CUDA, then Apple MPS, then CPU)")]
+    for key in ("cpu", "cuda", "mps"):
+        label = DEVICE_LABELS[key] if devices.get(key) else f"{DEVICE_LABELS[key]} (unavailable)"
+        items.append((key.upper(), label, DEVICE_HELP[key]))
+    _device_items[:] = items
+    return _device_items
+
+
+class RestyleSettings(bpy.types.PropertyGroup):
+    style: EnumProperty(name="Style", description="How the textures are restyled", items=STYLE_ITEMS)  # type: ignore[valid-type]
+    strength: FloatProperty(  # type: ignore[valid-type]
+        name="Strength", description="Blend between the original (0) and the fully restyled texture (1)",
+        default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+    )
+    device: EnumProperty(name="Device", description="Where the style network runs", items=device_items)  # type: ignore[valid-type]
+    precision: EnumProperty(  # type: ignore[valid-type]
+        name="Precision",
+        items=[
+            ("AUTO", "Auto", "Reduced precision (bf16/fp16) where the model's measured error allows it"),
+            ("FULL", "Full", "Always compute in 32-bit floating point"),
+        ],
+    )
+    tile_size: IntProperty(  # type: ignore[valid-type]
+        name="Tile Size", description="Pixels per tile side: smaller tiles use less memory",
+        default=512, min=64, max=8192, step=64, subtype="PIXEL",
+    )
+    seamless: EnumProperty(  # type: ignore[valid-type]
+        name="Seamless",
+        description="Keep tileable textures tileable by giving their edges wrap-around context",
+        items=[
+            ("AUTO", "Auto", "Detect whether each texture tiles and keep it tiling if it does"),
+            ("ON", "On", "Treat every texture as tileable"),
+            ("OFF", "Off", "Treat every texture as a single image"),
+        ],
+    )
+    preserve_colors: BoolProperty(  # type: ignore[valid-type]
+        name="Preserve Original Colors",
+        description="Restyle brightness only and keep the texture's own colours",
+        default=False,
+    )
+    output: EnumProperty(  # type: ignore[valid-type]
+        name="Output",
+        items=[
+            ("FILES", "Files", "Save restyled images under //restyled/ next to the .blend (packed while it is unsaved)"),
+            ("PACK", "Pack", "Pack restyled images into the .blend"),
+        ],
+    )
+
+
+def attach() -> None:
+    bpy.types.Scene.restyle = PointerProperty(type=RestyleSettings)
+
+
+def detach() -> None:
+    del bpy.types.Scene.restyle
+
+
+CLASSES: tuple[type, ...] = (RestyleSettings,)
