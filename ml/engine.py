@@ -126,7 +126,8 @@ def restyle(
     report.tiles, report.passes = runner.tile_count, runner.passes
     if options.preserve_colors:
         styled = _luminance_only(styled, rgb)
-    styled = rgb + options.strength * (styled - rgb)
+    if options.strength < 1.0:
+        styled = rgb + options.strength * (styled - rgb)
     if grey:
         styled = color.luma(styled)
     out = styled if alpha is None else np.concatenate([styled, alpha], axis=2)

@@ -1,0 +1,182 @@
+import numpy as np
+import pytest
+
+from ml.engine import RestyleOptions, RestyleReport, is_tileable, restyle
+from ml.errors import InvalidImageError, JobCancelled
+from ml.styles import build_style
+from ml.catalog import style_ids
+from ml.styles.pixel import BLOCK
+
+from .normnets import NormNet
+from .synthetic import photo_like, tileable
+
+ONE_STEP = 1 / 255
+WHOLE = dict(tile_size=8192)
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max())
+
+
+@pytest.mark.parametrize("style", style_ids())
+def test_builtin_style_tiled_equals_whole(style):
+    image = photo_like(150, 230, seed=1)  # sizes that are not multiples of any tile or block
+    model = build_style(style)
+    whole = restyle(model, image, RestyleOptions(seamless="off", **WHOLE))
+    report = RestyleReport()
+    tiled = restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=report)
+    assert report.tiles > 4
+    assert max_diff(whole, tiled) <= ONE_STEP
+
+
+@pytest.mark.parametrize("instance_norm", [False, True], ids=["groupnorm", "instancenorm"])
+def test_whole_image_normalisation_tiled_equals_whole(instance_norm):
+    image = photo_like(190, 170, seed=2)
+    model = NormNet(instance_norm)
+    whole = restyle(model, image, RestyleOptions(seamless="off", **WHOLE))
+    report = RestyleReport()
+    tiled = restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=report)
+    assert report.tiles == 9 and report.passes >= 2
+    assert max_diff(whole, tiled) <= ONE_STEP
+
+
+def test_norm_statistics_are_what_make_tiles_agree():
+    """Without the statistics passes, per-tile normalisation visibly differs from the whole."""
+    image = photo_like(190, 170, seed=2)
+    model = NormNet(instance_norm=False)
+    whole = restyle(model, image, RestyleOptions(seamless="off", **WHOLE))
+    naive = np.zeros_like(whole)
+    for y in range(0, 190, 64):
+        for x in range(0, 170, 64):
+            crop = image[y : y + 64, x : x + 64]
+            naive[y : y + 64, x : x + 64] = restyle(model, crop, RestyleOptions(seamless="off", **WHOLE))
+    assert max_diff(whole, naive) > 10 * ONE_STEP
+
+
+@pytest.mark.parametrize("model_name", ["groupnorm", "instancenorm", "toon", "oil"])
+def test_seamless_result_tiles_like_its_input(model_name):
+    texture = tileable(128, 96, seed=3)
+    model = NormNet(model_name == "instancenorm") if model_name.endswith("norm") else build_style(model_name)
+    options = RestyleOptions(seamless="on", tile_size=64)
+    out = restyle(model, texture, options)
+    shifted = restyle(model, np.roll(texture, (40, 24), (0, 1)), options)
+    # Restyling a shifted copy gives the shifted result: there is no seam anywhere.
+    assert max_diff(np.roll(out, (40, 24), (0, 1)), shifted) <= ONE_STEP
+    whole = restyle(model, texture, RestyleOptions(seamless="on", **WHOLE))
+    assert max_diff(out, whole) <= ONE_STEP
+
+
+@pytest.mark.parametrize("style", ["watercolor", "pencil", "pixel"])
+def test_seamless_result_of_position_keyed_styles_tiles(style):
+    """Paper grain, hatching and pixel grids are anchored to texture coordinates, so a
+    shifted input is not a shifted output; what matters is that the result tiles."""
+    texture = tileable(128, 96, seed=3)
+    out = restyle(build_style(style), texture, RestyleOptions(seamless="on", tile_size=64))
+    step = BLOCK if style == "pixel" else 1  # compare block to block, not across block edges
+    assert is_tileable(out[::step, ::step])
+    whole = restyle(build_style(style), texture, RestyleOptions(seamless="on", **WHOLE))
+    assert max_diff(out, whole) <= ONE_STEP
+
+
+def test_seamless_off_leaves_a_seam_that_on_removes():
+    texture = tileable(96, 96, seed=4)
+    model = build_style("watercolor")
+    off = restyle(model, texture, RestyleOptions(seamless="off"))
+    on = restyle(model, texture, RestyleOptions(seamless="on"))
+    seam = lambda img: np.abs(img[:, 0] - img[:, -1]).mean()
+    assert seam(on) < seam(off)
+
+
+def test_tileability_detection():
+    assert is_tileable(tileable(64, 64, seed=5))
+    assert not is_tileable(photo_like(64, 64, seed=5))
+    report = RestyleReport()
+    restyle(build_style("toon"), tileable(64, 64), RestyleOptions(seamless="auto"), report=report)
+    assert report.seamless
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_channel_layouts_and_alpha_passthrough(channels):
+    rng = np.random.default_rng(6)
+    image = np.concatenate([photo_like(40, 50)[..., : min(channels, 3)]] * (1 if channels != 2 else 1), 2)
+    if channels == 1:
+        image = photo_like(40, 50)[..., :1]
+    if channels in (2, 4):
+        alpha = rng.random((40, 50, 1)).astype(np.float32)
+        base = image[..., :1] if channels == 2 else image[..., :3]
+        image = np.concatenate([base, alpha], 2)
+    out = restyle(build_style("oil"), image, RestyleOptions())
+    assert out.shape == image.shape and out.dtype == np.float32
+    if channels in (2, 4):
+        assert np.array_equal(out[..., -1], image[..., -1])
+
+
+def test_two_dimensional_grey_image():
+    image = photo_like(30, 40)[..., 0]
+    assert restyle(build_style("pencil"), image).shape == (30, 40)
+
+
+def test_strength_blends_with_original():
+    image = photo_like(48, 48)
+    model = build_style("toon")
+    assert np.allclose(restyle(model, image, RestyleOptions(strength=0.0)), image, atol=1e-6)
+    full = restyle(model, image, RestyleOptions(strength=1.0))
+    half = restyle(model, image, RestyleOptions(strength=0.5))
+    assert np.allclose(half, (full + image) / 2, atol=1e-5)
+
+
+def test_preserve_colors_keeps_chroma_and_takes_styled_luma():
+    image = photo_like(48, 48)
+    model = build_style("pencil")
+    styled = restyle(model, image, RestyleOptions())
+    kept = restyle(model, image, RestyleOptions(preserve_colors=True))
+    chroma = lambda img: img - img.mean(2, keepdims=True)
+    assert np.abs(chroma(kept) - chroma(image)).mean() < np.abs(chroma(styled) - chroma(image)).mean() / 2
+    luma = lambda img: img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    unclipped = (kept > 0.001).all(2) & (kept < 0.999).all(2)
+    assert np.abs(luma(kept) - luma(styled))[unclipped].max() < 1e-4
+
+
+def test_progress_reaches_one_and_cancel_stops():
+    image = photo_like(200, 200)
+    seen = []
+    restyle(build_style("pixel"), image, RestyleOptions(tile_size=64), progress=lambda f, t: seen.append(f))
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    calls = []
+
+    def cancel_after_two() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(JobCancelled):
+        restyle(build_style("pixel"), image, RestyleOptions(tile_size=64), cancelled=cancel_after_two)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((0, 10, 3), np.float32), "empty"),
+        (np.zeros((8, 8, 5), np.float32), "1 to 4 channels"),
+        (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_bad_images_get_specific_errors(bad, message):
+    with pytest.raises(InvalidImageError, match=message):
+        restyle(build_style("toon"), bad)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="strength"):
+        restyle(build_style("toon"), photo_like(8, 8), RestyleOptions(strength=2.0))
+    with pytest.raises(ValueError, match="device"):
+        restyle(build_style("toon"), photo_like(8, 8), RestyleOptions(device="tpu"))
+
+
+def test_missing_device_falls_back_to_cpu_with_warning():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the fallback is for machines without it")
+    report = RestyleReport()
+    restyle(build_style("toon"), photo_like(16, 16), RestyleOptions(device="cuda"), report=report)
+    assert report.device == "cpu" and "CUDA is not available" in (report.warning or "")

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ml.tiling import GlobalNorm, TileContext, active_tile, global_coords
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_global_norm_alone_matches_group_norm(groups):
+    torch.manual_seed(0)
+    ours, reference = GlobalNorm(groups, 8), nn.GroupNorm(groups, 8)
+    reference.weight.data.normal_(), reference.bias.data.normal_()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 8, 13, 17)
+    torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
+
+
+def test_global_norm_without_affine_matches_instance_norm_and_loads_its_state():
+    ours = GlobalNorm(6, 6, affine=False)
+    x = torch.randn(1, 6, 9, 11) * 3 + 1
+    torch.testing.assert_close(ours(x), nn.InstanceNorm2d(6)(x), atol=1e-5, rtol=1e-5)
+    assert list(ours.state_dict()) == list(nn.InstanceNorm2d(6).state_dict())
+
+
+def test_collected_statistics_equal_whole_image_statistics():
+    norm = GlobalNorm(1, 3, affine=False)
+    x = torch.randn(1, 3, 32, 48) * 2 + 5
+    norm.start_collecting()
+    for x0 in (0, 16, 32):  # three tiles with 8 pixels of overlap on each inner side
+        lo, hi = max(0, x0 - 8), min(48, x0 + 16 + 8)
+        ctx = TileContext(0, lo, 32, 48, (0, 32, x0 - lo, x0 + 16 - lo), 32, hi - lo, False)
+        with active_tile(ctx):
+            norm(x[..., lo:hi])
+    mean, var = norm.finish_collecting()
+    assert mean.item() == pytest.approx(x.mean().item(), rel=1e-5)
+    assert var.item() == pytest.approx(x.var(unbiased=False).item(), rel=1e-5)
+
+
+def test_global_coords_follow_the_tile_and_wrap():
+    x = torch.zeros(1, 3, 4, 5)
+    ctx = TileContext(-2, 6, 10, 8, (2, 4, 0, 5), 4, 5, wrap=True)
+    with active_tile(ctx):
+        rows, cols = global_coords(x)
+    assert rows.flatten().tolist() == [8, 9, 0, 1]
+    assert cols.flatten().tolist() == [6, 7, 0, 1, 2]
+    rows, cols = global_coords(x)  # no tile: the tensor is the whole image
+    assert rows.flatten().tolist() == [0, 1, 2, 3] and np.array_equal(cols.flatten().numpy(), np.arange(5))

@@ -1,0 +1,78 @@
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.client import WorkerClient
+from ml.errors import JobCancelled, WorkerDied, WorkerFailed
+
+from .synthetic import photo_like
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def client():
+    worker = WorkerClient(str(ROOT), threads=1)
+    worker.start()
+    yield worker
+    worker.shutdown()
+
+
+def test_worker_restyles_several_images_and_stays_warm(client):
+    pid = client.pid
+    images = [("a", photo_like(64, 80)), ("b", photo_like(30, 20, seed=1)[..., :1])]
+    results = client.submit("toon", {"tile_size": 64}, images).wait()
+    assert results["a"].array.shape == (64, 80, 3) and results["b"].array.shape == (30, 20, 1)
+    assert results["a"].info["tiles"] == 2
+    client.submit("pixel", {}, images[:1]).wait()
+    assert client.pid == pid  # the same process served both jobs
+    assert client.ping() < 1.0
+
+
+def test_job_files_are_removed_after_the_job(client):
+    job = client.submit("pixel", {}, [("a", photo_like(16, 16))])
+    job.wait()
+    assert not os.path.exists(job.folder)
+
+
+def test_bad_item_fails_alone(client):
+    results = client.submit("toon", {}, [("bad", np.full((4, 4, 3), np.nan, np.float32)), ("ok", photo_like(8, 8))]).wait()
+    assert "NaN" in results["bad"].error and results["ok"].array is not None
+
+
+def test_unknown_style_is_reported(client):
+    with pytest.raises(WorkerFailed, match="Unknown style 'nope'"):
+        client.submit("nope", {}, [("a", photo_like(8, 8))]).wait()
+
+
+def test_cancel_stops_at_once(client):
+    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    while job.fraction == 0.0:
+        job.poll()
+    started = time.perf_counter()
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        job.wait()
+    assert time.perf_counter() - started < 2.0
+    assert not os.path.exists(job.folder)
+    client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()  # usable afterwards
+
+
+def test_killed_worker_is_a_clear_error_and_the_next_job_restarts_it(client):
+    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    while job.fraction == 0.0:
+        job.poll()
+    os.kill(client.pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied, match="stopped in the middle of the job .signal 9."):
+        job.wait()
+    assert client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()["a"].array is not None
+
+
+def test_a_worker_that_cannot_start_is_reported(tmp_path):
+    broken = WorkerClient(str(tmp_path), python="/bin/false")  # an interpreter that exits at once
+    with pytest.raises(WorkerDied, match="while starting"):
+        broken.start()
