@@ -157,8 +157,10 @@ def assign(plan: Plan, copies: dict[str, bpy.types.Material], style: str) -> lis
 
 def remove_unused(materials: Iterable[bpy.types.Material]) -> None:
     """Delete restyled copies (and their restyled images) nothing uses any more."""
-    for material in list(materials):
-        if not is_restyled(material) or material.users > 0:
+    names = list(dict.fromkeys(material.name for material in materials))  # each once
+    for name in names:
+        material = bpy.data.materials.get(name)
+        if material is None or not is_restyled(material) or material.users > 0:
             continue
         images = [n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE" and n.image is not None]
         bpy.data.materials.remove(material)
@@ -182,7 +184,8 @@ def revert(objects: Iterable[bpy.types.Object]) -> int:
     for obj in objects:
         for slot in getattr(obj, "material_slots", ()):
             if is_restyled(slot.material):
-                changed.append(slot.material)
+                if slot.material not in changed:
+                    changed.append(slot.material)
                 slot.material = original_of(slot.material)
                 count += 1
     remove_unused(changed)

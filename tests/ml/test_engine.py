@@ -7,8 +7,8 @@ from ml.styles import build_style
 from ml.catalog import style_ids
 from ml.styles.pixel import BLOCK
 
-from .normnets import NormNet
-from .synthetic import photo_like, tileable
+from tests.ml.normnets import NormNet
+from tests.ml.synthetic import photo_like, tileable
 
 ONE_STEP = 1 / 255
 WHOLE = dict(tile_size=8192)

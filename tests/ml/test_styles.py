@@ -9,7 +9,7 @@ from ml.errors import UnknownStyleError
 from ml.styles import build_style
 from ml.styles.pixel import BLOCK, PALETTE
 
-from .synthetic import photo_like
+from tests.ml.synthetic import photo_like
 
 IMAGE = photo_like(128, 128, seed=7)
 

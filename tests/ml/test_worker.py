@@ -9,7 +9,7 @@ import pytest
 from ml.client import WorkerClient
 from ml.errors import JobCancelled, WorkerDied, WorkerFailed
 
-from .synthetic import photo_like
+from tests.ml.synthetic import photo_like
 
 ROOT = Path(__file__).resolve().parents[2]
 
