@@ -22,15 +22,14 @@ def soft_quantise(y: torch.Tensor, levels: int, sharpness: float) -> torch.Tenso
 
 
 class ToonStyle(StyleNet):
-    halo = 2 * SMOOTH_RADIUS + 2
+    halo = 2 * SMOOTH_RADIUS + ops.gaussian_radius(1.6 * LINE_SIGMA) + 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = ops.bilateral(x, SMOOTH_RADIUS, 2.0, 0.12)
         flat = ops.bilateral(flat, SMOOTH_RADIUS, 2.0, 0.12)
         y, chroma = ops.rgb_to_ycc(flat)
         banded = soft_quantise(y, LEVELS, STEP_SHARPNESS) + 1.35 * chroma
-        lines = ops.xdog(ops.luma(x), LINE_SIGMA, p=25.0, eps=0.02, phi=10.0)
+        # Lines from the smoothed image: outlines of regions, not of every leaf.
+        lines = ops.xdog(y, LINE_SIGMA, p=25.0, eps=0.02, phi=10.0)
         return (banded * (0.15 + 0.85 * lines)).clamp(0, 1)
 
-
-assert ToonStyle.halo >= ops.gaussian_radius(1.6 * LINE_SIGMA)
