@@ -27,6 +27,7 @@ class RestylePreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        assert layout is not None
         layout.prop(self, "model_folder")
         layout.prop(self, "worker_threads")
 

@@ -74,18 +74,23 @@ class RestyleSettings(bpy.types.PropertyGroup):
     output: EnumProperty(  # type: ignore[valid-type]
         name="Output",
         items=[
-            ("FILES", "Files", "Save restyled images under //restyled/ next to the .blend (packed while it is unsaved)"),
+            ("FILES", "Files", "Save restyled images under //restyled/ beside the .blend (packed while unsaved)"),
             ("PACK", "Pack", "Pack restyled images into the .blend"),
         ],
     )
 
 
+def settings_of(context: bpy.types.Context) -> RestyleSettings:
+    """The scene's Restyle settings (``scene.restyle``), typed."""
+    return context.scene.restyle  # type: ignore[attr-defined, no-any-return]
+
+
 def attach() -> None:
-    bpy.types.Scene.restyle = PointerProperty(type=RestyleSettings)
+    bpy.types.Scene.restyle = PointerProperty(type=RestyleSettings)  # type: ignore[attr-defined]
 
 
 def detach() -> None:
-    del bpy.types.Scene.restyle
+    del bpy.types.Scene.restyle  # type: ignore[attr-defined]
 
 
 CLASSES: tuple[type, ...] = (RestyleSettings,)

@@ -39,7 +39,7 @@ class TextureSource:
 
 
 def _pixels_of(image: bpy.types.Image) -> np.ndarray:
-    width, height = image.size
+    width, height = int(image.size[0]), int(image.size[1])
     channels = image.channels
     if width == 0 or height == 0 or not image.has_data:
         raise ImageReadError(_missing_reason(image))
@@ -125,7 +125,7 @@ def _fill(image: bpy.types.Image, array: np.ndarray) -> None:
     rgba = _to_rgba(array)[::-1]
     if image.channels != 4:
         raise ImageReadError(f"new image has {image.channels} channels, expected 4")
-    image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
+    image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())  # type: ignore[arg-type]
 
 
 def output_folder() -> str | None:
@@ -163,7 +163,7 @@ def create_image(
             if not is_float:
                 image.colorspace_settings.name = like.colorspace_settings.name
             _fill(image, array)
-            image.file_format = file_format
+            image.file_format = file_format  # type: ignore[assignment]
             if folder is not None:
                 image.filepath_raw = bpy.path.relpath(os.path.join(folder, stem + extension))
                 image.save()

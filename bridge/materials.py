@@ -59,6 +59,8 @@ def _data_reason(node: bpy.types.Node, seen: set[int] | None = None) -> str | No
             continue  # alpha passes through untouched, so using it is fine
         for link in output.links:
             target, socket = link.to_node, link.to_socket
+            if target is None or socket is None:
+                continue
             if target.type in PASS_THROUGH:
                 reason = _data_reason(target, seen)
             elif target.type in DATA_NODES:
@@ -91,7 +93,7 @@ def collect(objects: Iterable[bpy.types.Object]) -> Plan:
         if material.node_tree is None:
             continue
         for node in material.node_tree.nodes:
-            if node.type != "TEX_IMAGE" or node.image is None:
+            if not isinstance(node, bpy.types.ShaderNodeTexImage) or node.image is None:
                 continue
             image = node.image
             reason = None
@@ -125,10 +127,13 @@ def make_copies(plan: Plan, new_images: dict[str, bpy.types.Image], style: str) 
         if not uses:
             continue
         copy = material.copy()
+        assert copy is not None
         copy[ORIGINAL_KEY] = material
         copy[STYLE_KEY] = style
         for node_name, image in uses:
-            copy.node_tree.nodes[node_name].image = image
+            node = copy.node_tree.nodes[node_name]
+            assert isinstance(node, bpy.types.ShaderNodeTexImage)
+            node.image = image
         copies[material.name] = copy
     return copies
 

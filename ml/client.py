@@ -195,7 +195,8 @@ class Job:
         """
         try:
             while not self.finished:
-                if self._cancel_requested_at is not None and time.monotonic() - self._cancel_requested_at > CANCEL_GRACE_S:
+                asked = self._cancel_requested_at
+                if asked is not None and time.monotonic() - asked > CANCEL_GRACE_S:
                     self.client.kill()  # did not stop at once: stop it the hard way
                     raise JobCancelled()
                 try:

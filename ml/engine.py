@@ -239,7 +239,8 @@ class _TiledRun:
         cols = np.arange(ix0, ix1) % self.w if self.wrap else slice(ix0, ix1)
         patch = self.canvas[rows][:, cols] if self.wrap else self.canvas[rows, cols]
         ctx = TileContext(
-            origin_y=iy0, origin_x=ix0, full_h=self.h if self.wrap else self.hp, full_w=self.w if self.wrap else self.wp,
+            origin_y=iy0, origin_x=ix0,
+            full_h=self.h if self.wrap else self.hp, full_w=self.w if self.wrap else self.wp,
             core=(y0 - iy0, y1 - iy0, x0 - ix0, x1 - ix0), tile_h=iy1 - iy0, tile_w=ix1 - ix0, wrap=self.wrap,
         )
         x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(self.device)

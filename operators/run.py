@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from .. import preferences
 from ..bridge import images, materials
 from ..ml.client import Job, shared_client
 from ..ml.errors import RestyleError
-from .. import preferences
+from ..properties import RestyleSettings, settings_of
 
 
 class NothingToRestyle(RestyleError):
@@ -28,7 +29,7 @@ def package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def engine_options(settings: bpy.types.PropertyGroup) -> dict[str, object]:
+def engine_options(settings: RestyleSettings) -> dict[str, object]:
     return {
         "strength": float(settings.strength),
         "device": str(settings.device).lower(),
@@ -60,7 +61,7 @@ class Outcome:
 
 class StylizeRun:
     def __init__(self, context: bpy.types.Context) -> None:
-        settings = context.scene.restyle
+        settings = settings_of(context)
         self.style = str(settings.style)
         self.pack = settings.output == "PACK"
         self.plan = materials.collect(context.selected_objects)
@@ -102,7 +103,7 @@ class StylizeRun:
         for key, source in self.sources.items():
             result = results.get(key)
             if result is None or result.array is None:
-                self.outcome.failed[source.image.name] = result.error if result else "no result"
+                self.outcome.failed[source.image.name] = (result.error if result else None) or "no result"
                 per_image.pop(source.image.name, None)
                 continue
             if source.image.name in self.outcome.failed:

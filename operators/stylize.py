@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import bpy
 
 from ..bridge import materials
@@ -10,6 +12,7 @@ from . import state
 from .run import StylizeRun
 
 TIMER_INTERVAL_S = 0.1
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
 def _selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
@@ -60,7 +63,7 @@ class RESTYLE_OT_stylize_textures(bpy.types.Operator):
         state.CURRENT.running, state.CURRENT.fraction, state.CURRENT.text = True, 0.0, "Starting"
         return True
 
-    def _complete(self, context: bpy.types.Context) -> set[str]:
+    def _complete(self, context: bpy.types.Context) -> Result:
         assert self._run is not None
         try:
             outcome = self._run.finish()
@@ -69,8 +72,7 @@ class RESTYLE_OT_stylize_textures(bpy.types.Operator):
             return {"CANCELLED"}
         for warning in outcome.warnings:
             self.report({"WARNING"}, warning)
-        level = "WARNING" if outcome.failed else "INFO"
-        self.report({level}, outcome.summary(self._run.style))
+        self.report({"WARNING"} if outcome.failed else {"INFO"}, outcome.summary(self._run.style))
         return {"FINISHED"}
 
     def _stop(self, context: bpy.types.Context) -> None:
@@ -84,7 +86,7 @@ class RESTYLE_OT_stylize_textures(bpy.types.Operator):
             context.window_manager.progress_end()
         _redraw_panels(context)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         """Blocking run (background mode and scripts)."""
         if not self._start(context):
             return {"CANCELLED"}
@@ -101,7 +103,7 @@ class RESTYLE_OT_stylize_textures(bpy.types.Operator):
         finally:
             self._stop(context)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         if not self._start(context):
@@ -112,7 +114,7 @@ class RESTYLE_OT_stylize_textures(bpy.types.Operator):
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         assert self._run is not None
         if event.type == "ESC":
             self._run.cancel()
@@ -156,7 +158,7 @@ class RESTYLE_OT_revert_materials(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         count = materials.revert(context.selected_objects)
         self.report({"INFO"}, f"Restored the original material in {count} slot(s)")
         return {"FINISHED"}

@@ -6,7 +6,7 @@ import bpy
 
 from ..ml.catalog import get_style
 from ..operators import state
-from ..properties import known_devices
+from ..properties import known_devices, settings_of
 
 
 class VIEW3D_PT_restyle(bpy.types.Panel):
@@ -18,7 +18,8 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        settings = context.scene.restyle
+        assert layout is not None
+        settings = settings_of(context)
         layout.use_property_split = True
         layout.use_property_decorate = False
 

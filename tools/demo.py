@@ -10,7 +10,6 @@ Photographic textures are cut from the CC0 HDRIs that ship inside the bpy module
 from __future__ import annotations
 
 import argparse
-import glob
 import importlib
 import os
 import sys

@@ -22,6 +22,8 @@ SECTORS = 8
 
 class OilStyle(StyleNet):
     halo = 1 + ops.gaussian_radius(TENSOR_SIGMA) + 2 * RADIUS + 1
+    cos_k: torch.Tensor
+    sin_k: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -7,8 +7,8 @@ import math
 
 import torch
 
-from . import ops
 from ..tiling import global_coords
+from . import ops
 from .base import StyleNet
 
 DODGE_SIGMA = 3.0
@@ -22,6 +22,7 @@ def _stripes(rows: torch.Tensor, cols: torch.Tensor, period: float, direction: i
 
 class PencilStyle(StyleNet):
     halo = ops.gaussian_radius(DODGE_SIGMA) + 2
+    tint: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

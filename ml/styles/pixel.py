@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import ops
 from ..tiling import global_coords
+from . import ops
 from .base import StyleNet
 
 BLOCK = 8
@@ -28,6 +28,9 @@ DITHER_SPREAD = 0.06
 class PixelStyle(StyleNet):
     halo = 0
     align = BLOCK
+    palette: torch.Tensor
+    weights: torch.Tensor
+    bayer: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

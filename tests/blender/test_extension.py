@@ -5,9 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-from tools.build_extension import blender_ext_tool
-
 from tests.blender.support import ADDON_MODULE
+from tools.build_extension import blender_ext_tool
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -62,5 +61,5 @@ def test_lifecycle_in_a_clean_blender_without_importing_torch(extension_zip, tmp
 
 
 def test_panel_draws_in_a_sidebar_tab(addon):
-    panel = getattr(__import__("bpy").types, "VIEW3D_PT_restyle")
+    panel = __import__("bpy").types.VIEW3D_PT_restyle
     assert panel.bl_category == "Restyle" and panel.bl_region_type == "UI"

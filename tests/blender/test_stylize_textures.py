@@ -10,8 +10,8 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.support import ADDON_MODULE
 from tests.blender.scenes import build_studio, fingerprint, pixels_of, select
+from tests.blender.support import ADDON_MODULE
 
 STYLES = ["toon", "oil", "watercolor", "pencil", "pixel"]
 

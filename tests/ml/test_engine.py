@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 
+from ml.catalog import style_ids
 from ml.engine import RestyleOptions, RestyleReport, is_tileable, restyle
 from ml.errors import InvalidImageError, JobCancelled
 from ml.styles import build_style
-from ml.catalog import style_ids
 from ml.styles.pixel import BLOCK
-
 from tests.ml.normnets import NormNet
 from tests.ml.synthetic import photo_like, tileable
 

@@ -8,7 +8,6 @@ from ml.engine import RestyleOptions, restyle
 from ml.errors import UnknownStyleError
 from ml.styles import build_style
 from ml.styles.pixel import BLOCK, PALETTE
-
 from tests.ml.synthetic import photo_like
 
 IMAGE = photo_like(128, 128, seed=7)

@@ -8,7 +8,6 @@ import pytest
 
 from ml.client import WorkerClient
 from ml.errors import JobCancelled, WorkerDied, WorkerFailed
-
 from tests.ml.synthetic import photo_like
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +39,8 @@ def test_job_files_are_removed_after_the_job(client):
 
 
 def test_bad_item_fails_alone(client):
-    results = client.submit("toon", {}, [("bad", np.full((4, 4, 3), np.nan, np.float32)), ("ok", photo_like(8, 8))]).wait()
+    items = [("bad", np.full((4, 4, 3), np.nan, np.float32)), ("ok", photo_like(8, 8))]
+    results = client.submit("toon", {}, items).wait()
     assert "NaN" in results["bad"].error and results["ok"].array is not None
 
 

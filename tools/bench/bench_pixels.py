@@ -39,8 +39,10 @@ def main() -> None:
     write_slow = timed(lambda: image.pixels.__setitem__(slice(None), values.tolist()), repeat=1)
     mp = size * size / 1e6
     print(f"image {size}x{size} RGBA ({mp:.1f} MP)")
-    print(f"read : foreach_get {read_fast:7.3f} s   list(image.pixels) {read_slow:7.3f} s   ratio {read_slow / read_fast:6.1f}x")
-    print(f"write: foreach_set {write_fast:7.3f} s   pixels[:] = list   {write_slow:7.3f} s   ratio {write_slow / write_fast:6.1f}x")
+    print(f"read : foreach_get {read_fast:7.3f} s   list(image.pixels) {read_slow:7.3f} s   "
+          f"ratio {read_slow / read_fast:6.1f}x")
+    print(f"write: foreach_set {write_fast:7.3f} s   pixels[:] = list   {write_slow:7.3f} s   "
+          f"ratio {write_slow / write_fast:6.1f}x")
 
 
 if __name__ == "__main__":
