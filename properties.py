@@ -6,6 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty
 
 from .ml.catalog import BUILTIN_STYLES
+from .ml.client import reported_devices
 from .ml.hardware import guess_devices
 
 STYLE_ITEMS = [(entry.id, entry.name, entry.description) for entry in BUILTIN_STYLES]
@@ -21,12 +22,7 @@ _device_items: list[tuple[str, str, str]] = []  # Blender keeps pointers into th
 
 def known_devices() -> dict[str, bool]:
     """The worker's answer once it has run, a torch-free guess before that."""
-    from .ml.client import _SHARED
-
-    for client in _SHARED.values():
-        if client.devices:
-            return client.devices
-    return guess_devices()
+    return reported_devices() or guess_devices()
 
 
 def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:

@@ -71,6 +71,7 @@ class WorkerClient:
         paths = [self.package_root] + [p for p in sys.path if p and os.path.isdir(p) and p != self.package_root]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # never write into the extension's own folder
         return env
 
     def start(self) -> None:
@@ -123,6 +124,11 @@ class WorkerClient:
             raise WorkerDied(self._death_message("while sending a request")) from exc
 
     def _death_message(self, when: str) -> str:
+        if any("No module named 'torch'" in line for line in self.stderr_tail):
+            return (
+                f"PyTorch is not available to the Python at {self.python}: install the build of Neural "
+                "Restyle for your platform, which bundles it. Blender and your scene are unchanged"
+            )
         code = self.process.poll() if self.process else None
         how = f"exit code {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "no answer"
         detail = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
@@ -258,6 +264,11 @@ class Job:
 
 
 _SHARED: dict[str, WorkerClient] = {}
+
+
+def reported_devices() -> dict[str, bool] | None:
+    """The devices a started worker reported (its torch knows), or None before any start."""
+    return next((client.devices for client in _SHARED.values() if client.devices), None)
 
 
 def shared_client(package_root: str, threads: int = 0) -> WorkerClient:

@@ -181,3 +181,15 @@ def test_killed_worker_is_reported_and_scene_unchanged(studio):
     assert fingerprint() == before
     assert run("toon") == {"FINISHED"}  # a fresh worker takes the next job
     assert client.pid != pid
+
+
+def test_worker_writes_nothing_into_the_extension_folder(studio, addon, monkeypatch):
+    # The bpy module exports PYTHONDONTWRITEBYTECODE itself; without it, the worker must
+    # still not write bytecode next to the extension's sources.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    __import__(f"{ADDON_MODULE}.ml.client", fromlist=["x"]).shutdown_shared_clients()
+    run("oil")
+    folder = Path(addon.__file__).parent
+    # Blender's own process never imports the engine or the styles; only the worker does.
+    assert not list((folder / "ml").rglob("engine*.pyc"))
+    assert not (folder / "ml" / "styles" / "__pycache__").exists()

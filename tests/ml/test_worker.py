@@ -72,6 +72,16 @@ def test_killed_worker_is_a_clear_error_and_the_next_job_restarts_it(client):
     assert client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()["a"].array is not None
 
 
+def test_a_python_without_torch_gets_a_specific_message(tmp_path):
+    (tmp_path / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\")\n")
+    client = WorkerClient(str(ROOT))
+    env = client._environment()
+    # Shadow torch with a module that fails the way a missing torch does.
+    client._environment = lambda: {**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"}
+    with pytest.raises(WorkerDied, match="PyTorch is not available"):
+        client.start()
+
+
 def test_a_worker_that_cannot_start_is_reported(tmp_path):
     broken = WorkerClient(str(tmp_path), python="/bin/false")  # an interpreter that exits at once
     with pytest.raises(WorkerDied, match="while starting"):
