@@ -1,9 +1,9 @@
-"""Add-on preferences: where models live and how the worker runs."""
+"""Add-on preferences: how the inference worker runs."""
 
 from __future__ import annotations
 
 import bpy
-from bpy.props import IntProperty, StringProperty
+from bpy.props import IntProperty
 
 ADDON_ID = __package__ or "neural_restyle"
 
@@ -11,12 +11,6 @@ ADDON_ID = __package__ or "neural_restyle"
 class RestylePreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
-    model_folder: StringProperty(  # type: ignore[valid-type]
-        name="Model Folder",
-        description="Where downloaded model files are kept (empty: the extension's user folder)",
-        subtype="DIR_PATH",
-        default="",
-    )
     worker_threads: IntProperty(  # type: ignore[valid-type]
         name="CPU Threads",
         description="Threads the inference worker may use on the CPU (0: all cores)",
@@ -28,7 +22,6 @@ class RestylePreferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
-        layout.prop(self, "model_folder")
         layout.prop(self, "worker_threads")
 
 

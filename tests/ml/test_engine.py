@@ -97,13 +97,9 @@ def test_tileability_detection():
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_channel_layouts_and_alpha_passthrough(channels):
     rng = np.random.default_rng(6)
-    image = np.concatenate([photo_like(40, 50)[..., : min(channels, 3)]] * (1 if channels != 2 else 1), 2)
-    if channels == 1:
-        image = photo_like(40, 50)[..., :1]
-    if channels in (2, 4):
-        alpha = rng.random((40, 50, 1)).astype(np.float32)
-        base = image[..., :1] if channels == 2 else image[..., :3]
-        image = np.concatenate([base, alpha], 2)
+    colour = photo_like(40, 50)[..., : 1 if channels <= 2 else 3]
+    alpha = rng.random((40, 50, 1)).astype(np.float32)
+    image = np.concatenate([colour, alpha], 2) if channels in (2, 4) else colour
     out = restyle(build_style("oil"), image, RestyleOptions())
     assert out.shape == image.shape and out.dtype == np.float32
     if channels in (2, 4):
