@@ -53,17 +53,22 @@ class OilStyle(StyleNet):
         weight = x.new_zeros(n, SECTORS, h, w)
         mean = x.new_zeros(n, SECTORS, 3, h, w)
         square = x.new_zeros(n, SECTORS, h, w)
-        for dy, dx, view in ops.shifted_views(x, 2 * RADIUS):
+        energy = (x * x).sum(1, keepdim=True)
+        reach = 2 * RADIUS  # the longest an ellipse gets: offsets beyond it never weigh
+        views = ops.shifted_views(torch.cat([x, energy], 1), reach)
+        for dy, dx, view in views:
+            if dx * dx + dy * dy > reach * reach:
+                continue
             u = (cos_phi * dx + sin_phi * dy) / a
             v = (cos_phi * dy - sin_phi * dx) / b
             radial = (1 - (u * u + v * v)).clamp_min(0) ** 2
             along = u * self.cos_k + v * self.sin_k
             across = v * self.cos_k - u * self.sin_k
-            sector = ((along + 0.15) - 2.5 * across * across).clamp_min(0) ** 2
-            wk = radial * sector  # (n, SECTORS, h, w)
+            wk = ((along + 0.15) - 2.5 * across * across).clamp_min(0).square_().mul_(radial)  # (n, SECTORS, h, w)
             weight += wk
-            mean += wk[:, :, None] * view[:, None]
-            square += wk * (view * view).sum(1, keepdim=True)
+            for channel in range(3):  # in place, without an (n, SECTORS, 3, h, w) temporary
+                mean[:, :, channel].addcmul_(wk, view[:, channel : channel + 1])
+            square.addcmul_(wk, view[:, 3:4])
         weight = weight.clamp_min(1e-8)
         mean = mean / weight[:, :, None]
         variance = (square / weight - (mean * mean).sum(2)).clamp_min(0) + 1e-6
