@@ -78,8 +78,11 @@ class GlobalNorm(nn.Module):
     state dicts load unchanged. Used alone it behaves exactly like those layers.
     """
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+    def __init__(
+        self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, unbiased: bool = False
+    ) -> None:
         super().__init__()
+        self.unbiased = unbiased  # AdaIN's statistics use the unbiased variance
         if num_channels % num_groups:
             raise ValueError(f"{num_channels} channels do not split into {num_groups} groups")
         self.num_groups = num_groups
@@ -102,7 +105,7 @@ class GlobalNorm(nn.Module):
         if self.collecting:
             self._accumulate(x)
         if self.frozen is None:
-            var, mean = torch.var_mean(groups, dim=2, unbiased=False)
+            var, mean = torch.var_mean(groups, dim=2, unbiased=self.unbiased)
         else:
             mean, var = (t.to(x.device) for t in self.frozen)
         normed = (groups - mean[..., None]) * torch.rsqrt(var[..., None] + self.eps)
@@ -138,9 +141,41 @@ class GlobalNorm(nn.Module):
         count, total, squares = self._sums.unbind(-1)
         mean = total / count
         var = (squares / count - mean * mean).clamp_min(0.0)
+        if self.unbiased:
+            var = var * count / (count - 1).clamp_min(1)
         self._sums = None
         return mean.float(), var.float()
 
 
 def global_norms(model: nn.Module) -> list[GlobalNorm]:
     return [m for m in model.modules() if isinstance(m, GlobalNorm)]
+
+
+def _resize_axis(x: torch.Tensor, axis: int, scale: int, start: int, full_in: int, wrap: bool) -> torch.Tensor:
+    """Linear resampling along one axis by an integer factor, positions in global coordinates."""
+    size_in = x.shape[axis]
+    out_index = torch.arange(size_in * scale, device=x.device, dtype=torch.float64) + start * scale
+    full_out = full_in * scale
+    if wrap:  # half-pixel centres: the same mapping everywhere, so it tiles
+        source = (out_index + 0.5) / scale - 0.5
+    else:  # align_corners=True over the whole image
+        source = out_index * (full_in - 1) / max(full_out - 1, 1)
+    local = source - start
+    low = local.floor().clamp(0, size_in - 1)
+    frac = (local - low).clamp(0, 1).to(x.dtype)
+    low_i = low.long()
+    high_i = (low_i + 1).clamp(max=size_in - 1)
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    frac = frac.view(shape)
+    return x.index_select(axis, low_i) * (1 - frac) + x.index_select(axis, high_i) * frac
+
+
+def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bilinear upsampling by ``scale`` equal to ``F.interpolate(..., align_corners=True)``
+    applied to the WHOLE image, evaluated on this tile only (exact when tiled)."""
+    ctx = current_tile(x)
+    h, w = x.shape[-2:]
+    sy, sx = ctx.tile_h // h, ctx.tile_w // w
+    x = _resize_axis(x, x.dim() - 2, scale, ctx.origin_y // sy, ctx.full_h // sy, ctx.wrap)
+    return _resize_axis(x, x.dim() - 1, scale, ctx.origin_x // sx, ctx.full_w // sx, ctx.wrap)

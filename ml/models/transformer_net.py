@@ -1,0 +1,65 @@
+"""fast-neural-style TransformerNet (Johnson et al. 2016 with instance norm).
+
+Input and output in 0..255; InstanceNorm with affine parameters, as GlobalNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..styles.base import StyleNet
+from ..tiling import GlobalNorm
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv2d(self.pad(x))
+
+
+def _norm(channels: int) -> GlobalNorm:
+    return GlobalNorm(channels, channels, affine=True)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(channels, channels, 3), _norm(channels)
+        self.conv2, self.in2 = ConvLayer(channels, channels, 3), _norm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+
+
+class TransformerNet(StyleNet):
+    align = 4
+    halo = 64  # receptive field radius is about 57 input pixels
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(3, 32, 9), _norm(32)
+        self.conv2, self.in2 = ConvLayer(32, 64, 3, stride=2), _norm(64)
+        self.conv3, self.in3 = ConvLayer(64, 128, 3, stride=2), _norm(128)
+        self.res1, self.res2, self.res3 = ResidualBlock(128), ResidualBlock(128), ResidualBlock(128)
+        self.res4, self.res5 = ResidualBlock(128), ResidualBlock(128)
+        self.deconv1, self.in4 = ConvLayer(128, 64, 3, upsample=True), _norm(64)
+        self.deconv2, self.in5 = ConvLayer(64, 32, 3, upsample=True), _norm(32)
+        self.deconv3 = ConvLayer(32, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.in1(self.conv1(x * 255)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y).clamp(0, 255) / 255
