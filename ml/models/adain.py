@@ -28,7 +28,7 @@ def vgg_normalised() -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
     layers += _conv(3, 64) + _conv(64, 64) + [pool()]
     layers += _conv(64, 128) + _conv(128, 128) + [pool()]
-    layers += _conv(128, 256) + _conv(256, 256) + _conv(256, 256) + [pool()]
+    layers += _conv(128, 256) + _conv(256, 256) + _conv(256, 256) + _conv(256, 256) + [pool()]
     layers += _conv(256, 512) + _conv(512, 512) + _conv(512, 512) + _conv(512, 512) + [pool()]
     layers += _conv(512, 512) + _conv(512, 512) + _conv(512, 512) + _conv(512, 512)
     return nn.Sequential(*layers)
