@@ -28,3 +28,11 @@ class WorkerFailed(RestyleError):
 
 class DeviceUnavailable(RestyleError):
     pass
+
+
+class UnsafeModelFile(RestyleError):
+    """A model file whose unpickling would run code or build arbitrary objects."""
+
+
+class UnsupportedModel(RestyleError):
+    """A file that matches none of the supported architectures."""

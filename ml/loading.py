@@ -1,0 +1,150 @@
+"""Model files to networks, safely.
+
+Files are read with ``torch.load(weights_only=True)`` (a pickle that would run code or
+build anything but tensors is refused without running) or as safetensors. State dicts
+are canonicalised (wrapping dicts, ``module.`` prefixes, legacy norm buffers), then
+matched against a registry of architecture specs by key names and tensor shapes, never
+by file name. Each spec derives its hyperparameters from the shapes.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UnsafeModelFile, UnsupportedModel
+from .models.adain import AdaIN
+from .models.animegan2 import AnimeGAN2
+from .models.cyclegan import CycleGANGenerator
+from .models.transformer_net import TransformerNet
+from .styles.base import StyleNet
+
+StateDict = dict[str, torch.Tensor]
+WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "generator", "netG", "G")
+LEGACY_BUFFER = re.compile(r"(^|\.)(running_mean|running_var|num_batches_tracked)$")
+
+
+def read_state_dict(path: Path) -> StateDict:
+    """Tensors of a .pth/.pt/.ckpt or .safetensors file; raises UnsafeModelFile."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError as exc:
+            raise UnsupportedModel("reading .safetensors files needs the safetensors package") from exc
+        return dict(load_file(str(path)))
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler refused something
+        raise UnsafeModelFile(
+            f"Refused {path.name}: it contains objects other than tensors, and loading it could run "
+            "code. Only plain weight files are accepted"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes can fail in any way; none of it ran code
+        raise UnsupportedModel(f"{path.name} is not a readable PyTorch model file ({type(exc).__name__})") from exc
+    return canonical(data, path.name)
+
+
+def canonical(data: object, name: str = "file") -> StateDict:
+    """Unwrap, strip ``module.`` prefixes and drop legacy normalisation buffers."""
+    for _ in range(3):  # wrappers can nest: {"state_dict": {"model": {...}}}
+        if isinstance(data, dict) and not _all_tensors(data):
+            inner = next((data[k] for k in WRAPPER_KEYS if k in data and isinstance(data[k], dict)), None)
+            if inner is None:
+                break
+            data = inner
+    if not isinstance(data, dict) or not data or not _all_tensors(data):
+        raise UnsupportedModel(f"{name} does not hold a state dict of tensors")
+    state: StateDict = {}
+    for key, value in data.items():
+        key = key[len("module."):] if key.startswith("module.") else key
+        if not LEGACY_BUFFER.search(key):
+            state[key] = value
+    return state
+
+
+def _all_tensors(data: dict) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items())
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    id: str
+    name: str
+    required: tuple[tuple[str, tuple[int, ...] | None], ...]  # key, expected shape (None: any)
+    build: Callable[[StateDict], StyleNet | torch.nn.Module]
+
+    def mismatch(self, state: StateDict) -> str | None:
+        """Why the state dict is not this architecture, or None when it is."""
+        for key, shape in self.required:
+            if key not in state:
+                return f"no '{key}'"
+            if shape is not None and tuple(state[key].shape) != shape:
+                return f"'{key}' has shape {tuple(state[key].shape)}, expected {shape}"
+        return None
+
+
+def _cyclegan(state: StateDict) -> CycleGANGenerator:
+    blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
+    return CycleGANGenerator(blocks)
+
+
+ARCHITECTURES: tuple[ArchSpec, ...] = (
+    ArchSpec("animegan2", "AnimeGANv2", (("block_a.0.1.weight", (32, 3, 7, 7)), ("out_layer.0.weight", (3, 32, 1, 1))),
+             lambda s: AnimeGAN2()),
+    ArchSpec("cyclegan", "CycleGAN ResNet generator",
+             (("model.1.weight", (64, 3, 7, 7)), ("model.10.conv_block.1.weight", None)), _cyclegan),
+    ArchSpec("transformer_net", "fast-neural-style TransformerNet",
+             (("conv1.conv2d.weight", (32, 3, 9, 9)), ("deconv3.conv2d.weight", (3, 32, 9, 9))),
+             lambda s: TransformerNet()),
+    ArchSpec("adain_decoder", "AdaIN decoder", (("1.weight", (256, 512, 3, 3)), ("28.weight", (3, 64, 3, 3))),
+             lambda s: AdaIN().decoder),
+    ArchSpec("adain_vgg", "AdaIN normalised VGG-19", (("0.weight", (3, 3, 1, 1)), ("29.weight", (512, 256, 3, 3))),
+             lambda s: AdaIN().vgg),
+)
+
+
+def detect(state: StateDict, name: str = "file") -> ArchSpec:
+    reasons = []
+    for spec in ARCHITECTURES:
+        why = spec.mismatch(state)
+        if why is None:
+            return spec
+        reasons.append(f"{spec.name} ({why})")
+    raise UnsupportedModel(f"{name} is not a supported style model. Tried: " + "; ".join(reasons))
+
+
+def build(state: StateDict, name: str = "file") -> tuple[ArchSpec, torch.nn.Module]:
+    """The network for a state dict, with its weights loaded (strictly)."""
+    spec = detect(state, name)
+    model = spec.build(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise UnsupportedModel(f"{name} looks like {spec.name} but its weights do not fit: {first[0].strip()}") from exc
+    return spec, model.eval()
+
+
+def load_style_network(paths: dict[str, Path]) -> tuple[str, StyleNet]:
+    """A ready style network from its file(s): one file, or AdaIN's decoder + vgg pair."""
+    specs = {}
+    for role, path in paths.items():
+        specs[role] = build(read_state_dict(path), Path(path).name)
+    kinds = {spec.id: model for spec, model in specs.values()}
+    if set(kinds) == {"adain_decoder", "adain_vgg"}:
+        net = AdaIN()
+        net.decoder.load_state_dict(kinds["adain_decoder"].state_dict())
+        net.vgg.load_state_dict(kinds["adain_vgg"].state_dict())
+        return "adain", net.eval()
+    if len(kinds) == 1:
+        spec_id, model = next(iter(kinds.items()))
+        if isinstance(model, StyleNet):
+            return spec_id, model
+        raise UnsupportedModel(f"{spec_id} is one half of AdaIN: it needs both the decoder and the VGG file")
+    raise UnsupportedModel(f"these files do not make one model: {', '.join(sorted(kinds))}")
