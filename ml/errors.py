@@ -36,3 +36,35 @@ class UnsafeModelFile(RestyleError):
 
 class UnsupportedModel(RestyleError):
     """A file that matches none of the supported architectures."""
+
+
+class DownloadError(RestyleError):
+    """A model download that did not complete; the message says what to do next."""
+
+
+class OnlineAccessDisabled(DownloadError):
+    pass
+
+
+class ModelNotFound(DownloadError):
+    pass
+
+
+class NetworkUnavailable(DownloadError):
+    pass
+
+
+class ChecksumMismatch(DownloadError):
+    pass
+
+
+class TruncatedDownload(DownloadError):
+    pass
+
+
+class DiskFull(DownloadError):
+    pass
+
+
+class DownloadCancelled(DownloadError):
+    pass
