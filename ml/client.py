@@ -161,20 +161,51 @@ class WorkerClient:
             if event.get("event") in (_EOF, "timeout"):
                 raise WorkerDied(self._death_message("during a ping"))
 
+    def inspect(self, path: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Ask the worker which architecture a model file holds (raises WorkerFailed if none)."""
+        if self.busy:
+            raise WorkerFailed("A restyle job is running: try again when it has finished")
+        self.start()
+        request = f"inspect-{next(self._job_ids)}"
+        self._send(op="inspect", path=path, request=request)
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._next_event(max(0.1, deadline - time.monotonic()))
+            kind = event.get("event")
+            if kind == "inspected" and event.get("request") == request:
+                if event.get("error"):
+                    raise WorkerFailed(str(event["error"]))
+                return event
+            if kind in (_EOF, "timeout"):
+                raise WorkerDied(self._death_message("while reading a model file"))
+
     # -- jobs ---------------------------------------------------------------------------
-    def submit(self, style: str, options: dict[str, Any], images: Sequence[tuple[str, np.ndarray]]) -> Job:
+    def submit(
+        self,
+        style: str,
+        options: dict[str, Any],
+        images: Sequence[tuple[str, np.ndarray]],
+        files: dict[str, str] | None = None,
+        style_image: np.ndarray | None = None,
+        style_weight: float = 1.0,
+    ) -> Job:
+        """Start restyling ``images``; ``files`` are the model's weight files (none for built-ins)."""
         if self.busy:
             raise WorkerFailed("A restyle job is already running")
         self.start()
         folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
         items = []
+        extra: dict[str, Any] = {"files": files or {}, "style_weight": style_weight}
         try:
+            if style_image is not None:
+                extra["style_image"] = os.path.join(folder, "style.npy")
+                np.save(extra["style_image"], np.ascontiguousarray(style_image, dtype=np.float32), allow_pickle=False)
             for number, (item_id, array) in enumerate(images):
                 path = os.path.join(folder, f"in{number}.npy")
                 np.save(path, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
                 items.append({"id": item_id, "input": path, "output": os.path.join(folder, f"out{number}.npy")})
             job = Job(self, str(next(self._job_ids)), folder, items)
-            self._send(op="run", job=job.id, style=style, options=options, items=items, threads=self.threads)
+            self._send(op="run", job=job.id, style=style, options=options, items=items, threads=self.threads, **extra)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -134,6 +134,29 @@ def restyle(
     return out.reshape(source.shape).astype(np.float32)
 
 
+def restyle_with_retry(
+    model: StyleNet,
+    image: np.ndarray,
+    options: RestyleOptions = RestyleOptions(),
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+    report: RestyleReport | None = None,
+) -> np.ndarray:
+    """:func:`restyle`, retried with half the tile size when the GPU runs out of memory."""
+    while True:
+        try:
+            return restyle(model, image, options, progress, cancelled, report)
+        except torch.cuda.OutOfMemoryError:
+            if options.tile_size <= 128:
+                raise
+            torch.cuda.empty_cache()
+            smaller = max(128, options.tile_size // 2)
+            log.warning("out of GPU memory with %d px tiles: retrying with %d px", options.tile_size, smaller)
+            options = RestyleOptions(**{**options.__dict__, "tile_size": smaller})
+            if report is not None:
+                report.warning = f"The GPU ran out of memory: used {smaller} px tiles instead"
+
+
 class _TiledRun:
     def __init__(
         self,

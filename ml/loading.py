@@ -41,6 +41,8 @@ def read_state_dict(path: Path) -> StateDict:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # the weights-only unpickler refused something
+        if "GLOBAL" not in str(exc):  # not a reference to code: just bytes that are no model
+            raise UnsupportedModel(f"{path.name} is not a readable PyTorch model file") from exc
         raise UnsafeModelFile(
             f"Refused {path.name}: it contains objects other than tensors, and loading it could run "
             "code. Only plain weight files are accepted"

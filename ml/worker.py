@@ -13,6 +13,7 @@ import queue
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -20,8 +21,10 @@ import torch
 
 from . import protocol
 from .devices import available_devices
-from .engine import RestyleOptions, RestyleReport, restyle
+from .engine import RestyleOptions, RestyleReport, restyle_with_retry
 from .errors import JobCancelled, RestyleError
+from .loading import build, load_style_network, read_state_dict
+from .models.adain import AdaIN
 from .styles import build_style
 from .styles.base import StyleNet
 
@@ -36,7 +39,7 @@ class Worker:
         self.out_lock = threading.Lock()
         self.inbox: queue.Queue[protocol.Message] = queue.Queue()
         self.cancelled_jobs: set[str] = set()
-        self.models: dict[str, StyleNet] = {}
+        self.models: dict[tuple, StyleNet] = {}
 
     def send(self, **message: object) -> None:
         with self.out_lock:
@@ -65,22 +68,52 @@ class Worker:
                 self.send(event="pong", sent=message.get("sent"))
             elif op == "run":
                 self.run_job(message)
+            elif op == "inspect":
+                self.inspect(message)
             else:
                 self.send(event="error", job=message.get("job"), message=f"unknown request '{op}'")
 
-    def model(self, style_id: str) -> StyleNet:
-        if style_id not in self.models:
-            self.models[style_id] = build_style(style_id)
-        return self.models[style_id]
+    def model(self, style_id: str, files: dict[str, str]) -> StyleNet:
+        """A built-in style, or a network from model files (cached while the files are unchanged)."""
+        stamp = tuple(sorted((role, path, os.stat(path).st_mtime_ns) for role, path in files.items()))
+        key = (style_id, stamp)
+        if key not in self.models:
+            if files:
+                _, net = load_style_network({role: Path(path) for role, path in files.items()})
+            else:
+                net = build_style(style_id)
+            self.models = {k: v for k, v in self.models.items() if k[0] != style_id}  # one version per style
+            self.models[key] = net
+        return self.models[key]
+
+    def inspect(self, message: protocol.Message) -> None:
+        """Which architecture a file holds, without keeping it."""
+        try:
+            spec, net = build(read_state_dict(Path(message["path"])), Path(message["path"]).name)
+        except (RestyleError, OSError) as exc:
+            self.send(event="inspected", request=message.get("request"), error=str(exc))
+            return
+        params = sum(p.numel() for p in net.parameters())
+        self.send(event="inspected", request=message.get("request"), arch=spec.id, name=spec.name, params=params)
 
     def run_job(self, message: protocol.Message) -> None:
         job = str(message["job"])
         items = message["items"]
         try:
             options = RestyleOptions(**message.get("options", {})).validated()
-            model = self.model(str(message["style"]))
-        except (RestyleError, ValueError, TypeError) as exc:
+            model = self.model(str(message["style"]), dict(message.get("files", {})))
+            if isinstance(model, AdaIN):
+                style_path = message.get("style_image")
+                if not style_path:
+                    raise RestyleError("Pick a style image for the arbitrary style")
+                model.set_style(_style_tensor(np.load(style_path, allow_pickle=False)),
+                                float(message.get("style_weight", 1.0)))
+        except (RestyleError, ValueError, TypeError, OSError) as exc:
             self.send(event="error", job=job, message=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
+            log.exception("job setup failed")
+            self.send(event="error", job=job, message=f"{type(exc).__name__}: {exc}")
             return
         threads = int(message.get("threads", 0))
         if threads > 0:
@@ -104,7 +137,7 @@ class Worker:
             report = RestyleReport()
             try:
                 image = np.load(item["input"], allow_pickle=False)
-                result = restyle(model, image, options, progress, is_cancelled, report)
+                result = restyle_with_retry(model, image, options, progress, is_cancelled, report)
                 partial = item["output"] + ".partial.npy"
                 np.save(partial, result, allow_pickle=False)
                 os.replace(partial, item["output"])
@@ -124,6 +157,22 @@ class Worker:
                 device=report.device, dtype=report.dtype, warning=report.warning,
             )
         self.send(event="done", job=job)
+
+
+STYLE_IMAGE_MAX_SIDE = 512  # AdaIN's style statistics need no more; bigger only costs time
+
+
+def _style_tensor(style: np.ndarray) -> torch.Tensor:
+    """A style image of any channel layout as (1, 3, H, W) in [0, 1], at most 512 px."""
+    if style.ndim == 2:
+        style = style[..., None]
+    rgb = np.repeat(style[..., :1], 3, axis=2) if style.shape[2] <= 2 else style[..., :3]
+    tensor = torch.from_numpy(np.clip(np.ascontiguousarray(rgb, dtype=np.float32), 0, 1)).permute(2, 0, 1)[None]
+    longest = max(tensor.shape[-2:])
+    if longest > STYLE_IMAGE_MAX_SIDE:
+        scale = STYLE_IMAGE_MAX_SIDE / longest
+        tensor = torch.nn.functional.interpolate(tensor, scale_factor=scale, mode="area")
+    return tensor
 
 
 def main() -> int:

@@ -21,8 +21,12 @@ def seeded(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=generator)
-            is_norm_scale = p.dim() == 1 and name.endswith("weight")
-            p.copy_(1 + 0.1 * noise if is_norm_scale else 0.05 * noise)
+            if p.dim() > 1:  # fan-in scaling keeps activations in range through deep stacks
+                p.copy_(noise * (2.0 / p[0].numel()) ** 0.5)
+            elif name.endswith("weight"):  # norm scales
+                p.copy_(1 + 0.1 * noise)
+            else:
+                p.copy_(0.01 * noise)
     return model.eval()
 
 

@@ -86,3 +86,41 @@ def test_a_worker_that_cannot_start_is_reported(tmp_path):
     broken = WorkerClient(str(tmp_path), python="/bin/false")  # an interpreter that exits at once
     with pytest.raises(WorkerDied, match="while starting"):
         broken.start()
+
+
+def test_worker_runs_a_model_from_its_file_and_inspects_files(client, tmp_path):
+    from tests.ml import checkpoints
+
+    path = checkpoints.save(checkpoints.cyclegan_state(blocks=6), tmp_path / "g.pth")
+    info = client.inspect(str(path))
+    assert info["arch"] == "cyclegan" and info["params"] > 7_000_000
+    out = client.submit("custom:g", {"tile_size": 64}, [("a", photo_like(80, 72))], files={"model": str(path)}).wait()
+    assert out["a"].array.shape == (80, 72, 3)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(WorkerFailed, match="not a readable PyTorch model file"):
+        client.inspect(str(junk))
+
+
+@pytest.mark.parametrize("style_channels", [4, 1], ids=["rgba-style", "grey-style"])
+def test_adain_takes_rgba_and_grey_style_images(client, tmp_path, style_channels):
+    from tests.ml import checkpoints
+
+    parts = checkpoints.adain_states()
+    files = {role: str(checkpoints.save(state, tmp_path / f"{role}.pth")) for role, state in parts.items()}
+    style = photo_like(48, 40, seed=4)
+    style = np.concatenate([style, np.ones((48, 40, 1), np.float32)], 2) if style_channels == 4 else style[..., :1]
+    image = photo_like(64, 64)
+    strong = client.submit("adain", {}, [("a", image)], files=files, style_image=style, style_weight=1.0).wait()
+    none = client.submit("adain", {}, [("a", image)], files=files, style_image=style, style_weight=0.0).wait()
+    assert strong["a"].array.shape == (64, 64, 3)
+    assert np.abs(strong["a"].array - none["a"].array).mean() > 0.001  # the weight matters
+
+
+def test_adain_without_a_style_image_is_a_clear_error(client, tmp_path):
+    from tests.ml import checkpoints
+
+    parts = checkpoints.adain_states()
+    files = {role: str(checkpoints.save(state, tmp_path / f"{role}.pth")) for role, state in parts.items()}
+    with pytest.raises(WorkerFailed, match="Pick a style image"):
+        client.submit("adain", {}, [("a", photo_like(16, 16))], files=files).wait()
