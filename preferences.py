@@ -1,9 +1,14 @@
-"""Add-on preferences: how the inference worker runs."""
+"""Add-on preferences: where model files live, an internal mirror, and the worker."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import bpy
-from bpy.props import IntProperty
+from bpy.props import IntProperty, StringProperty
+
+from .ml.store import MIRROR_ENV, ModelStore
 
 ADDON_ID = __package__ or "neural_restyle"
 
@@ -11,6 +16,18 @@ ADDON_ID = __package__ or "neural_restyle"
 class RestylePreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
+    model_folder: StringProperty(  # type: ignore[valid-type]
+        name="Model Folder",
+        description="Where downloaded and added model files are kept (empty: the extension's user folder)",
+        subtype="DIR_PATH",
+        default="",
+    )
+    mirror_url: StringProperty(  # type: ignore[valid-type]
+        name="Mirror URL",
+        description=f"Download model files from this server instead of their upstream addresses "
+        f"(a studio's internal server; the {MIRROR_ENV} environment variable does the same)",
+        default="",
+    )
     worker_threads: IntProperty(  # type: ignore[valid-type]
         name="CPU Threads",
         description="Threads the inference worker may use on the CPU (0: all cores)",
@@ -22,12 +39,30 @@ class RestylePreferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
+        layout.prop(self, "model_folder")
+        layout.prop(self, "mirror_url")
         layout.prop(self, "worker_threads")
+        if not bpy.app.online_access:
+            layout.label(text="Online access is off: models can only be added from files", icon="INFO")
 
 
 def get(context: bpy.types.Context) -> RestylePreferences | None:
     addon = context.preferences.addons.get(ADDON_ID)
     return addon.preferences if addon is not None else None  # type: ignore[return-value]
+
+
+def model_root(context: bpy.types.Context, create: bool = True) -> Path:
+    prefs = get(context)
+    if prefs is not None and prefs.model_folder:
+        return Path(bpy.path.abspath(prefs.model_folder))
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path="models", create=create))
+
+
+def model_store(context: bpy.types.Context) -> ModelStore:
+    """The store, allowed online only when Blender's online access is on."""
+    prefs = get(context)
+    mirror = (prefs.mirror_url if prefs is not None else "") or os.environ.get(MIRROR_ENV)
+    return ModelStore(model_root(context), online=bpy.app.online_access, mirror=mirror or None)
 
 
 CLASSES: tuple[type, ...] = (RestylePreferences,)

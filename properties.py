@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import zlib
+from pathlib import Path
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty
 
-from .ml.catalog import BUILTIN_STYLES
+from . import preferences
+from .ml.catalog import ALL_STYLES, FAMILY_TITLES, StyleEntry
 from .ml.client import reported_devices
+from .ml.custom import INDEX, custom_styles
 from .ml.hardware import guess_devices
-
-STYLE_ITEMS = [(entry.id, entry.name, entry.description) for entry in BUILTIN_STYLES]
 
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "mps": "Apple MPS"}
 DEVICE_HELP = {
@@ -18,6 +21,46 @@ DEVICE_HELP = {
     "mps": "Run on an Apple Silicon GPU",
 }
 _device_items: list[tuple[str, str, str]] = []  # Blender keeps pointers into these strings
+_style_items: list[tuple[str, str, str, str, int]] = []
+_custom_cache: dict[str, object] = {"key": None, "entries": []}
+
+
+def _stable_number(entry: StyleEntry) -> int:
+    """Enum values are saved as numbers: keep each style's number fixed as the list grows."""
+    if entry.family == "custom":
+        return 100_000 + zlib.crc32(entry.id.encode()) % 1_000_000
+    return next(i for i, e in enumerate(ALL_STYLES) if e.id == entry.id)
+
+
+def installed_custom_styles(context: bpy.types.Context | None) -> list[StyleEntry]:
+    """The user's custom styles, re-read only when custom.json changes."""
+    if context is None:
+        return []
+    root = preferences.model_root(context, create=False)
+    index = Path(root) / INDEX
+    try:
+        key = (str(index), index.stat().st_mtime_ns)
+    except OSError:
+        return []
+    if _custom_cache["key"] != key:
+        _custom_cache["key"], _custom_cache["entries"] = key, custom_styles(root)
+    return list(_custom_cache["entries"])  # type: ignore[call-overload]
+
+
+def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str, str, int]]:
+    entries = list(ALL_STYLES) + installed_custom_styles(context)
+    items: list[tuple[str, str, str, str, int]] = []
+    family = None
+    for entry in entries:
+        if entry.family != family:
+            family = entry.family
+            heading = 900_000 + list(FAMILY_TITLES).index(family)
+            items.append(("", FAMILY_TITLES[family], "", "NONE", heading))  # a heading in the menu
+        label = f"{entry.name} (non-commercial)" if entry.non_commercial else entry.name
+        icon = {"builtin": "BRUSH_DATA", "gan": "IMPORT", "arbitrary": "IMAGE_DATA"}.get(entry.family, "FILE")
+        items.append((entry.id, label, entry.description, icon, _stable_number(entry)))
+    _style_items[:] = items
+    return _style_items
 
 
 def known_devices() -> dict[str, bool]:
@@ -36,7 +79,14 @@ def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
 
 
 class RestyleSettings(bpy.types.PropertyGroup):
-    style: EnumProperty(name="Style", description="How the textures are restyled", items=STYLE_ITEMS)  # type: ignore[valid-type]
+    style: EnumProperty(name="Style", description="How the textures are restyled", items=style_items)  # type: ignore[valid-type]
+    style_image: PointerProperty(  # type: ignore[valid-type]
+        name="Style Image", description="The image whose look the arbitrary style transfers", type=bpy.types.Image,
+    )
+    style_weight: FloatProperty(  # type: ignore[valid-type]
+        name="Style Weight", description="How strongly the style image's look replaces the texture's",
+        default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+    )
     strength: FloatProperty(  # type: ignore[valid-type]
         name="Strength", description="Blend between the original (0) and the fully restyled texture (1)",
         default=1.0, min=0.0, max=1.0, subtype="FACTOR",

@@ -142,6 +142,12 @@ ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
 )
 
 ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES
+FAMILY_TITLES = {
+    "builtin": "Built-in",
+    "gan": "Downloaded GAN styles",
+    "arbitrary": "Arbitrary (style image)",
+    "custom": "Custom",
+}
 _BY_ID = {entry.id: entry for entry in ALL_STYLES}
 
 

@@ -1,5 +1,12 @@
 """Thin operators: validate, hand off to bridge/ and the worker, report."""
 
+from .models import RESTYLE_OT_download_model, RESTYLE_OT_install_model_file, RESTYLE_OT_remove_model
 from .stylize import RESTYLE_OT_revert_materials, RESTYLE_OT_stylize_textures
 
-CLASSES: tuple[type, ...] = (RESTYLE_OT_stylize_textures, RESTYLE_OT_revert_materials)
+CLASSES: tuple[type, ...] = (
+    RESTYLE_OT_stylize_textures,
+    RESTYLE_OT_revert_materials,
+    RESTYLE_OT_download_model,
+    RESTYLE_OT_remove_model,
+    RESTYLE_OT_install_model_file,
+)

@@ -17,6 +17,7 @@ import bpy
 from .. import preferences
 from ..bridge import images, materials
 from ..ml.client import Job, shared_client
+from ..ml.custom import find_style
 from ..ml.errors import RestyleError
 from ..properties import RestyleSettings, settings_of
 
@@ -63,6 +64,25 @@ class StylizeRun:
     def __init__(self, context: bpy.types.Context) -> None:
         settings = settings_of(context)
         self.style = str(settings.style)
+        self.entry = find_style(self.style, preferences.model_root(context, create=False))
+        files: dict[str, str] = {}
+        if self.entry.files:
+            store = preferences.model_store(context)
+            if not store.is_installed(self.entry):
+                size = f" (about {self.entry.download_size / 1e6:.0f} MB)" if self.entry.download_size else ""
+                raise NothingToRestyle(
+                    f"'{self.entry.name}' is not downloaded yet: click Download{size} in the Restyle panel, "
+                    "or add the file with Add Custom Style from File"
+                )
+            files = {role: str(path) for role, path in store.paths(self.entry).items()}
+        style_image = None
+        if self.entry.family == "arbitrary":
+            if settings.style_image is None:
+                raise NothingToRestyle("Pick a style image for the arbitrary style")
+            try:
+                style_image = images.read_sources(settings.style_image)[0].pixels
+            except images.ImageReadError as exc:
+                raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
         self.pack = settings.output == "PACK"
         self.plan = materials.collect(context.selected_objects)
         self.outcome = Outcome(skipped=dict(self.plan.skipped))
@@ -78,7 +98,8 @@ class StylizeRun:
         prefs = preferences.get(context)
         client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
         self.job: Job = client.submit(
-            self.style, engine_options(settings), [(key, source.pixels) for key, source in self.sources.items()]
+            self.style, engine_options(settings), [(key, source.pixels) for key, source in self.sources.items()],
+            files=files, style_image=style_image, style_weight=float(settings.style_weight),
         )
 
     def _nothing_message(self) -> str:
