@@ -97,11 +97,12 @@ class RestyleSettings(bpy.types.PropertyGroup):
         items=[
             ("AUTO", "Auto", "Reduced precision (bf16/fp16) where the model's measured error allows it"),
             ("FULL", "Full", "Always compute in 32-bit floating point"),
+            ("REDUCED", "Reduced", "bf16/fp16 wherever the device supports it: fastest, small colour differences"),
         ],
     )
     tile_size: IntProperty(  # type: ignore[valid-type]
         name="Tile Size", description="Pixels per tile side: smaller tiles use less memory",
-        default=512, min=64, max=8192, step=64, subtype="PIXEL",
+        default=1024, min=64, max=8192, step=64, subtype="PIXEL",
     )
     seamless: EnumProperty(  # type: ignore[valid-type]
         name="Seamless",

@@ -44,11 +44,12 @@ def reduced_dtype(device: torch.device, precision: str, model_allows: bool) -> t
     """The autocast dtype to use, or None for full fp32.
 
     "auto" only lowers precision for models whose error against fp32 was measured
-    small enough (``model_allows``); "full" always keeps fp32.
+    small enough (``model_allows``); "full" always keeps fp32; "reduced" lowers it
+    wherever the device supports it.
     """
-    if precision not in ("auto", "full"):
-        raise ValueError(f"unknown precision '{precision}' (choose auto or full)")
-    if precision == "full" or not model_allows:
+    if precision not in ("auto", "full", "reduced"):
+        raise ValueError(f"unknown precision '{precision}' (choose auto, full or reduced)")
+    if precision == "full" or (precision == "auto" and not model_allows):
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -16,22 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import color
 from .devices import reduced_dtype, resolve_device
 from .errors import InvalidImageError, JobCancelled
 from .styles.base import StyleNet
-from .tiling import TileContext, active_tile, global_norms
+from .tiling import GlobalNorm, StopForward, TileContext, active_tile, global_norms, recording_norm_order
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-
-# Statistics are considered settled when no layer's mean or standard deviation moves by
-# more than this fraction of its standard deviation from one pass to the next.
-NORM_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -39,7 +34,7 @@ class RestyleOptions:
     strength: float = 1.0
     device: str = "auto"
     precision: str = "auto"
-    tile_size: int = 512
+    tile_size: int = 1024
     seamless: str = "auto"  # auto | on | off
     preserve_colors: bool = False
     feather: int = 8
@@ -121,6 +116,8 @@ def restyle(
     report.seamless, report.device, report.warning = wrap, str(device), warning
     report.dtype = str(dtype or torch.float32).replace("torch.", "")
     model = model.to(device).eval()
+    if model.channels_last and device.type in ("cpu", "cuda"):
+        model = model.to(memory_format=torch.channels_last)
     runner = _TiledRun(model, rgb, wrap, options, device, dtype, progress, cancelled)
     styled = runner.run()
     report.tiles, report.passes = runner.tile_count, runner.passes
@@ -190,60 +187,58 @@ class _TiledRun:
 
     # -- public --------------------------------------------------------------------
     def run(self) -> np.ndarray:
-        norms = global_norms(self.model)
         # A lone tile without wrap-around sees exactly the whole image, so its norms can use
         # their own statistics; with wrap-around its halo repeats pixels and must not count.
+        norms = global_norms(self.model)
         if not norms or (self.tile_count == 1 and not self.wrap):
-            out = self._pass(0, 1)
             self.passes = 1
-            return out
-        estimate = self._estimate_stats(norms)
-        max_passes = len(norms) + 1  # after that many passes the statistics are exact
+            return self._pass(0, 1)
+        order = self._norm_order()
+        sweeps = len(order) + 1
         try:
-            for index in range(max_passes):
-                for norm, stats in zip(norms, estimate, strict=True):
-                    norm.frozen = stats
-                    norm.start_collecting()
-                out = self._pass(index, max_passes)
-                self.passes = index + 1
-                fresh = [norm.finish_collecting() for norm in norms]
-                change = max(_stats_change(old, new) for old, new in zip(estimate, fresh, strict=True))
-                log.debug("pass %d: largest statistics change %.2e", index + 1, change)
-                estimate = fresh
-                if change < NORM_TOLERANCE:
-                    break
+            # Norm k is measured over every tile with all earlier norms already exact, and
+            # the pass stops right after it; a final pass then produces the image.
+            for index, norm in enumerate(order):
+                norm.start_collecting()
+                norm.stop_after = True
+                self._pass(index, sweeps, partial=True)
+                norm.frozen = norm.finish_collecting()
+                norm.stop_after = False
+            self.passes = sweeps
+            return self._pass(len(order), sweeps)
         finally:
             for norm in norms:
-                norm.frozen, norm.collecting = None, False
-        return out
+                norm.frozen, norm.collecting, norm.stop_after = None, False, False
+
+    def _norm_order(self) -> list[GlobalNorm]:
+        """The order the forward pass calls its norms, from one small forward."""
+        side = max(8, self.model.align) * 8
+        probe = torch.zeros(1, 3, side, side, device=self.device)
+        ctx = TileContext(0, 0, side, side, (0, side, 0, side), side, side, self.wrap)
+        with torch.inference_mode(), active_tile(ctx), recording_norm_order() as order:
+            self.model(probe)
+        unique = list(dict.fromkeys(order))
+        if len(unique) != len(order):
+            raise RuntimeError("a normalisation layer is used twice in one forward pass; it cannot be tiled")
+        return unique
 
     # -- passes --------------------------------------------------------------------
-    def _estimate_stats(self, norms: list) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Starting statistics from the whole image at reduced size (one cheap forward)."""
-        align = max(1, self.model.align)
-        longest = max(self.hp, self.wp)
-        limit = max(align, (self.tiles[0][1] - self.tiles[0][0]))
-        scale = min(1.0, limit / longest)
-        small_h = max(align, _round_up(int(self.hp * scale), align))
-        small_w = max(align, _round_up(int(self.wp * scale), align))
-        x = torch.from_numpy(np.ascontiguousarray(self.canvas)).permute(2, 0, 1)[None]
-        small = F.interpolate(x, size=(small_h, small_w), mode="area").to(self.device)
-        ctx = TileContext(0, 0, small_h, small_w, (0, small_h, 0, small_w), small_h, small_w, self.wrap)
-        for norm in norms:
-            norm.frozen = None
-            norm.start_collecting()
-        with torch.inference_mode(), active_tile(ctx), self._autocast():
-            self.model(small)
-        return [norm.finish_collecting() for norm in norms]
-
-    def _pass(self, index: int, total_passes: int) -> np.ndarray:
-        out = np.zeros((self.hp, self.wp, 3), dtype=np.float32)
-        weight = np.zeros((self.hp, self.wp, 1), dtype=np.float32)
+    def _pass(self, index: int, total_passes: int, partial: bool = False) -> np.ndarray:
+        """One sweep over the tiles; a partial sweep only measures statistics."""
+        shape = (1, 1) if partial else (self.hp, self.wp)
+        out = np.zeros((*shape, 3), dtype=np.float32)
+        weight = np.ones((*shape, 1), dtype=np.float32) if partial else np.zeros((*shape, 1), dtype=np.float32)
         for number, core in enumerate(self.tiles):
             if self.cancelled is not None and self.cancelled():
                 raise JobCancelled()
-            tile_out, region = self._run_tile(core)
-            self._accumulate(out, weight, tile_out, region, core)
+            if partial:
+                try:
+                    self._run_tile(core)
+                except StopForward:
+                    pass
+            else:
+                tile_out, region = self._run_tile(core)
+                self._accumulate(out, weight, tile_out, region, core)
             if self.progress is not None:
                 done = (index * self.tile_count + number + 1) / (total_passes * self.tile_count)
                 self.progress(done, f"tile {number + 1}/{self.tile_count}, pass {index + 1}")
@@ -267,6 +262,8 @@ class _TiledRun:
             core=(y0 - iy0, y1 - iy0, x0 - ix0, x1 - ix0), tile_h=iy1 - iy0, tile_w=ix1 - ix0, wrap=self.wrap,
         )
         x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(self.device)
+        if self.model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), active_tile(ctx), self._autocast():
             y = self.model(x)
         if y.shape != x.shape:
@@ -322,11 +319,3 @@ def _wrapped_segments(start: int, length: int, size: int) -> list[tuple[int, int
         runs.append((dest, offset, run))
         offset += run
     return runs
-
-
-def _stats_change(old: tuple[torch.Tensor, torch.Tensor], new: tuple[torch.Tensor, torch.Tensor]) -> float:
-    (mean_a, var_a), (mean_b, var_b) = old, new
-    std_a, std_b = var_a.sqrt(), var_b.sqrt()
-    scale = std_a.clamp_min(1e-6)
-    change = ((mean_b - mean_a).abs() + (std_b - std_a).abs()) / scale
-    return float(change.max())

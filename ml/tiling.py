@@ -34,6 +34,22 @@ class TileContext:
 
 
 _ACTIVE: contextvars.ContextVar[TileContext | None] = contextvars.ContextVar("restyle_tile", default=None)
+_CALL_ORDER: contextvars.ContextVar[list | None] = contextvars.ContextVar("restyle_norm_order", default=None)
+
+
+class StopForward(Exception):
+    """Raised by a GlobalNorm told to stop: the rest of the network need not run."""
+
+
+@contextlib.contextmanager
+def recording_norm_order() -> Iterator[list]:
+    """Collect the GlobalNorm layers in the order a forward pass calls them."""
+    order: list = []
+    token = _CALL_ORDER.set(order)
+    try:
+        yield order
+    finally:
+        _CALL_ORDER.reset(token)
 
 
 @contextlib.contextmanager
@@ -97,13 +113,19 @@ class GlobalNorm(nn.Module):
         # Engine-controlled state (not part of the state dict).
         self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
         self.collecting = False
+        self.stop_after = False  # end the forward pass once this layer has been measured
         self._sums: torch.Tensor | None = None  # (N, G, 3): count, sum, sum of squares (float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        groups = x.float().reshape(n, self.num_groups, -1)
+        order = _CALL_ORDER.get()
+        if order is not None:
+            order.append(self)
         if self.collecting:
             self._accumulate(x)
+            if self.stop_after:
+                raise StopForward()
+        groups = x.float().reshape(n, self.num_groups, -1)
         if self.frozen is None:
             var, mean = torch.var_mean(groups, dim=2, unbiased=self.unbiased)
         else:

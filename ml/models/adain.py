@@ -45,6 +45,7 @@ def decoder() -> nn.Sequential:
 
 class AdaIN(StyleNet):
     align = 8
+    channels_last = True
     halo = 104  # encoder and decoder receptive fields (three 2x pools deep)
 
     def __init__(self) -> None:

@@ -49,6 +49,7 @@ class InvertedResBlock(nn.Module):
 
 class AnimeGAN2(StyleNet):
     align = 4
+    channels_last = True
     halo = 64  # receptive field radius is about 56 input pixels
     reduced_precision_ok = False  # set from the measured bf16 error (tools/bench)
 

@@ -31,6 +31,7 @@ class ResnetBlock(nn.Module):
 
 class CycleGANGenerator(StyleNet):
     align = 4
+    channels_last = True
 
     def __init__(self, blocks: int = 9) -> None:
         super().__init__()

@@ -42,6 +42,7 @@ class ResidualBlock(nn.Module):
 
 class TransformerNet(StyleNet):
     align = 4
+    channels_last = True
     halo = 64  # receptive field radius is about 57 input pixels
 
     def __init__(self) -> None:

@@ -1,0 +1,109 @@
+"""Published style generators on this machine: naive baseline vs the engine, fp32 and bf16.
+
+    .venv/bin/python tools/bench/bench_models.py [--size 1024] [--device cpu]
+
+Per architecture (seeded random weights of the published layout): megapixels/s of a naive
+eager fp32 whole-image forward, of the engine in fp32 and in bf16, the engine/baseline
+ratio, the bf16 error against fp32 after 8-bit quantisation, and the fraction of this
+machine's measured matmul FLOP/s each run reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from ml.engine import RestyleOptions, restyle  # noqa: E402
+from ml.models.adain import AdaIN  # noqa: E402
+from ml.models.animegan2 import AnimeGAN2  # noqa: E402
+from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.models.transformer_net import TransformerNet  # noqa: E402
+from tests.ml.checkpoints import seeded  # noqa: E402
+from tests.ml.synthetic import photo_like  # noqa: E402
+
+
+def matmul_flops(dtype: torch.dtype, device: str, n: int = 2048, repeat: int = 5) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best
+
+
+def flops_per_megapixel(model: torch.nn.Module, side: int = 256) -> float:
+    x = torch.rand(1, 3, side, side)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / (side * side / 1e6)
+
+
+def models() -> dict[str, torch.nn.Module]:
+    adain = seeded(AdaIN())
+    adain.set_style(torch.from_numpy(photo_like(256, 256, seed=3)).permute(2, 0, 1)[None])
+    return {
+        "AnimeGANv2": seeded(AnimeGAN2()),
+        "CycleGAN-9": seeded(CycleGANGenerator(9)),
+        "TransformerNet": seeded(TransformerNet()),
+        "AdaIN": adain,
+    }
+
+
+def timed(fn) -> tuple[float, object]:
+    fn()  # warm-up (first-call allocations, oneDNN primitive creation)
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tile", type=int, default=512)
+    args = parser.parse_args()
+    device = args.device
+    fp32_peak = matmul_flops(torch.float32, device)
+    bf16_peak = matmul_flops(torch.bfloat16, device)
+    image = photo_like(args.size, args.size, seed=0)
+    mp = args.size * args.size / 1e6
+    print(f"{device}, {torch.get_num_threads()} threads, {args.size}x{args.size} ({mp:.2f} MP), tile {args.tile}; "
+          f"measured matmul: fp32 {fp32_peak / 1e9:.0f} GFLOP/s, bf16 {bf16_peak / 1e9:.0f} GFLOP/s")
+    header = (f"{'model':<15} {'GFLOP/MP':>8} {'naive MP/s':>10} {'fp32 MP/s':>9} {'bf16 MP/s':>9} {'fp32/naive':>10} "
+              f"{'fp32 %peak':>10} {'bf16 %peak':>10} {'bf16 err mean/max (8-bit)':>26}")
+    print(header)
+    for name, model in models().items():
+        per_mp = flops_per_megapixel(model)
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
+        model = model.to(device)
+        with torch.inference_mode():
+            naive_s, _ = timed(lambda: model(x))
+        fp32_s, fp32 = timed(lambda: restyle(model, image, RestyleOptions(device=device, precision="full",
+                                                                          tile_size=args.tile, seamless="off")))
+        bf16_s, bf16 = timed(lambda: restyle(model, image, RestyleOptions(device=device, precision="bf16",
+                                                                          tile_size=args.tile, seamless="off")))
+        error = np.abs(np.round(np.asarray(bf16) * 255) - np.round(np.asarray(fp32) * 255))
+        flops = per_mp * mp
+        print(f"{name:<15} {per_mp / 1e9:8.1f} {mp / naive_s:10.3f} {mp / fp32_s:9.3f} {mp / bf16_s:9.3f} "
+              f"{naive_s / fp32_s:10.2f} {flops / fp32_s / fp32_peak:10.1%} {flops / bf16_s / bf16_peak:10.1%} "
+              f"{error.mean():12.2f} / {error.max():3.0f}")
+
+
+if __name__ == "__main__":
+    main()
