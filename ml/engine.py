@@ -117,7 +117,7 @@ def restyle(
     report.dtype = str(dtype or torch.float32).replace("torch.", "")
     model = model.to(device).eval()
     if model.channels_last and device.type in ("cpu", "cuda"):
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time
     runner = _TiledRun(model, rgb, wrap, options, device, dtype, progress, cancelled)
     styled = runner.run()
     report.tiles, report.passes = runner.tile_count, runner.passes
@@ -201,7 +201,7 @@ class _TiledRun:
             for index, norm in enumerate(order):
                 norm.start_collecting()
                 norm.stop_after = True
-                self._pass(index, sweeps, partial=True)
+                self._measure(index, sweeps)
                 norm.frozen = norm.finish_collecting()
                 norm.stop_after = False
             self.passes = sweeps
@@ -223,26 +223,35 @@ class _TiledRun:
         return unique
 
     # -- passes --------------------------------------------------------------------
-    def _pass(self, index: int, total_passes: int, partial: bool = False) -> np.ndarray:
-        """One sweep over the tiles; a partial sweep only measures statistics."""
-        shape = (1, 1) if partial else (self.hp, self.wp)
-        out = np.zeros((*shape, 3), dtype=np.float32)
-        weight = np.ones((*shape, 1), dtype=np.float32) if partial else np.zeros((*shape, 1), dtype=np.float32)
+    def _measure(self, index: int, total_passes: int) -> None:
+        """A sweep that only runs each tile up to the norm being measured."""
         for number, core in enumerate(self.tiles):
-            if self.cancelled is not None and self.cancelled():
-                raise JobCancelled()
-            if partial:
-                try:
-                    self._run_tile(core)
-                except StopForward:
-                    pass
-            else:
-                tile_out, region = self._run_tile(core)
-                self._accumulate(out, weight, tile_out, region, core)
-            if self.progress is not None:
-                done = (index * self.tile_count + number + 1) / (total_passes * self.tile_count)
-                self.progress(done, f"tile {number + 1}/{self.tile_count}, pass {index + 1}")
+            self._check_cancel()
+            try:
+                self._run_tile(core)
+            except StopForward:
+                pass
+            self._report(index, total_passes, number)
+
+    def _pass(self, index: int, total_passes: int) -> np.ndarray:
+        """A full sweep producing the image."""
+        out = np.zeros((self.hp, self.wp, 3), dtype=np.float32)
+        weight = np.zeros((self.hp, self.wp, 1), dtype=np.float32)
+        for number, core in enumerate(self.tiles):
+            self._check_cancel()
+            tile_out, region = self._run_tile(core)
+            self._accumulate(out, weight, tile_out, region, core)
+            self._report(index, total_passes, number)
         return (out / weight)[: self.h, : self.w]
+
+    def _check_cancel(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise JobCancelled()
+
+    def _report(self, index: int, total_passes: int, number: int) -> None:
+        if self.progress is not None:
+            done = (index * self.tile_count + number + 1) / (total_passes * self.tile_count)
+            self.progress(done, f"tile {number + 1}/{self.tile_count}, pass {index + 1}/{total_passes}")
 
     def _input_window(self, start: int, stop: int, size: int) -> tuple[int, int]:
         if self.wrap:

@@ -89,21 +89,32 @@ def main() -> None:
               f"{'fp32 %peak':>10} {'bf16 %peak':>10} {'bf16 err mean/max (8-bit)':>26}")
     print(header)
     for name, model in models().items():
-        per_mp = flops_per_megapixel(model)
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
-        model = model.to(device)
-        with torch.inference_mode():
-            naive_s, _ = timed(lambda: model(x))
-        fp32_s, fp32 = timed(lambda: restyle(model, image, RestyleOptions(device=device, precision="full",
-                                                                          tile_size=args.tile, seamless="off")))
-        bf16_s, bf16 = timed(lambda: restyle(model, image, RestyleOptions(device=device, precision="bf16",
-                                                                          tile_size=args.tile, seamless="off")))
-        error = np.abs(np.round(np.asarray(bf16) * 255) - np.round(np.asarray(fp32) * 255))
-        flops = per_mp * mp
-        print(f"{name:<15} {per_mp / 1e9:8.1f} {mp / naive_s:10.3f} {mp / fp32_s:9.3f} {mp / bf16_s:9.3f} "
-              f"{naive_s / fp32_s:10.2f} {flops / fp32_s / fp32_peak:10.1%} {flops / bf16_s / bf16_peak:10.1%} "
-              f"{error.mean():12.2f} / {error.max():3.0f}")
+        print(measure(name, model.to(device), image, device, args.tile, fp32_peak, bf16_peak))
 
+
+def measure(name: str, model: torch.nn.Module, image: np.ndarray, device: str, tile: int,
+            fp32_peak: float, bf16_peak: float) -> str:
+    per_mp = flops_per_megapixel(model.cpu()) if device != "cpu" else flops_per_megapixel(model)
+    model = model.to(device)
+    mp = image.shape[0] * image.shape[1] / 1e6
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
+
+    def naive() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    def engine(precision: str) -> np.ndarray:
+        return restyle(model, image, RestyleOptions(device=device, precision=precision, tile_size=tile,
+                                                    seamless="off"))
+
+    naive_s, _ = timed(naive)
+    fp32_s, fp32 = timed(lambda: engine("full"))
+    bf16_s, bf16 = timed(lambda: engine("reduced"))
+    error = np.abs(np.round(np.asarray(bf16) * 255) - np.round(np.asarray(fp32) * 255))
+    flops = per_mp * mp
+    return (f"{name:<15} {per_mp / 1e9:8.1f} {mp / naive_s:10.3f} {mp / fp32_s:9.3f} {mp / bf16_s:9.3f} "
+            f"{naive_s / fp32_s:10.2f} {flops / fp32_s / fp32_peak:10.1%} {flops / bf16_s / bf16_peak:10.1%} "
+            f"{error.mean():12.2f} / {error.max():3.0f}")
 
 if __name__ == "__main__":
     main()
