@@ -140,9 +140,11 @@ def restyle_with_retry(
     report: RestyleReport | None = None,
 ) -> np.ndarray:
     """:func:`restyle`, retried with half the tile size when the GPU runs out of memory."""
+    report = report if report is not None else RestyleReport()
+    first_size = options.tile_size
     while True:
         try:
-            return restyle(model, image, options, progress, cancelled, report)
+            result = restyle(model, image, options, progress, cancelled, report)
         except torch.cuda.OutOfMemoryError:
             if options.tile_size <= 128:
                 raise
@@ -150,8 +152,10 @@ def restyle_with_retry(
             smaller = max(128, options.tile_size // 2)
             log.warning("out of GPU memory with %d px tiles: retrying with %d px", options.tile_size, smaller)
             options = RestyleOptions(**{**options.__dict__, "tile_size": smaller})
-            if report is not None:
-                report.warning = f"The GPU ran out of memory: used {smaller} px tiles instead"
+            continue
+        if options.tile_size != first_size:
+            report.warning = f"The GPU ran out of memory with {first_size} px tiles: used {options.tile_size} px tiles"
+        return result
 
 
 class _TiledRun:

@@ -37,7 +37,10 @@ def read_state_dict(path: Path) -> StateDict:
             from safetensors.torch import load_file
         except ImportError as exc:
             raise UnsupportedModel("reading .safetensors files needs the safetensors package") from exc
-        return dict(load_file(str(path)))
+        try:
+            return canonical(dict(load_file(str(path))), path.name)
+        except Exception as exc:  # noqa: BLE001 - untrusted bytes; safetensors raises its own error types
+            raise UnsupportedModel(f"{path.name} is not a readable safetensors file ({exc})") from exc
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # the weights-only unpickler refused something

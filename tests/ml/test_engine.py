@@ -175,3 +175,24 @@ def test_missing_device_falls_back_to_cpu_with_warning():
     report = RestyleReport()
     restyle(build_style("toon"), photo_like(16, 16), RestyleOptions(device="cuda"), report=report)
     assert report.device == "cpu" and "CUDA is not available" in (report.warning or "")
+
+
+def test_gpu_out_of_memory_retries_with_smaller_tiles():
+    import torch
+
+    from ml.engine import restyle_with_retry
+    from ml.styles.base import StyleNet
+
+    class NeedsSmallTiles(StyleNet):
+        """Behaves like a GPU that runs out of memory on tiles over 200 px."""
+
+        def forward(self, x):
+            if max(x.shape[-2:]) > 200:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return 1 - x
+
+    report = RestyleReport()
+    image = photo_like(300, 300)
+    out = restyle_with_retry(NeedsSmallTiles(), image, RestyleOptions(tile_size=512, seamless="off"), report=report)
+    assert np.allclose(out, 1 - image, atol=1e-6)
+    assert report.tiles == 9 and "used 128 px tiles" in report.warning  # 512 -> 256 -> 128

@@ -95,3 +95,15 @@ def test_garbage_is_not_a_model(tmp_path):
 
 def test_detect_is_by_shapes():
     assert detect(checkpoints.transformer_state(legacy=False)).id == "transformer_net"
+
+
+def test_safetensors_files_load_and_are_detected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "candy.safetensors"
+    save_file({k: v.contiguous() for k, v in checkpoints.transformer_state(legacy=False).items()}, str(path))
+    assert load_style_network({"model": path})[0] == "transformer_net"
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 16)
+    with pytest.raises(UnsupportedModel):
+        read_state_dict(broken)

@@ -9,6 +9,7 @@ import torch
 from ml.catalog import ModelFile, StyleEntry, get_style
 from ml.errors import (
     ChecksumMismatch,
+    DiskFull,
     DownloadCancelled,
     ModelNotFound,
     NetworkUnavailable,
@@ -149,3 +150,35 @@ def test_catalog_entries_have_what_the_ui_shows():
     assert paprika.non_commercial and "non-commercial" in paprika.license
     assert get_style("animegan2-face-paint-v2").files[0].sha256.startswith("06b88a20")
     assert [f.role for f in get_style("adain").files] == ["decoder", "vgg"]
+
+
+def test_disk_full_is_a_clear_error_and_leaves_no_partial_file(tmp_path, server, monkeypatch):
+    import errno
+
+    import ml.store
+
+    data = saved_bytes(checkpoints.transformer_state())
+    server.files["/model.pth"] = data
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, block):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def opener(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        return FullDisk(handle) if str(path).endswith(".part") and "b" in mode and "r" not in mode else handle
+
+    monkeypatch.setattr(ml.store, "open", opener, raising=False)
+    with pytest.raises(DiskFull, match="is full"):
+        store(tmp_path, server).download(entry_for(data))
+    assert not (tmp_path / "models" / "model.pth.part").exists()
