@@ -1,5 +1,6 @@
 """Thin operators: validate, hand off to bridge/ and the worker, report."""
 
+from .depth import RESTYLE_OT_mesh_from_depth_pass
 from .models import RESTYLE_OT_download_model, RESTYLE_OT_install_model_file, RESTYLE_OT_remove_model
 from .stylize import RESTYLE_OT_revert_materials, RESTYLE_OT_stylize_textures
 
@@ -9,4 +10,5 @@ CLASSES: tuple[type, ...] = (
     RESTYLE_OT_download_model,
     RESTYLE_OT_remove_model,
     RESTYLE_OT_install_model_file,
+    RESTYLE_OT_mesh_from_depth_pass,
 )

@@ -88,3 +88,6 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         row.operator("restyle.stylize_textures", icon="BRUSH_DATA")
         layout.operator("restyle.revert_materials", icon="LOOP_BACK")
         layout.operator("restyle.install_model_file", icon="FILEBROWSER")
+        layout.separator()
+        layout.label(text="Geometry from Depth")
+        layout.operator("restyle.mesh_from_depth_pass", icon="MOD_REMESH")

@@ -155,10 +155,13 @@ class Scratch(nn.Module):
     def __init__(self, config: DepthConfig) -> None:
         super().__init__()
         f = config.features
-        for index, channels in enumerate(config.out_channels, start=1):
-            setattr(self, f"layer{index}_rn", nn.Conv2d(channels, f, 3, padding=1, bias=False))
-        for index in range(1, 5):
-            setattr(self, f"refinenet{index}", FusionBlock(f))
+        c1, c2, c3, c4 = config.out_channels
+        self.layer1_rn = nn.Conv2d(c1, f, 3, padding=1, bias=False)
+        self.layer2_rn = nn.Conv2d(c2, f, 3, padding=1, bias=False)
+        self.layer3_rn = nn.Conv2d(c3, f, 3, padding=1, bias=False)
+        self.layer4_rn = nn.Conv2d(c4, f, 3, padding=1, bias=False)
+        self.refinenet1, self.refinenet2 = FusionBlock(f), FusionBlock(f)
+        self.refinenet3, self.refinenet4 = FusionBlock(f), FusionBlock(f)
         self.output_conv1 = nn.Conv2d(f, f // 2, 3, padding=1)
         self.output_conv2 = nn.Sequential(nn.Conv2d(f // 2, 32, 3, padding=1), nn.ReLU(True), nn.Conv2d(32, 1, 1),
                                           nn.ReLU(True))
@@ -183,7 +186,7 @@ class DPTHead(nn.Module):
             x = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, rows, cols)
             maps.append(self.resize_layers[index](self.projects[index](x)))
         s = self.scratch
-        l1, l2, l3, l4 = (getattr(s, f"layer{i}_rn")(m) for i, m in enumerate(maps, start=1))
+        l1, l2, l3, l4 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1]), s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
         path = s.refinenet4(l4, size=l3.shape[-2:])
         path = s.refinenet3(path, l3, size=l2.shape[-2:])
         path = s.refinenet2(path, l2, size=l1.shape[-2:])

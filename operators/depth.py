@@ -1,0 +1,70 @@
+"""Mesh from Render Depth Pass."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import bpy
+from bpy.props import FloatProperty, IntProperty, StringProperty
+
+from ..bridge import passes
+from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
+from ..ml.reconstruct import depth_to_mesh
+
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
+
+
+class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
+    """Render the active camera with its Depth pass (or read a multilayer EXR) and build the
+    visible surfaces as a mesh, textured with the render"""
+
+    bl_idname = "restyle.mesh_from_depth_pass"
+    bl_label = "Mesh from Render Depth Pass"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(  # type: ignore[valid-type]
+        name="Multilayer EXR", description="Use this render instead of rendering now (Combined and Depth passes)",
+        subtype="FILE_PATH", default="",
+    )
+    max_side: IntProperty(  # type: ignore[valid-type]
+        name="Resolution", description="Vertices along the longer side of the frame", default=512, min=2, max=8192,
+    )
+    cut_threshold: FloatProperty(  # type: ignore[valid-type]
+        name="Cut at Depth Jump", description="Relative depth difference at which faces are not bridged",
+        default=0.05, min=0.0, max=10.0, subtype="FACTOR",
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.scene is None or context.scene.camera is None:
+            cls.poll_message_set("The scene needs an active camera")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        scene = context.scene
+        assert scene is not None  # poll() checked it
+        try:
+            if self.filepath:
+                rendered = passes.read_multilayer_exr(bpy.path.abspath(self.filepath))
+            else:
+                rendered = passes.render_passes(scene)
+            h, w = rendered.depth.shape
+            camera = passes.camera_intrinsics(scene, w, h)
+        except (passes.PassError, OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, f"No mesh was made: {exc}")
+            return {"CANCELLED"}
+        valid = rendered.depth < scene.camera.data.clip_end
+        if not valid.any():
+            self.report({"ERROR"}, "No mesh was made: the render shows nothing but background")
+            return {"CANCELLED"}
+        grid = depth_to_mesh(rendered.depth, camera, self.max_side, self.cut_threshold, valid,
+                             planar_depth=True)
+        name = f"{scene.camera.name} Depth Mesh"
+        image = image_from_pixels(f"{name} Render", rendered.combined, is_float=True)
+        material = emission_material(name, image)
+        collection = bpy.data.collections.new(name)
+        scene.collection.children.link(collection)
+        add_reconstruction(name, grid, scene.camera.matrix_world.copy(), material, collection)
+        self.report({"INFO"}, f"Built {len(grid.vertices):,} vertices and {len(grid.faces):,} faces")
+        return {"FINISHED"}
