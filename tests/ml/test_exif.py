@@ -1,0 +1,54 @@
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.exif import orient, read_photo_info, stored_uv
+
+
+def jpeg_with_exif(path, orientation=6, focal=4.2, focal35=26, size=(40, 30)):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x8769] = {0x920A: focal, 0xA405: focal35}
+    Image.new("RGB", size, (200, 100, 50)).save(path, exif=exif.tobytes())
+    return path
+
+
+def test_reads_orientation_and_focal_lengths(tmp_path):
+    info = read_photo_info(jpeg_with_exif(tmp_path / "p.jpg"))
+    assert info.orientation == 6 and info.focal_mm == pytest.approx(4.2) and info.focal_35mm == 26
+
+
+def test_files_without_exif_get_defaults(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.jpg")
+    (tmp_path / "x.png").write_bytes(b"\x89PNG....")
+    assert read_photo_info(tmp_path / "plain.jpg").orientation == 1
+    assert read_photo_info(tmp_path / "x.png").focal_mm is None
+    assert read_photo_info(tmp_path / "missing.jpg").orientation == 1
+    truncated = tmp_path / "t.jpg"
+    truncated.write_bytes(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00II*\x00" + struct.pack("<I", 9999))
+    assert read_photo_info(truncated).orientation == 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow_and_uv_mapping_inverts_it(orientation):
+    stored = np.random.default_rng(orientation).random((5, 7, 3)).astype(np.float32)
+    pil = Image.fromarray((stored * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", exif=exif.tobytes())
+    from PIL import ImageOps
+
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue())))) / 255
+    displayed = orient(stored, orientation)
+    np.testing.assert_allclose(displayed, expected, atol=1 / 255 + 1e-6)
+    # Every displayed pixel centre's UV maps to the stored pixel holding the same colour.
+    h, w = displayed.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    su, sv = stored_uv(xs / w, 1 - ys / h, orientation)
+    sx = np.floor(su * stored.shape[1]).astype(int)
+    sy = np.floor((1 - sv) * stored.shape[0]).astype(int)
+    np.testing.assert_array_equal(stored[sy, sx], displayed)
