@@ -36,6 +36,7 @@ class StyleEntry:
     license: str = "GPL-3.0-or-later (part of Neural Restyle)"
     non_commercial: bool = False
     files: tuple[ModelFile, ...] = ()
+    max_depth: float | None = None  # depth models: metric output range in metres (None: relative)
 
     @property
     def needs_download(self) -> bool:
@@ -141,6 +142,33 @@ ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
     ),
 )
 
+HF = "https://huggingface.co/depth-anything/"
+APACHE = "Apache-2.0"
+DEPTH_MODELS: tuple[StyleEntry, ...] = (
+    StyleEntry(
+        "depth-anything-v2-small", "Depth Anything V2 Small", "Relative depth from one photo (24.8 M parameters)",
+        "depth", "", "", APACHE, False,
+        (ModelFile("model", "depth_anything_v2_vits.pth", HF + "Depth-Anything-V2-Small/resolve/main/"
+                   "depth_anything_v2_vits.pth", 99_218_434,
+                   "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", "upstream"),),
+    ),
+    StyleEntry(
+        "depth-anything-v2-metric-vkitti-small", "Depth Anything V2 Small (metric, outdoor)",
+        "Depth in metres up to 80 m, trained on driving scenes", "depth", "", "", APACHE, False,
+        (ModelFile("model", "depth_anything_v2_metric_vkitti_vits.pth", HF + "Depth-Anything-V2-Metric-VKITTI-Small/"
+                   "resolve/main/depth_anything_v2_metric_vkitti_vits.pth", 99_200_000,
+                   "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb", "upstream"),),
+        max_depth=80.0,
+    ),
+    StyleEntry(
+        "depth-anything-v2-base", "Depth Anything V2 Base", "Finer relative depth (97.5 M parameters)", "depth",
+        "", "", "CC-BY-NC-4.0 (non-commercial use only)", True,
+        (ModelFile("model", "depth_anything_v2_vitb.pth", HF + "Depth-Anything-V2-Base/resolve/main/"
+                   "depth_anything_v2_vitb.pth", 389_961_218,
+                   "0d2b7002e62d39d655571c371333340bd88f67ab95050c03591555aa05645328", "upstream"),),
+    ),
+)
+
 ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES
 FAMILY_TITLES = {
     "builtin": "Built-in",
@@ -148,7 +176,7 @@ FAMILY_TITLES = {
     "arbitrary": "Arbitrary (style image)",
     "custom": "Custom",
 }
-_BY_ID = {entry.id: entry for entry in ALL_STYLES}
+_BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}
 
 
 def style_ids() -> list[str]:

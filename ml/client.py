@@ -161,6 +161,12 @@ class WorkerClient:
             if event.get("event") in (_EOF, "timeout"):
                 raise WorkerDied(self._death_message("during a ping"))
 
+    def submit_depth(self, images: Sequence[tuple[str, np.ndarray]], model_file: str, max_depth: float | None = None,
+                     device: str = "auto") -> Job:
+        """Start estimating depth for ``images`` with a Depth Anything V2 checkpoint."""
+        return self._submit("depth", images, {"files": {"model": model_file}, "max_depth": max_depth,
+                                              "device": device})
+
     def inspect(self, path: str, timeout: float = 120.0) -> dict[str, Any]:
         """Ask the worker which architecture a model file holds (raises WorkerFailed if none)."""
         if self.busy:
@@ -190,12 +196,17 @@ class WorkerClient:
         style_weight: float = 1.0,
     ) -> Job:
         """Start restyling ``images``; ``files`` are the model's weight files (none for built-ins)."""
+        extra = {"style": style, "options": options, "files": files or {}, "style_weight": style_weight}
+        return self._submit("run", images, extra, style_image)
+
+    def _submit(self, op: str, images: Sequence[tuple[str, np.ndarray]], extra: dict[str, Any],
+                style_image: np.ndarray | None = None) -> Job:
+        """Write the arrays into a private job folder and send the request."""
         if self.busy:
             raise WorkerFailed("A restyle job is already running")
         self.start()
         folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
         items = []
-        extra: dict[str, Any] = {"files": files or {}, "style_weight": style_weight}
         try:
             if style_image is not None:
                 extra["style_image"] = os.path.join(folder, "style.npy")
@@ -205,7 +216,7 @@ class WorkerClient:
                 np.save(path, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
                 items.append({"id": item_id, "input": path, "output": os.path.join(folder, f"out{number}.npy")})
             job = Job(self, str(next(self._job_ids)), folder, items)
-            self._send(op="run", job=job.id, style=style, options=options, items=items, threads=self.threads, **extra)
+            self._send(op=op, job=job.id, items=items, threads=self.threads, **extra)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

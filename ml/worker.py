@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from . import protocol
-from .devices import available_devices
+from .depth import estimate_depth, load_depth_network
+from .devices import available_devices, resolve_device
 from .engine import RestyleOptions, RestyleReport, restyle_with_retry
 from .errors import JobCancelled, RestyleError
 from .loading import build, load_style_network, read_state_dict
@@ -70,6 +71,8 @@ class Worker:
                 self.run_job(message)
             elif op == "inspect":
                 self.inspect(message)
+            elif op == "depth":
+                self.run_depth(message)
             else:
                 self.send(event="error", job=message.get("job"), message=f"unknown request '{op}'")
 
@@ -85,6 +88,34 @@ class Worker:
             self.models = {k: v for k, v in self.models.items() if k[0] != style_id}  # one version per style
             self.models[key] = net
         return self.models[key]
+
+    def run_depth(self, message: protocol.Message) -> None:
+        """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
+        job = str(message["job"])
+        try:
+            path = Path(message["files"]["model"])
+            key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
+            if key not in self.models:
+                self.models[key] = load_depth_network(path, message.get("max_depth"))  # type: ignore[assignment]
+            net = self.models[key]
+            device, warning = resolve_device(str(message.get("device", "auto")))
+            for item in message["items"]:
+                if job in self.cancelled_jobs:
+                    self.send(event="cancelled", job=job)
+                    return
+                started = time.perf_counter()
+                depth = estimate_depth(net, np.load(item["input"], allow_pickle=False), device)  # type: ignore[arg-type]
+                np.save(item["output"], depth, allow_pickle=False)
+                self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
+                          device=str(device), warning=warning)
+        except (RestyleError, OSError, KeyError, ValueError) as exc:
+            self.send(event="error", job=job, message=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
+            log.exception("depth failed")
+            self.send(event="error", job=job, message=f"{type(exc).__name__}: {exc}")
+            return
+        self.send(event="done", job=job)
 
     def inspect(self, message: protocol.Message) -> None:
         """Which architecture a file holds, without keeping it."""

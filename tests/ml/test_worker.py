@@ -124,3 +124,26 @@ def test_adain_without_a_style_image_is_a_clear_error(client, tmp_path):
     files = {role: str(checkpoints.save(state, tmp_path / f"{role}.pth")) for role, state in parts.items()}
     with pytest.raises(WorkerFailed, match="Pick a style image"):
         client.submit("adain", {}, [("a", photo_like(16, 16))], files=files).wait()
+
+
+def test_worker_estimates_depth_with_a_published_layout_checkpoint(client, tmp_path):
+    import torch
+
+    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+    from tests.ml.checkpoints import seeded
+
+    path = tmp_path / "depth_anything_v2_vits.pth"
+    torch.save(seeded(DepthAnythingV2(CONFIGS["vits"])).state_dict(), path)
+    image = photo_like(45, 60)
+    out = client.submit_depth([("photo", image)], str(path)).wait()
+    depth = out["photo"].array
+    assert depth.shape == (45, 60) and np.isfinite(depth).all() and (depth >= 0).all()
+    metric = client.submit_depth([("photo", image)], str(path), max_depth=20.0).wait()["photo"].array
+    assert metric.max() <= 20.0
+
+
+def test_depth_network_input_follows_the_published_recipe():
+    from ml.depth import network_input_size
+
+    assert network_input_size(480, 640) == (518, 700)  # short side 518, multiples of 14
+    assert network_input_size(1000, 500) == (1036, 518)
