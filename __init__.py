@@ -23,10 +23,14 @@ def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.attach()
+    for menu, entry in operators.MENUS:
+        menu.append(entry)  # type: ignore[arg-type]  # menu functions take (self, context)
 
 
 def unregister() -> None:
     shutdown_shared_clients()
+    for menu, entry in operators.MENUS:
+        menu.remove(entry)  # type: ignore[arg-type]
     properties.detach()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -1,7 +1,10 @@
 """Thin operators: validate, hand off to bridge/ and the worker, report."""
 
+import bpy
+
 from .depth import RESTYLE_OT_mesh_from_depth_pass
 from .models import RESTYLE_OT_download_model, RESTYLE_OT_install_model_file, RESTYLE_OT_remove_model
+from .photo import RESTYLE_FH_photo_mesh, RESTYLE_OT_import_photo_mesh, menu_import
 from .stylize import RESTYLE_OT_revert_materials, RESTYLE_OT_stylize_textures
 
 CLASSES: tuple[type, ...] = (
@@ -11,4 +14,8 @@ CLASSES: tuple[type, ...] = (
     RESTYLE_OT_remove_model,
     RESTYLE_OT_install_model_file,
     RESTYLE_OT_mesh_from_depth_pass,
+    RESTYLE_OT_import_photo_mesh,
+    RESTYLE_FH_photo_mesh,
 )
+
+MENUS = ((bpy.types.TOPBAR_MT_file_import, menu_import),)

@@ -90,4 +90,5 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         layout.operator("restyle.install_model_file", icon="FILEBROWSER")
         layout.separator()
         layout.label(text="Geometry from Depth")
+        layout.operator("restyle.import_photo_mesh", icon="IMAGE_DATA")
         layout.operator("restyle.mesh_from_depth_pass", icon="MOD_REMESH")

@@ -1,0 +1,204 @@
+"""Import Photo as Reconstructed Mesh."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from mathutils import Euler, Matrix
+
+from .. import preferences
+from ..bridge import images
+from ..bridge.reconstruction import add_reconstruction, emission_material
+from ..ml.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.client import shared_client
+from ..ml.errors import RestyleError
+from ..ml.exif import orient, read_photo_info, stored_uv
+from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
+from .run import package_root
+
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
+PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
+SENSOR_35MM = 36.0
+_depth_items: list[tuple[str, str, str]] = []
+
+
+def depth_model_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
+    items = [("AUTO", "Auto", "The first installed depth model; a flat plane when none is installed")]
+    items += [(e.id, e.name, e.description) for e in DEPTH_MODELS]
+    items.append(("FLAT", "Flat", "No depth: the photo on a plane"))
+    _depth_items[:] = items
+    return _depth_items
+
+
+def choose_depth_model(context: bpy.types.Context, choice: str) -> StyleEntry | None:
+    store = preferences.model_store(context)
+    if choice == "FLAT":
+        return None
+    candidates = DEPTH_MODELS if choice == "AUTO" else [e for e in DEPTH_MODELS if e.id == choice]
+    for entry in candidates:
+        if store.is_installed(entry):
+            return entry
+    if choice != "AUTO":
+        raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it in the Restyle panel first")
+    return None
+
+
+class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
+    """Estimate the depth of photos and build each as a textured mesh in front of a camera
+    that matches it"""
+
+    bl_idname = "restyle.import_photo_mesh"
+    bl_label = "Photo as Reconstructed Mesh"
+    bl_options = {"REGISTER", "UNDO", "PRESET"}
+
+    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+    filter_glob: StringProperty(default="*" + ";*".join(PHOTO_EXTENSIONS.split(";")), options={"HIDDEN"})  # type: ignore[valid-type]
+    depth_model: EnumProperty(name="Depth Model", items=depth_model_items)  # type: ignore[valid-type]
+    near: FloatProperty(name="Near Distance", description="Distance of the nearest point from the camera",  # type: ignore[valid-type]
+                        default=2.0, min=0.01, soft_max=100.0, unit="LENGTH")
+    depth_range: FloatProperty(name="Depth Range", description="How far behind the nearest point the farthest lies",  # type: ignore[valid-type]
+                               default=6.0, min=0.01, soft_max=1000.0, unit="LENGTH")
+    max_side: IntProperty(name="Resolution", description="Vertices along the photo's longer side",  # type: ignore[valid-type]
+                          default=512, min=2, max=8192)
+    cut_threshold: FloatProperty(name="Cut at Depth Jump", default=0.08, min=0.0, max=10.0,  # type: ignore[valid-type]
+                                 description="Relative depth difference at which faces are not bridged")
+    focal_35mm: FloatProperty(name="Focal Length (35 mm)", default=35.0, min=1.0, max=5000.0,  # type: ignore[valid-type]
+                              description="Used when the photo does not say its focal length (EXIF)")
+    simplify: BoolProperty(name="Simplify Flat Regions", default=False,  # type: ignore[valid-type]
+                           description="Add a planar Decimate modifier that merges nearly flat faces")
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        if self.files and self.directory:  # dropped onto the viewport
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _paths(self) -> list[Path]:
+        if self.files and self.directory:
+            return [Path(self.directory) / f.name for f in self.files if f.name]
+        return [Path(bpy.path.abspath(self.filepath))] if self.filepath else []
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        paths = self._paths()
+        missing = [str(p) for p in paths if not p.is_file()]
+        if not paths or missing:
+            self.report({"ERROR"}, f"No such photo: {', '.join(missing) or 'none given'}")
+            return {"CANCELLED"}
+        created: list[bpy.types.ID] = []
+        try:
+            entry = choose_depth_model(context, self.depth_model)
+            photos = [self._load(path, created) for path in paths]
+            depths = self._estimate(context, entry, photos)
+            for index, (photo, depth) in enumerate(zip(photos, depths, strict=True)):
+                self._build(context, index, photo, depth, entry, created)
+        except (RestyleError, images.ImageReadError, OSError, RuntimeError) as exc:
+            for block in reversed(created):
+                _remove(block)
+            self.report({"ERROR"}, f"Nothing was imported: {exc}")
+            return {"CANCELLED"}
+        if entry is None:
+            self.report({"WARNING"}, "No depth model is installed, so the photos were placed on flat planes. Download "
+                                     "Depth Anything V2 Small in the Restyle panel (or add its file) for relief")
+        else:
+            self.report({"INFO"}, f"Reconstructed {len(photos)} photo(s) with {entry.name}")
+        return {"FINISHED"}
+
+    def _load(self, path: Path, created: list) -> dict:
+        image = bpy.data.images.load(str(path), check_existing=False)
+        created.append(image)
+        info = read_photo_info(path)
+        pixels = images.read_sources(image)[0].pixels
+        rgb = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+        return {"path": path, "image": image, "info": info, "displayed": orient(rgb, info.orientation)}
+
+    def _estimate(self, context: bpy.types.Context, entry: StyleEntry | None, photos: list[dict]) -> list:
+        if entry is None:
+            return [None] * len(photos)
+        prefs = preferences.get(context)
+        client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
+        model_file = str(preferences.model_store(context).paths(entry)["model"])
+        job = client.submit_depth([(str(i), p["displayed"]) for i, p in enumerate(photos)], model_file, entry.max_depth)
+        results = job.wait()
+        return [results[str(i)].array for i in range(len(photos))]
+
+    def _build(self, context: bpy.types.Context, index: int, photo: dict, disparity: np.ndarray | None,
+               entry: StyleEntry | None, created: list) -> None:
+        h, w = photo["displayed"].shape[:2]
+        info = photo["info"]
+        focal = info.focal_35mm or self.focal_35mm
+        camera_model = Intrinsics.from_lens(w, h, focal, SENSOR_35MM, "AUTO")
+        if disparity is None:
+            depth = np.full((h, w), self.near + self.depth_range / 2, np.float32)
+        elif entry is not None and entry.max_depth is not None:
+            depth = np.maximum(disparity, 1e-3)  # metric models give metres
+        else:
+            depth = depth_from_disparity(disparity, self.near, self.depth_range)
+        grid = depth_to_mesh(depth, camera_model, self.max_side if disparity is not None else 2, self.cut_threshold)
+        su, sv = stored_uv(grid.uvs[:, 0], grid.uvs[:, 1], info.orientation)
+        grid.uvs = np.stack([su, sv], axis=1).astype(np.float32)
+
+        stem = photo["path"].stem
+        collection = bpy.data.collections.new(stem)
+        created.append(collection)
+        context.scene.collection.children.link(collection)
+        camera_data = bpy.data.cameras.new(f"{stem} Camera")
+        created.append(camera_data)
+        camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, SENSOR_35MM, "AUTO"
+        camera = bpy.data.objects.new(f"{stem} Camera", camera_data)
+        created.append(camera)
+        # Cameras look down their -Z: turned a quarter about X, each photo's rig looks along +Y.
+        placement = Matrix.LocRotScale((index * (self.depth_range + self.near), 0.0, 0.0),
+                                       Euler((math.pi / 2, 0, 0)), None)
+        camera.matrix_world = placement
+        collection.objects.link(camera)
+        material = emission_material(stem, photo["image"])
+        created.append(material)
+        obj = add_reconstruction(stem, grid, placement, material, collection)
+        created.extend([obj.data, obj])
+        if self.simplify:
+            modifier = obj.modifiers.new("Simplify", "DECIMATE")
+            modifier.decimate_type = "DISSOLVE"
+            modifier.angle_limit = math.radians(1.0)
+        if index == 0:
+            scene = context.scene
+            scene.camera = camera
+            scene.render.resolution_x, scene.render.resolution_y = w, h
+            scene.render.resolution_percentage = 100
+            scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+
+
+def _remove(block: bpy.types.ID) -> None:
+    collections = {
+        bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes, bpy.types.Camera: bpy.data.cameras,
+        bpy.types.Material: bpy.data.materials, bpy.types.Image: bpy.data.images,
+        bpy.types.Collection: bpy.data.collections,
+    }
+    for kind, store in collections.items():
+        if isinstance(block, kind):
+            try:
+                store.remove(block)  # type: ignore[attr-defined]
+            except ReferenceError:
+                pass
+            return
+
+
+class RESTYLE_FH_photo_mesh(bpy.types.FileHandler):
+    bl_idname = "RESTYLE_FH_photo_mesh"
+    bl_label = "Photo as Reconstructed Mesh"
+    bl_import_operator = "restyle.import_photo_mesh"
+    bl_file_extensions = PHOTO_EXTENSIONS
+
+    @classmethod
+    def poll_drop(cls, context: bpy.types.Context | None) -> bool:
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+def menu_import(self: bpy.types.Menu, context: bpy.types.Context) -> None:
+    self.layout.operator(RESTYLE_OT_import_photo_mesh.bl_idname, text="Photo as Reconstructed Mesh")

@@ -1,0 +1,114 @@
+"""Import Photo as Reconstructed Mesh in real Blender."""
+
+import hashlib
+import importlib
+from dataclasses import replace
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+import torch
+from bpy_extras.object_utils import world_to_camera_view
+from PIL import Image
+
+from tests.blender.support import ADDON_MODULE
+from tests.ml.checkpoints import seeded
+from tests.ml.http_server import FileServer
+from tests.ml.synthetic import photo_like
+
+
+def rotated_jpeg(path: Path, orientation: int = 6, size=(48, 32)) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x8769] = {0xA405: 28}
+    pixels = (photo_like(size[1], size[0], seed=3) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+def assert_vertices_land_on_their_uv_pixels(collection: bpy.types.Collection, orientation: int) -> None:
+    from ml.exif import stored_uv
+
+    scene = bpy.context.scene
+    mesh_obj = next(o for o in collection.objects if o.type == "MESH")
+    camera = next(o for o in collection.objects if o.type == "CAMERA")
+    uv_layer = mesh_obj.data.uv_layers[0]
+    loops = mesh_obj.data.loops
+    uv_of_vertex = {}
+    for loop in loops:
+        uv_of_vertex[loop.vertex_index] = tuple(uv_layer.data[loop.index].uv)
+    worst = 0.0
+    for index, vertex in enumerate(mesh_obj.data.vertices):
+        ndc = world_to_camera_view(scene, camera, mesh_obj.matrix_world @ vertex.co)
+        # Where the camera sees the vertex, as UV of the stored (unrotated) image:
+        su, sv = stored_uv(np.array(ndc.x), np.array(ndc.y), orientation)
+        u, v = uv_of_vertex[index]
+        image = mesh_obj.data.materials[0].node_tree.nodes["Image Texture"].image
+        sw, sh = image.size
+        worst = max(worst, abs(float(su) - u) * sw, abs(float(sv) - v) * sh)
+    assert worst < 0.5, worst
+
+
+def test_offline_without_depth_model_gives_a_flat_photo_plane_with_rotation(empty_scene, tmp_path, capfd):
+    path = rotated_jpeg(tmp_path / "portrait.jpg")
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path)) == {"FINISHED"}
+    assert "flat planes" in capfd.readouterr().out
+    collection = bpy.data.collections["portrait"]
+    camera = next(o for o in collection.objects if o.type == "CAMERA")
+    scene = bpy.context.scene
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (32, 48)  # EXIF 6: turned upright
+    assert camera.data.lens == 28 and camera.data.sensor_width == 36 and scene.camera == camera
+    assert_vertices_land_on_their_uv_pixels(collection, orientation=6)
+
+
+def test_several_photos_give_one_collection_each_and_bad_paths_change_nothing(empty_scene, tmp_path):
+    a = rotated_jpeg(tmp_path / "a.jpg", orientation=1)
+    b = rotated_jpeg(tmp_path / "b.jpg", orientation=3)
+    result = bpy.ops.restyle.import_photo_mesh(directory=str(tmp_path), files=[{"name": "a.jpg"}, {"name": "b.jpg"}])
+    assert result == {"FINISHED"} and {"a", "b"} <= set(bpy.data.collections.keys())
+    assert a.exists() and b.exists()
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.collections))
+    with pytest.raises(RuntimeError, match="No such photo"):
+        bpy.ops.restyle.import_photo_mesh(filepath=str(tmp_path / "missing.jpg"))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(RuntimeError, match="Nothing was imported"):
+        bpy.ops.restyle.import_photo_mesh(filepath=str(broken))
+    assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.collections))
+
+
+@pytest.fixture
+def depth_mirror(addon, tmp_path, monkeypatch):
+    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+
+    checkpoint = tmp_path / "depth_anything_v2_vits.pth"
+    torch.save(seeded(DepthAnythingV2(CONFIGS["vits"])).state_dict(), checkpoint)
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    bpy.context.preferences.system.use_online_access = True
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+    entry = catalog._BY_ID["depth-anything-v2-small"]
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    monkeypatch.setitem(catalog._BY_ID, entry.id, replace(entry, files=(replace(entry.files[0], sha256=digest),)))
+    photo_module = importlib.import_module(f"{ADDON_MODULE}.operators.photo")
+    patched = tuple(catalog._BY_ID[e.id] for e in catalog.DEPTH_MODELS)
+    monkeypatch.setattr(photo_module, "DEPTH_MODELS", patched)
+    with FileServer() as server:
+        server.files["/depth_anything_v2_vits.pth"] = checkpoint.read_bytes()
+        prefs.mirror_url, prefs.model_folder = server.url, str(tmp_path / "models")
+        yield
+        prefs.mirror_url, prefs.model_folder = "", ""
+    bpy.context.preferences.system.use_online_access = False
+
+
+def test_with_a_downloaded_depth_model_the_mesh_has_relief(depth_mirror, empty_scene, tmp_path):
+    assert bpy.ops.restyle.download_model(model_id="depth-anything-v2-small") == {"FINISHED"}
+    path = rotated_jpeg(tmp_path / "street.jpg", orientation=8, size=(56, 42))
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path), near=1.0, depth_range=4.0, cut_threshold=10.0) == {
+        "FINISHED"}
+    collection = bpy.data.collections["street"]
+    mesh_obj = next(o for o in collection.objects if o.type == "MESH")
+    local_z = np.array([v.co.z for v in mesh_obj.data.vertices])
+    assert -5.0 - 1e-3 <= local_z.min() and local_z.max() <= -1.0 + 1e-3
+    assert np.ptp(local_z) > 0.5  # relief, not a plane
+    assert_vertices_land_on_their_uv_pixels(collection, orientation=8)
