@@ -35,14 +35,18 @@ def load_depth_network(path: Path, max_depth: float | None = None) -> DepthAnyth
 
 
 @torch.inference_mode()
-def estimate_depth(net: DepthAnythingV2, rgb: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
-    """(H, W, 3) sRGB in [0, 1] -> (H, W) float32: relative inverse depth, or metres (metric)."""
+def estimate_depth(net: DepthAnythingV2, rgb: np.ndarray, device: str | torch.device = "cpu",
+                   reduced: torch.dtype | None = None) -> np.ndarray:
+    """(H, W, 3) sRGB in [0, 1] -> (H, W) float32: relative inverse depth, or metres (metric).
+    ``reduced``: an autocast dtype (bf16/fp16), or None for fp32."""
     h, w = rgb.shape[:2]
     x = torch.from_numpy(np.ascontiguousarray(rgb[..., :3], dtype=np.float32)).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=network_input_size(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     net = net.to(device)
-    out = net(((x - mean) / std).to(device))[:, None]
+    device_type = torch.device(device).type
+    with torch.autocast(device_type, dtype=reduced or torch.float32, enabled=reduced is not None):
+        out = net(((x - mean) / std).to(device))[:, None]
     out = F.interpolate(out.float().cpu(), size=(h, w), mode="bilinear", align_corners=True)
     return out[0, 0].numpy().astype(np.float32)
