@@ -104,6 +104,27 @@ def render(path: Path, samples: int) -> Path:
     return path
 
 
+def reconstruct_preview(out: Path, samples: int, originals: list[bpy.types.Object]) -> Path:
+    """Rebuild the visible surfaces from the render's depth pass, then render the rebuilt mesh
+    alone from a camera moved sideways, so its relief shows."""
+    scene = bpy.context.scene
+    result = bpy.ops.restyle.mesh_from_depth_pass(max_side=480)
+    if result != {"FINISHED"}:
+        raise SystemExit("mesh from depth pass failed")
+    camera = scene.camera
+    saved = camera.matrix_world.copy()
+    for obj in originals:
+        obj.hide_render = True
+    camera.location.x += 2.5
+    camera.rotation_euler.z += np.radians(14)
+    try:
+        return render(out / "preview_depth_mesh.png", samples)
+    finally:
+        camera.matrix_world = saved
+        for obj in originals:
+            obj.hide_render = False
+
+
 def contact_sheet(panels: list[tuple[str, Path]], swatches: list[tuple[str, Path]], target: Path) -> Path:
     """Renders in a 3-column grid, then a row of texture close-ups (original and each style)."""
     columns, label_h = 3, 22
@@ -164,6 +185,7 @@ def main() -> int:
             return 1
         panels.append((style, render(out / f"preview_{style}.png", args.samples)))
         swatches.append((style, out / "restyled" / f"{SWATCH}.png.{style}.png"))
+    panels.append(("depth-pass mesh", reconstruct_preview(out, args.samples, meshes)))
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     sheet = contact_sheet(panels, swatches, out / "contact_sheet.png")
     print(f"wrote {blend}\nwrote {sheet}")
