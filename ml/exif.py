@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 ORIENTATION, EXIF_POINTER, FOCAL_LENGTH, FOCAL_35MM = 0x0112, 0x8769, 0x920A, 0xA405
+PIXEL_WIDTH, FOCAL_PLANE_X_RES, FOCAL_PLANE_UNIT = 0xA002, 0xA20E, 0xA210
+UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}  # inch, centimetre, millimetre
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,15 @@ class PhotoInfo:
     orientation: int = 1  # EXIF 1..8; 1 is upright
     focal_mm: float | None = None
     focal_35mm: float | None = None
+    sensor_width_mm: float | None = None  # from the focal-plane resolution, when the camera records it
+
+    def equivalent_35mm(self) -> float | None:
+        """The 35 mm equivalent focal length, recorded or derived from focal length and sensor."""
+        if self.focal_35mm:
+            return self.focal_35mm
+        if self.focal_mm and self.sensor_width_mm:
+            return self.focal_mm * 36.0 / self.sensor_width_mm
+        return None
 
 
 def read_photo_info(path: Path) -> PhotoInfo:
@@ -48,10 +59,15 @@ def _parse_tiff(tiff: bytes) -> PhotoInfo:
     if EXIF_POINTER in tags:
         tags.update(_read_ifd(tiff, order, int(tags[EXIF_POINTER])))
     orientation = int(tags.get(ORIENTATION, 1))
+    sensor = None
+    resolution, width = tags.get(FOCAL_PLANE_X_RES), tags.get(PIXEL_WIDTH)
+    if resolution and width:
+        sensor = float(width) / float(resolution) * UNIT_MM.get(int(tags.get(FOCAL_PLANE_UNIT, 2)), 25.4)
     return PhotoInfo(
         orientation=orientation if 1 <= orientation <= 8 else 1,
         focal_mm=float(tags[FOCAL_LENGTH]) if tags.get(FOCAL_LENGTH) else None,
         focal_35mm=float(tags[FOCAL_35MM]) if tags.get(FOCAL_35MM) else None,
+        sensor_width_mm=sensor,
     )
 
 

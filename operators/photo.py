@@ -132,7 +132,7 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
                entry: StyleEntry | None, created: list) -> None:
         h, w = photo["displayed"].shape[:2]
         info = photo["info"]
-        focal = info.focal_35mm or self.focal_35mm
+        focal = info.equivalent_35mm() or self.focal_35mm
         camera_model = Intrinsics.from_lens(w, h, focal, SENSOR_35MM, "AUTO")
         if disparity is None:
             depth = np.full((h, w), self.near + self.depth_range / 2, np.float32)

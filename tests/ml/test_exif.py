@@ -52,3 +52,13 @@ def test_orientation_matches_pillow_and_uv_mapping_inverts_it(orientation):
     sx = np.floor(su * stored.shape[1]).astype(int)
     sy = np.floor((1 - sv) * stored.shape[0]).astype(int)
     np.testing.assert_array_equal(stored[sy, sx], displayed)
+
+
+def test_sensor_width_from_the_focal_plane_resolution_gives_the_35mm_equivalent(tmp_path):
+    exif = Image.Exif()
+    # A 6000 px wide image on a 24 mm wide sensor: 250 px/mm = 2500 px/cm.
+    exif[0x8769] = {0x920A: 16.0, 0xA002: 6000, 0xA20E: 2500.0, 0xA210: 3}
+    Image.new("RGB", (60, 40)).save(tmp_path / "aps.jpg", exif=exif.tobytes())
+    info = read_photo_info(tmp_path / "aps.jpg")
+    assert info.sensor_width_mm == pytest.approx(24.0)
+    assert info.equivalent_35mm() == pytest.approx(24.0)  # 16 mm on a 24 mm sensor
