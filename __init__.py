@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, preferences, properties
+from . import cli, operators, panels, preferences, properties
 from .ml.client import shutdown_shared_clients
 
 _CLASSES: tuple[type, ...] = (
@@ -19,15 +19,24 @@ _CLASSES: tuple[type, ...] = (
 )
 
 
+_cli_handle: object = None
+
+
 def register() -> None:
+    global _cli_handle
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.attach()
     for menu, entry in operators.MENUS:
         menu.append(entry)  # type: ignore[arg-type]  # menu functions take (self, context)
+    _cli_handle = bpy.utils.register_cli_command("restyle", cli.command_handler)
 
 
 def unregister() -> None:
+    global _cli_handle
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
     shutdown_shared_clients()
     for menu, entry in operators.MENUS:
         menu.remove(entry)  # type: ignore[arg-type]

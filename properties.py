@@ -6,7 +6,7 @@ import zlib
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences
 from .ml.catalog import ALL_STYLES, FAMILY_TITLES, StyleEntry
@@ -117,6 +117,10 @@ class RestyleSettings(bpy.types.PropertyGroup):
         name="Preserve Original Colors",
         description="Restyle brightness only and keep the texture's own colours",
         default=False,
+    )
+    output_folder: StringProperty(  # type: ignore[valid-type]
+        name="Output Folder", description="Where restyled files are written (empty: //restyled/ beside the .blend)",
+        subtype="DIR_PATH", default="",
     )
     output: EnumProperty(  # type: ignore[valid-type]
         name="Output",

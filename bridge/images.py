@@ -128,8 +128,11 @@ def _fill(image: bpy.types.Image, array: np.ndarray) -> None:
     image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())  # type: ignore[arg-type]
 
 
-def output_folder() -> str | None:
-    """Absolute folder for restyled files, or None when the .blend is unsaved."""
+def output_folder(override: str = "") -> str | None:
+    """Absolute folder for restyled files: the override, //restyled beside a saved .blend,
+    or None when neither exists (results are packed then)."""
+    if override:
+        return bpy.path.abspath(override)
     if not bpy.data.filepath:
         return None
     return bpy.path.abspath("//restyled")
@@ -145,6 +148,7 @@ def create_image(
     tiles: dict[int | None, np.ndarray],
     pack: bool,
     scratch_folder: str,
+    folder_override: str = "",
 ) -> bpy.types.Image:
     """A new image holding the restyled arrays, saved under //restyled/ or packed.
 
@@ -152,7 +156,7 @@ def create_image(
     """
     is_float = like.is_float
     extension, file_format = (".exr", "OPEN_EXR") if is_float else (".png", "PNG")
-    folder = None if pack else output_folder()
+    folder = None if pack else output_folder(folder_override)
     target_folder = folder or scratch_folder
     os.makedirs(target_folder, exist_ok=True)
     stem = _safe_file_name(name)
@@ -165,7 +169,8 @@ def create_image(
             _fill(image, array)
             image.file_format = file_format  # type: ignore[assignment]
             if folder is not None:
-                image.filepath_raw = bpy.path.relpath(os.path.join(folder, stem + extension))
+                target = os.path.join(folder, stem + extension)
+                image.filepath_raw = bpy.path.relpath(target) if bpy.data.filepath else target
                 image.save()
             else:
                 image.pack()
@@ -202,7 +207,7 @@ def _create_tiled(name, like, tiles, folder, stem, extension, file_format, pack)
         image.reload()
         if pack:
             image.pack()
-        else:
+        elif bpy.data.filepath:
             image.filepath_raw = bpy.path.relpath(image.filepath_raw)
     except BaseException:
         bpy.data.images.remove(image)

@@ -27,6 +27,7 @@ class PassError(Exception):
 class RenderPasses:
     combined: np.ndarray  # (H, W, 4) scene-linear, top-down
     depth: np.ndarray  # (H, W) distance from the camera, huge where nothing was hit
+    normal: np.ndarray | None = None  # (H, W, 3) world-space normals when the Normal pass was rendered
 
 
 @contextlib.contextmanager
@@ -57,11 +58,14 @@ def read_multilayer_exr(path: str) -> RenderPasses:
     if depth is None or red is None or green is None or blue is None:
         raise PassError(f"{os.path.basename(path)} has no Combined and Depth passes (found: {', '.join(channels)})")
     combined = np.stack([red, green, blue, alpha if alpha is not None else np.ones_like(depth)], axis=-1)
-    return RenderPasses(combined=combined.astype(np.float32), depth=np.asarray(depth, dtype=np.float32))
+    xyz = [v for c in "XYZ" for k, v in channels.items() if k.endswith(f"Normal.{c}")]
+    normal = np.stack(xyz, axis=-1).astype(np.float32) if len(xyz) == 3 else None
+    return RenderPasses(combined=combined.astype(np.float32), depth=np.asarray(depth, dtype=np.float32),
+                        normal=normal)
 
 
-def render_passes(scene: bpy.types.Scene) -> RenderPasses:
-    """Render the active camera with the Depth pass and return Combined and Depth."""
+def render_passes(scene: bpy.types.Scene, normals: bool = False) -> RenderPasses:
+    """Render the active camera with the Depth (and optionally Normal) pass."""
     if scene.camera is None:
         raise PassError("The scene has no active camera")
     view_layer = bpy.context.view_layer
@@ -69,7 +73,7 @@ def render_passes(scene: bpy.types.Scene) -> RenderPasses:
     folder = tempfile.mkdtemp(prefix="neural-restyle-passes-")
     path = os.path.join(folder, "passes.exr")
     try:
-        with _temporarily(view_layer, use_pass_z=True), \
+        with _temporarily(view_layer, use_pass_z=True, use_pass_normal=normals or view_layer.use_pass_normal), \
                 _temporarily(scene.render, filepath=path, use_file_extension=False), \
                 _temporarily(settings, media_type="MULTI_LAYER_IMAGE"), \
                 _temporarily(settings, color_depth="32"):

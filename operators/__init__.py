@@ -5,6 +5,7 @@ import bpy
 from .depth import RESTYLE_OT_mesh_from_depth_pass
 from .models import RESTYLE_OT_download_model, RESTYLE_OT_install_model_file, RESTYLE_OT_remove_model
 from .photo import RESTYLE_FH_photo_mesh, RESTYLE_OT_import_photo_mesh, menu_import
+from .render import RESTYLE_OT_stylize_render
 from .stylize import RESTYLE_OT_revert_materials, RESTYLE_OT_stylize_textures
 
 CLASSES: tuple[type, ...] = (
@@ -16,6 +17,7 @@ CLASSES: tuple[type, ...] = (
     RESTYLE_OT_mesh_from_depth_pass,
     RESTYLE_OT_import_photo_mesh,
     RESTYLE_FH_photo_mesh,
+    RESTYLE_OT_stylize_render,
 )
 
 MENUS = ((bpy.types.TOPBAR_MT_file_import, menu_import),)

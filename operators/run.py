@@ -84,6 +84,7 @@ class StylizeRun:
             except images.ImageReadError as exc:
                 raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
         self.pack = settings.output == "PACK"
+        self.folder = str(settings.output_folder)
         self.plan = materials.collect(context.selected_objects)
         self.outcome = Outcome(skipped=dict(self.plan.skipped))
         self.sources: dict[str, images.TextureSource] = {}
@@ -138,7 +139,8 @@ class StylizeRun:
             for name, tiles in per_image.items():
                 source_image = bpy.data.images[name]
                 image = images.create_image(
-                    materials.restyled_name(name, self.style), source_image, tiles, self.pack, scratch  # type: ignore[arg-type]
+                    materials.restyled_name(name, self.style), source_image, tiles, self.pack, scratch,  # type: ignore[arg-type]
+                    self.folder,
                 )
                 image[materials.SOURCE_KEY] = name
                 created_images[name] = image

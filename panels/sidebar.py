@@ -76,6 +76,8 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         col.prop(settings, "tile_size")
         col.prop(settings, "seamless")
         col.prop(settings, "output")
+        if settings.output == "FILES":
+            col.prop(settings, "output_folder")
 
         layout.use_property_split = False
         status = state.CURRENT
@@ -87,6 +89,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         row.scale_y = 1.4
         row.operator("restyle.stylize_textures", icon="BRUSH_DATA")
         layout.operator("restyle.revert_materials", icon="LOOP_BACK")
+        layout.operator("restyle.stylize_render", icon="RENDER_STILL")
         layout.operator("restyle.install_model_file", icon="FILEBROWSER")
         layout.separator()
         layout.label(text="Geometry from Depth")
