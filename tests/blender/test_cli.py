@@ -1,0 +1,140 @@
+"""The restyle command through its handler function, as `blender -b ... -c restyle` calls it."""
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from tests.blender.scenes import write_image
+from tests.blender.support import ADDON_MODULE
+from tests.ml.synthetic import photo_like
+
+
+@pytest.fixture
+def cli(addon):
+    return importlib.import_module(f"{ADDON_MODULE}.cli")
+
+
+def textured_blend(path: Path, seed: int) -> Path:
+    bpy.ops.wm.read_homefile(use_empty=True)
+    image = bpy.data.images.load(str(write_image(path.with_suffix(".png"), photo_like(40, 40, seed=seed))))
+    material = bpy.data.materials.new(f"Mat{seed}")
+    node = material.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.data.materials.append(material)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+def test_the_command_is_registered_with_blender(addon, cli):
+    assert cli.command_handler is not None
+    assert importlib.import_module(ADDON_MODULE)._cli_handle is not None
+
+
+def test_batch_over_three_files_with_one_corrupt(cli, empty_scene, tmp_path):
+    good = [textured_blend(tmp_path / f"shot{i}.blend", i) for i in (1, 2)]
+    corrupt = tmp_path / "shot3.blend"
+    corrupt.write_bytes(b"BLENDER-v500 but not really a blend file")
+    report = tmp_path / "report.json"
+    code = cli.main(["stylize-textures", "--style", "pixel", "--blend", str(tmp_path / "shot*.blend"),
+                     "--report", str(report)])
+    assert code == 1
+    data = json.loads(report.read_text())
+    assert data["version"] == 1 and data["command"] == "stylize-textures"
+    assert data["summary"] == {"done": 2, "failed": 1}
+    for item in data["items"]:
+        assert set(item) == {"input", "output", "status", "error", "seconds"}
+        assert isinstance(item["seconds"], float)
+    failed = next(i for i in data["items"] if i["status"] == "failed")
+    assert failed["input"].endswith("shot3.blend") and "cannot open" in failed["error"]
+    for path in good:  # saved with the restyled material in use
+        bpy.ops.wm.open_mainfile(filepath=str(path))
+        assert bpy.data.objects["Cube"].material_slots[0].material.name.endswith(".pixel")
+        assert (path.parent / "restyled").is_dir()
+
+
+def test_bad_arguments_exit_2_and_name_the_argument(cli, capsys):
+    assert cli.main(["stylize-textures"]) == 2
+    assert "--style" in capsys.readouterr().err
+    assert cli.main(["stylize-textures", "--style", "toon", "--strength", "lots"]) == 2
+    assert "--strength" in capsys.readouterr().err
+    assert cli.main(["no-such-command"]) == 2
+    assert cli.main(["stylize-textures", "--style", "toon", "--blend", "/nowhere/*.blend"]) == 2
+    assert "--blend" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help(cli, capsys):
+    for command in (["stylize-textures"], ["stylize-render"], ["import-photo"], ["depth-mesh"], ["models"],
+                    ["models", "download"]):
+        assert cli.main([*command, "--help"]) == 0
+        assert "usage: restyle" in capsys.readouterr().out
+
+
+def test_unknown_style_and_missing_model_offline_are_clear_failures(cli, empty_scene, tmp_path, capsys):
+    textured_blend(tmp_path / "a.blend", 1)
+    assert cli.main(["stylize-textures", "--style", "van-gogh-9000"]) == 1
+    assert "Unknown style 'van-gogh-9000'" in capsys.readouterr().err
+    assert cli.main(["stylize-textures", "--style", "cyclegan-monet"]) == 1
+    assert "not downloaded yet" in capsys.readouterr().err
+    assert cli.main(["models", "download", "cyclegan-monet"]) == 1
+    assert "Online access is off" in capsys.readouterr().err
+
+
+def test_models_list_and_verify(cli, capsys, tmp_path):
+    report = tmp_path / "models.json"
+    assert cli.main(["models", "list", "--report", str(report)]) == 0
+    listing = capsys.readouterr().out
+    assert "animegan2-paprika" in listing and "[non-commercial]" in listing and "toon" in listing
+    assert json.loads(report.read_text())["summary"]["done"] > 15
+    assert cli.main(["models", "verify"]) == 0
+
+
+def test_import_photo_and_depth_mesh_then_save_as(cli, empty_scene, tmp_path):
+    photo = write_image(tmp_path / "wall.png", photo_like(32, 48, seed=2))
+    out = tmp_path / "out.blend"
+    assert cli.main(["import-photo", str(photo), "--save-as", str(out)]) == 0
+    assert out.exists() and "wall" in bpy.data.collections
+    assert cli.main(["import-photo", str(tmp_path / "nope.jpg")]) == 1
+    scene = bpy.context.scene
+    scene.render.engine, scene.cycles.samples = "CYCLES", 1
+    assert cli.main(["depth-mesh", "--resolution", "32"]) == 0
+    assert any(o.name.endswith("Depth Mesh") for o in bpy.data.objects)
+
+
+def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, empty_scene, tmp_path):
+    scene = bpy.context.scene
+    bpy.ops.mesh.primitive_plane_add(size=10)
+    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 1))
+    monkey = bpy.context.active_object
+    monkey.rotation_euler.z = 0
+    monkey.keyframe_insert("rotation_euler", frame=1)
+    monkey.rotation_euler.z = math.radians(20)
+    monkey.keyframe_insert("rotation_euler", frame=4)
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    scene.camera = bpy.context.active_object
+    bpy.ops.object.light_add(type="SUN")
+    scene.render.engine, scene.cycles.samples = "CYCLES", 2
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+    folder = tmp_path / "frames"
+    assert cli.main(["stylize-render", "--style", "watercolor", "--frames", "1-4", "--output-dir", str(folder),
+                     "--outlines", "1", "--depth-falloff", "0.5"]) == 0
+    frames = sorted(folder.glob("*.png"))
+    assert [f.name for f in frames] == [f"Scene.watercolor.{n:04d}.png" for n in range(1, 5)]
+    result = bpy.data.images["Scene.watercolor"]
+    assert tuple(result.size) == (64, 48)
+    render_op = importlib.import_module(f"{ADDON_MODULE}.operators.render").RESTYLE_OT_stylize_render
+    before, after, _ = render_op.last_flicker
+    assert before > 0 and after > 0
+    assert cli.main(["stylize-render", "--style", "watercolor", "--frames", "1-4", "--output-dir", str(folder),
+                     "--temporal", "0.9"]) == 0
+    steady = render_op.last_flicker[1]
+    assert steady < after  # the temporal option lowers flicker
+    pixels = np.empty(64 * 48 * 4, np.float32)
+    bpy.data.images["Scene.watercolor"].pixels.foreach_get(pixels)  # the re-run replaced the image
+    assert pixels.reshape(48, 64, 4)[..., :3].std() > 0.02

@@ -1,0 +1,89 @@
+"""Batch throughput of `restyle stylize-textures` over .blend files, and the flicker of a
+restyled render sequence with and without temporal steadiness.
+
+    .venv/bin/python tools/bench/bench_batch.py [--files 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="restyle-bench-"))
+
+import bpy  # noqa: E402
+
+from tests.blender.scenes import write_image  # noqa: E402
+from tests.ml.synthetic import photo_like  # noqa: E402
+from tools.build_extension import build  # noqa: E402
+
+
+def make_blend(path: Path, seed: int) -> None:
+    bpy.ops.wm.read_homefile(use_empty=True)
+    for index in range(2):
+        image = bpy.data.images.load(str(write_image(path.with_name(f"{path.stem}_{index}.png"),
+                                                     photo_like(256, 256, seed=seed * 10 + index))))
+        material = bpy.data.materials.new(f"M{index}")
+        node = material.node_tree.nodes.new("ShaderNodeTexImage")
+        node.image = image
+        material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
+        bpy.ops.mesh.primitive_cube_add(location=(index * 3, 0, 0))
+        bpy.context.active_object.data.materials.append(material)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+
+
+def animated_scene() -> None:
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    bpy.ops.mesh.primitive_plane_add(size=10)
+    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 1))
+    monkey = bpy.context.active_object
+    monkey.keyframe_insert("rotation_euler", frame=1)
+    monkey.rotation_euler.z = math.radians(30)
+    monkey.keyframe_insert("rotation_euler", frame=8)
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    scene.camera = bpy.context.active_object
+    bpy.ops.object.light_add(type="SUN")
+    scene.render.engine, scene.cycles.samples = "CYCLES", 8
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 160, 120, 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=6)
+    args = parser.parse_args()
+    importlib.invalidate_caches()
+    bpy.ops.extensions.package_install_files(filepath=str(build(Path(tempfile.mkdtemp()))), repo="user_default",
+                                             enable_on_install=True)
+    cli = importlib.import_module("bl_ext.user_default.neural_restyle.cli")
+    render_op = importlib.import_module("bl_ext.user_default.neural_restyle.operators.render")
+    folder = Path(tempfile.mkdtemp(prefix="restyle-batch-"))
+    for number in range(args.files):
+        make_blend(folder / f"shot{number:02d}.blend", number)
+    started = time.perf_counter()
+    code = cli.main(["stylize-textures", "--style", "toon", "--blend", str(folder / "shot*.blend")])
+    seconds = time.perf_counter() - started
+    print(f"batch: {args.files} .blend files (2 textures of 256x256 each), exit code {code}, {seconds:.1f} s, "
+          f"{args.files / seconds * 60:.1f} files/min")
+    animated_scene()
+    for style in ("pixel", "watercolor", "oil"):
+        figures = []
+        for temporal in (0.0, 0.8):
+            cli.main(["stylize-render", "--style", style, "--frames", "1-8", "--output-dir", str(folder / "frames"),
+                      "--temporal", str(temporal)])
+            figures.append(render_op.RESTYLE_OT_stylize_render.last_flicker)
+        (source, raw, _), (_, steady, _) = figures
+        print(f"flicker {style:<10}: source {source:.4f}, restyled {raw:.4f} ({raw / source:.2f}x the source), "
+              f"with temporal 0.8 {steady:.4f} ({steady / source:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
