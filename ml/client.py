@@ -51,6 +51,7 @@ class WorkerClient:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self.devices: dict[str, bool] | None = None
         self.torch_version: str | None = None
+        self.torch_path: str | None = None  # where the worker's torch was imported from
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self.busy = False
@@ -92,6 +93,7 @@ class WorkerClient:
             raise WorkerDied(self._death_message("while starting"))
         self.devices = ready.get("devices")
         self.torch_version = ready.get("torch")
+        self.torch_path = ready.get("torch_path")
 
     def _read_events(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

@@ -59,7 +59,8 @@ class Worker:
         self.inbox.put({"op": "shutdown"})  # Blender went away: stop too
 
     def serve(self) -> None:
-        self.send(event="ready", pid=os.getpid(), devices=available_devices(), torch=torch.__version__)
+        self.send(event="ready", pid=os.getpid(), devices=available_devices(), torch=torch.__version__,
+                  torch_path=torch.__file__)
         while True:
             message = self.inbox.get()
             op = message.get("op")

@@ -22,7 +22,8 @@ def test_zip_excludes_development_files(extension_zip):
 
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "ml/engine.py" in names
-    assert not [n for n in names if n.startswith(("tests/", "tools/", ".ci/", ".venv/")) or "__pycache__" in n]
+    assert not [n for n in names if n.startswith(("tests/", "tools/", ".ci/", ".venv/", "wheels/", "build/"))
+                or "__pycache__" in n]
 
 
 def test_lifecycle_in_a_clean_blender_without_importing_torch(extension_zip, tmp_path):
