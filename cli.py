@@ -295,7 +295,7 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
         return
     if args.action == "remove":
         item = Item(input=args.model_id)
-        _run_item(item, lambda: f"{store.remove(get_style(args.model_id))} bytes freed")
+        _run_item(item, lambda: _remove(args.model_id))
         report.add(item)
         return
     for entry in ALL_STYLES + DEPTH_MODELS:  # verify
@@ -303,6 +303,11 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
             item = Item(input=entry.id)
             _run_item(item, lambda entry=entry: _verify(store, entry))
             report.add(item)
+
+
+def _remove(model_id: str) -> str:
+    _call(_operator("remove_model"), model_id=model_id)  # the panel's Remove: catalog and custom styles
+    return "removed"
 
 
 def _install(path: str, name: str | None) -> str:

@@ -138,3 +138,20 @@ def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, emp
     pixels = np.empty(64 * 48 * 4, np.float32)
     bpy.data.images["Scene.watercolor"].pixels.foreach_get(pixels)  # the re-run replaced the image
     assert pixels.reshape(48, 64, 4)[..., :3].std() > 0.02
+
+
+def test_models_install_and_remove(cli, addon, tmp_path):
+    from tests.ml import checkpoints
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.model_folder = str(tmp_path / "models")
+    try:
+        model = checkpoints.save(checkpoints.transformer_state(), tmp_path / "studio_style.pth")
+        report = tmp_path / "install.json"
+        assert cli.main(["models", "install", str(model), "--name", "Studio Look", "--report", str(report)]) == 0
+        assert json.loads(report.read_text())["items"][0]["output"] == "custom-studio-look"
+        assert cli.main(["models", "remove", "custom-studio-look"]) == 0
+        assert not list((tmp_path / "models" / "custom").glob("*.pth"))
+        assert cli.main(["models", "remove", "custom-studio-look"]) == 1  # already gone: a clear failure
+    finally:
+        prefs.model_folder = ""
