@@ -161,6 +161,11 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
         max_depth=80.0,
     ),
     StyleEntry(
+        "depth-builtin-fast", "Built-in (fast)",
+        "The project's own compact depth network, trained on its synthetic renders; needs no download",
+        "depth", "", "", "GPL-3.0-or-later (part of Neural Restyle; see ml/weights/MODEL_CARD.md)", False,
+    ),
+    StyleEntry(
         "depth-anything-v2-base", "Depth Anything V2 Base", "Finer relative depth (97.5 M parameters)", "depth",
         "", "", "CC-BY-NC-4.0 (non-commercial use only)", True,
         (ModelFile("model", "depth_anything_v2_vitb.pth", HF + "Depth-Anything-V2-Base/resolve/main/"

@@ -29,8 +29,11 @@ WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "generator", "net
 LEGACY_BUFFER = re.compile(r"(^|\.)(running_mean|running_var|num_batches_tracked)$")
 
 
-def read_state_dict(path: Path) -> StateDict:
-    """Tensors of a .pth/.pt/.ckpt or .safetensors file; raises UnsafeModelFile."""
+def read_state_dict(path: Path, keep_norm_buffers: bool = False) -> StateDict:
+    """Tensors of a .pth/.pt/.ckpt or .safetensors file; raises UnsafeModelFile.
+
+    Normalisation running statistics are dropped (legacy InstanceNorm buffers of old GAN
+    files) unless ``keep_norm_buffers`` is set for networks with real BatchNorm layers."""
     path = Path(path)
     if path.suffix == ".safetensors":
         try:
@@ -38,7 +41,7 @@ def read_state_dict(path: Path) -> StateDict:
         except ImportError as exc:
             raise UnsupportedModel("reading .safetensors files needs the safetensors package") from exc
         try:
-            return canonical(dict(load_file(str(path))), path.name)
+            return canonical(dict(load_file(str(path))), path.name, keep_norm_buffers)
         except Exception as exc:  # noqa: BLE001 - untrusted bytes; safetensors raises its own error types
             raise UnsupportedModel(f"{path.name} is not a readable safetensors file ({exc})") from exc
     try:
@@ -52,10 +55,10 @@ def read_state_dict(path: Path) -> StateDict:
         ) from exc
     except Exception as exc:  # noqa: BLE001 - untrusted bytes can fail in any way; none of it ran code
         raise UnsupportedModel(f"{path.name} is not a readable PyTorch model file ({type(exc).__name__})") from exc
-    return canonical(data, path.name)
+    return canonical(data, path.name, keep_norm_buffers)
 
 
-def canonical(data: object, name: str = "file") -> StateDict:
+def canonical(data: object, name: str = "file", keep_norm_buffers: bool = False) -> StateDict:
     """Unwrap, strip ``module.`` prefixes and drop legacy normalisation buffers."""
     for _ in range(3):  # wrappers can nest: {"state_dict": {"model": {...}}}
         if isinstance(data, dict) and not _all_tensors(data):
@@ -68,7 +71,7 @@ def canonical(data: object, name: str = "file") -> StateDict:
     state: StateDict = {}
     for key, value in data.items():
         key = key[len("module."):] if key.startswith("module.") else key
-        if not LEGACY_BUFFER.search(key):
+        if keep_norm_buffers or not LEGACY_BUFFER.search(key):
             state[key] = value
     return state
 

@@ -24,6 +24,8 @@ from .depth import estimate_depth, load_depth_network
 from .devices import available_devices, reduced_dtype, resolve_device
 from .engine import RestyleOptions, RestyleReport, restyle_with_retry
 from .errors import JobCancelled, RestyleError
+from .fast_depth import WEIGHTS as FAST_DEPTH_WEIGHTS
+from .fast_depth import estimate_fast_depth, load_fast_depth
 from .loading import build, load_style_network, read_state_dict
 from .models.adain import AdaIN
 from .styles import build_style
@@ -94,11 +96,14 @@ class Worker:
         """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
         job = str(message["job"])
         try:
-            path = Path(message["files"]["model"])
+            model_file = message["files"].get("model") or ""
+            path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS
             key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
             if key not in self.models:
-                self.models[key] = load_depth_network(path, message.get("max_depth"))  # type: ignore[assignment]
+                loaded = load_depth_network(path, message.get("max_depth")) if model_file else load_fast_depth(path)
+                self.models[key] = loaded  # type: ignore[assignment]
             net = self.models[key]
+            estimate = estimate_depth if model_file else lambda n, image, device, reduced: estimate_fast_depth(n, image)
             device, warning = resolve_device(str(message.get("device", "auto")))
             # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
             reduced = reduced_dtype(device, str(message.get("precision", "auto")), model_allows=True)
@@ -108,7 +113,7 @@ class Worker:
                     return
                 started = time.perf_counter()
                 image = np.load(item["input"], allow_pickle=False)
-                depth = estimate_depth(net, image, device, reduced)  # type: ignore[arg-type]
+                depth = estimate(net, image, device, reduced)  # type: ignore[operator, arg-type]
                 np.save(item["output"], depth, allow_pickle=False)
                 self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
                           device=str(device), warning=warning)

@@ -28,20 +28,27 @@ _depth_items: list[tuple[str, str, str]] = []
 
 
 def depth_model_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
-    items = [("AUTO", "Auto", "The first installed depth model; a flat plane when none is installed")]
+    items = [("AUTO", "Auto", "A downloaded depth model if one is installed, else the built-in fast one")]
     items += [(e.id, e.name, e.description) for e in DEPTH_MODELS]
     items.append(("FLAT", "Flat", "No depth: the photo on a plane"))
     _depth_items[:] = items
     return _depth_items
 
 
+def builtin_depth_available() -> bool:
+    return (Path(__file__).resolve().parent.parent / "ml" / "weights" / "depth_fast.safetensors").exists()
+
+
 def choose_depth_model(context: bpy.types.Context, choice: str) -> StyleEntry | None:
     store = preferences.model_store(context)
     if choice == "FLAT":
         return None
-    candidates = DEPTH_MODELS if choice == "AUTO" else [e for e in DEPTH_MODELS if e.id == choice]
+    downloaded = [e for e in DEPTH_MODELS if e.files]
+    builtin = [e for e in DEPTH_MODELS if not e.files]
+    # Auto: a downloaded model when one is installed, else the built-in one shipped inside.
+    candidates = downloaded + builtin if choice == "AUTO" else [e for e in DEPTH_MODELS if e.id == choice]
     for entry in candidates:
-        if store.is_installed(entry):
+        if store.is_installed(entry) and (entry.files or builtin_depth_available()):
             return entry
     if choice != "AUTO":
         raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it in the Restyle panel first")
@@ -103,8 +110,10 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
                 _remove(block)
             self.report({"ERROR"}, f"Nothing was imported: {exc}")
             return {"CANCELLED"}
-        if entry is None:
-            self.report({"WARNING"}, "No depth model is installed, so the photos were placed on flat planes. Download "
+        if entry is None and self.depth_model == "FLAT":
+            self.report({"INFO"}, f"Placed {len(photos)} photo(s) on flat planes")
+        elif entry is None:
+            self.report({"WARNING"}, "No depth model is available, so the photos were placed on flat planes. Download "
                                      "Depth Anything V2 Small in the Restyle panel (or add its file) for relief")
         else:
             self.report({"INFO"}, f"Reconstructed {len(photos)} photo(s) with {entry.name}")
@@ -123,7 +132,7 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
             return [None] * len(photos)
         prefs = preferences.get(context)
         client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
-        model_file = str(preferences.model_store(context).paths(entry)["model"])
+        model_file = str(preferences.model_store(context).paths(entry).get("model", ""))
         job = client.submit_depth([(str(i), p["displayed"]) for i, p in enumerate(photos)], model_file, entry.max_depth)
         results = job.wait()
         return [results[str(i)].array for i in range(len(photos))]

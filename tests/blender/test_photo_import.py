@@ -50,9 +50,9 @@ def assert_vertices_land_on_their_uv_pixels(collection: bpy.types.Collection, or
     assert worst < 0.5, worst
 
 
-def test_offline_without_depth_model_gives_a_flat_photo_plane_with_rotation(empty_scene, tmp_path, capfd):
+def test_flat_photo_plane_with_exif_rotation(empty_scene, tmp_path, capfd):
     path = rotated_jpeg(tmp_path / "portrait.jpg")
-    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path)) == {"FINISHED"}
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path), depth_model="FLAT") == {"FINISHED"}
     assert "flat planes" in capfd.readouterr().out
     collection = bpy.data.collections["portrait"]
     camera = next(o for o in collection.objects if o.type == "CAMERA")

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ml.depth import estimate_depth, network_input_size  # noqa: E402
+from ml.fast_depth import WEIGHTS, estimate_fast_depth, load_fast_depth  # noqa: E402
 from ml.models.depth_anything import CONFIGS, DepthAnythingV2  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
@@ -43,6 +44,35 @@ def main() -> None:
               f"({timings['fp32'] / mp:.2f} s/MP), bf16 {timings['bf16']:.2f} s ({timings['bf16'] / mp:.2f} s/MP), "
               f"speed-up {timings['fp32'] / timings['bf16']:.2f}x; bf16 error relative to the depth range: "
               f"mean {error.mean():.4f}, max {error.max():.4f}")
+    compare_with_builtin(net)
+
+
+def compare_with_builtin(dav2: torch.nn.Module) -> None:
+    """The built-in model against Depth Anything V2 Small at the same network input size."""
+    fast = load_fast_depth(WEIGHTS) if WEIGHTS.exists() else None
+    if fast is None:
+        print("built-in depth weights not found: train them with tools/train_depth.py")
+        return
+    photo = photo_like(518, 700, seed=2)  # DAv2's own input size for a 4:3 photo
+    estimate_depth(dav2, photo)
+    estimate_fast_depth(fast, photo, long_side=704)
+    started = time.perf_counter()
+    estimate_depth(dav2, photo)
+    dav2_s = time.perf_counter() - started
+    started = time.perf_counter()
+    estimate_fast_depth(fast, photo, long_side=704)
+    fast_s = time.perf_counter() - started
+    print(f"same network input ~700x518 (fp32): built-in {fast_s * 1000:.0f} ms vs Depth Anything V2 Small "
+          f"{dav2_s * 1000:.0f} ms, ratio {dav2_s / fast_s:.2f}x")
+    photo = photo_like(768, 1024, seed=3)  # the same photo in, each model at its own working resolution
+    started = time.perf_counter()
+    estimate_depth(dav2, photo)
+    dav2_s = time.perf_counter() - started
+    started = time.perf_counter()
+    estimate_fast_depth(fast, photo)
+    fast_s = time.perf_counter() - started
+    print(f"same 1024x768 photo, each at its working size (518 px / 128 px): built-in {fast_s * 1000:.0f} ms vs "
+          f"Depth Anything V2 Small {dav2_s * 1000:.0f} ms, ratio {dav2_s / fast_s:.1f}x")
 
 
 if __name__ == "__main__":
