@@ -97,7 +97,7 @@ def render(path: Path, samples: int) -> Path:
     scene.cycles.device = "CPU"
     scene.cycles.samples = samples
     scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y = 480, 270
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 480, 270, 100
     scene.render.image_settings.file_format = "PNG"
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
@@ -123,6 +123,23 @@ def reconstruct_preview(out: Path, samples: int, originals: list[bpy.types.Objec
         camera.matrix_world = saved
         for obj in originals:
             obj.hide_render = False
+
+
+def photo_preview(out: Path, samples: int, photo: Path) -> Path:
+    """Import a photo offline (the built-in depth model) into a new file and render its mesh
+    from a camera turned aside, so the relief shows."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    result = bpy.ops.restyle.import_photo_mesh(filepath=str(photo), near=2.0, depth_range=4.0)
+    if result != {"FINISHED"}:
+        raise SystemExit("photo import failed")
+    scene = bpy.context.scene
+    camera = scene.camera
+    camera.location.x += 1.6
+    camera.rotation_euler.z += np.radians(22)
+    scene.render.engine = "CYCLES"
+    bpy.ops.wm.save_as_mainfile(filepath=str(out / "photo_mesh.blend"))
+    path = render(out / "preview_photo_mesh.png", samples)
+    return path
 
 
 def contact_sheet(panels: list[tuple[str, Path]], swatches: list[tuple[str, Path]], target: Path) -> Path:
@@ -187,6 +204,7 @@ def main() -> int:
         swatches.append((style, out / "restyled" / f"{SWATCH}.png.{style}.png"))
     panels.append(("depth-pass mesh", reconstruct_preview(out, args.samples, meshes)))
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    panels.append(("photo -> mesh (built-in depth)", photo_preview(out, args.samples, textures[0])))
     sheet = contact_sheet(panels, swatches, out / "contact_sheet.png")
     print(f"wrote {blend}\nwrote {sheet}")
     bpy.ops.preferences.addon_disable(module=ADDON)  # stops the worker
