@@ -10,6 +10,7 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from ..bridge import passes
 from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
 from ..ml.reconstruct import depth_to_mesh
+from .run import scene_has_camera
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
@@ -36,10 +37,7 @@ class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if context.scene is None or context.scene.camera is None:
-            cls.poll_message_set("The scene needs an active camera")
-            return False
-        return True
+        return scene_has_camera(cls, context)
 
     def execute(self, context: bpy.types.Context) -> Result:
         scene = context.scene

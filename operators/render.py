@@ -17,7 +17,7 @@ from ..ml.client import shared_client
 from ..ml.custom import find_style
 from ..ml.errors import RestyleError
 from ..properties import settings_of
-from .run import engine_options, package_root
+from .run import engine_options, package_root, scene_has_camera
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
@@ -44,10 +44,7 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if context.scene is None or context.scene.camera is None:
-            cls.poll_message_set("The scene needs an active camera")
-            return False
-        return True
+        return scene_has_camera(cls, context)
 
     def execute(self, context: bpy.types.Context) -> Result:
         scene = context.scene

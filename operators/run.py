@@ -26,6 +26,14 @@ class NothingToRestyle(RestyleError):
     pass
 
 
+def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Context) -> bool:
+    """poll() for operators that render: says why the button is greyed out."""
+    if context.scene is None or context.scene.camera is None:
+        operator.poll_message_set("The scene needs an active camera")
+        return False
+    return True
+
+
 def package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -121,6 +121,25 @@ def build_studio(folder: Path, size: int = 48) -> dict[str, object]:
     return {"objects": objects, "folder": folder}
 
 
+def animated_scene(frames: int, degrees: float, size: tuple[int, int], samples: int) -> None:
+    """A Suzanne turning on a floor in front of a camera, over ``frames`` frames."""
+    import math
+
+    scene = bpy.context.scene
+    bpy.ops.mesh.primitive_plane_add(size=10)
+    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 1))
+    monkey = bpy.context.active_object
+    monkey.keyframe_insert("rotation_euler", frame=1)
+    monkey.rotation_euler.z = math.radians(degrees)
+    monkey.keyframe_insert("rotation_euler", frame=frames)
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    scene.camera = bpy.context.active_object
+    bpy.ops.object.light_add(type="SUN")
+    scene.render.engine, scene.cycles.samples = "CYCLES", samples
+    scene.render.resolution_x, scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+
+
 def select(objects: list[bpy.types.Object]) -> None:
     for obj in bpy.context.scene.objects:
         obj.select_set(obj in objects)

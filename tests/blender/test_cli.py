@@ -2,14 +2,13 @@
 
 import importlib
 import json
-import math
 from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import write_image
+from tests.blender.scenes import animated_scene, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
@@ -108,19 +107,7 @@ def test_import_photo_and_depth_mesh_then_save_as(cli, empty_scene, tmp_path):
 
 
 def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, empty_scene, tmp_path):
-    scene = bpy.context.scene
-    bpy.ops.mesh.primitive_plane_add(size=10)
-    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 1))
-    monkey = bpy.context.active_object
-    monkey.rotation_euler.z = 0
-    monkey.keyframe_insert("rotation_euler", frame=1)
-    monkey.rotation_euler.z = math.radians(20)
-    monkey.keyframe_insert("rotation_euler", frame=4)
-    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
-    scene.camera = bpy.context.active_object
-    bpy.ops.object.light_add(type="SUN")
-    scene.render.engine, scene.cycles.samples = "CYCLES", 2
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+    animated_scene(frames=4, degrees=20, size=(64, 48), samples=2)
     folder = tmp_path / "frames"
     assert cli.main(["stylize-render", "--style", "watercolor", "--frames", "1-4", "--output-dir", str(folder),
                      "--outlines", "1", "--depth-falloff", "0.5"]) == 0

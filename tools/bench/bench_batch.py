@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="restyle
 
 import bpy  # noqa: E402
 
-from tests.blender.scenes import write_image  # noqa: E402
+from tests.blender.scenes import animated_scene, write_image  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.build_extension import build  # noqa: E402
 
@@ -38,22 +37,6 @@ def make_blend(path: Path, seed: int) -> None:
         bpy.ops.mesh.primitive_cube_add(location=(index * 3, 0, 0))
         bpy.context.active_object.data.materials.append(material)
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
-
-
-def animated_scene() -> None:
-    bpy.ops.wm.read_homefile(use_empty=True)
-    scene = bpy.context.scene
-    bpy.ops.mesh.primitive_plane_add(size=10)
-    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 1))
-    monkey = bpy.context.active_object
-    monkey.keyframe_insert("rotation_euler", frame=1)
-    monkey.rotation_euler.z = math.radians(30)
-    monkey.keyframe_insert("rotation_euler", frame=8)
-    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
-    scene.camera = bpy.context.active_object
-    bpy.ops.object.light_add(type="SUN")
-    scene.render.engine, scene.cycles.samples = "CYCLES", 8
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 160, 120, 100
 
 
 def main() -> None:
@@ -73,7 +56,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     print(f"batch: {args.files} .blend files (2 textures of 256x256 each), exit code {code}, {seconds:.1f} s, "
           f"{args.files / seconds * 60:.1f} files/min")
-    animated_scene()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    animated_scene(frames=8, degrees=30, size=(160, 120), samples=8)
     for style in ("pixel", "watercolor", "oil"):
         figures = []
         for temporal in (0.0, 0.8):
