@@ -22,7 +22,6 @@ import bpy
 from . import preferences
 from .ml.catalog import ALL_STYLES, DEPTH_MODELS, get_style
 from .ml.errors import RestyleError
-from .ml.store import sha256_of
 from .properties import settings_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -301,7 +300,7 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
     for entry in ALL_STYLES + DEPTH_MODELS:  # verify
         if entry.files and store.is_installed(entry):
             item = Item(input=entry.id)
-            _run_item(item, lambda entry=entry: _verify(store, entry))
+            _run_item(item, lambda entry=entry: store.verify(entry))
             report.add(item)
 
 
@@ -313,22 +312,6 @@ def _remove(model_id: str) -> str:
 def _install(path: str, name: str | None) -> str:
     _call(_operator("install_model_file"), filepath=str(Path(path).resolve()), name=name or "")
     return str(settings_of(bpy.context).style)
-
-
-def _verify(store: object, entry: object) -> str:
-    from .ml.catalog import StyleEntry
-    from .ml.store import ModelStore
-
-    assert isinstance(store, ModelStore) and isinstance(entry, StyleEntry)
-    recorded = store._recorded()
-    for file in entry.files:
-        expected = file.sha256 or recorded.get(file.filename)
-        digest = sha256_of(store.path_of(file))
-        if expected is None:
-            return "unpinned and never recorded"
-        if digest != expected:
-            raise RestyleError(f"{file.filename} does not match its checksum: delete it and download again")
-    return "ok"
 
 
 def main(argv: list[str]) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -105,9 +105,36 @@ def restyle(
     cancelled: CancelFn | None = None,
     report: RestyleReport | None = None,
 ) -> np.ndarray:
-    """Restyle an sRGB-encoded image in [0, 1] (H x W x C, C = 1..4); returns the same shape."""
+    """Restyle an sRGB-encoded image in [0, 1] (H x W x C, C = 1..4); returns the same shape.
+
+    When the GPU runs out of memory the run is repeated with half the tile size."""
     options = options.validated()
     report = report if report is not None else RestyleReport()
+    first_size = options.tile_size
+    while True:
+        try:
+            result = _restyle_once(model, image, options, progress, cancelled, report)
+        except torch.cuda.OutOfMemoryError:
+            if options.tile_size <= 128:
+                raise
+            torch.cuda.empty_cache()
+            smaller = max(128, options.tile_size // 2)
+            log.warning("out of GPU memory with %d px tiles: retrying with %d px", options.tile_size, smaller)
+            options = replace(options, tile_size=smaller)
+            continue
+        if options.tile_size != first_size:
+            report.warning = f"The GPU ran out of memory with {first_size} px tiles: used {options.tile_size} px tiles"
+        return result
+
+
+def _restyle_once(
+    model: StyleNet,
+    image: np.ndarray,
+    options: RestyleOptions,
+    progress: ProgressFn | None,
+    cancelled: CancelFn | None,
+    report: RestyleReport,
+) -> np.ndarray:
     source = np.asarray(image, dtype=np.float32)
     rgb, alpha, grey = _split_channels(source)
     wrap = options.seamless == "on" or (options.seamless == "auto" and is_tileable(rgb))
@@ -129,33 +156,6 @@ def restyle(
         styled = color.luma(styled)
     out = styled if alpha is None else np.concatenate([styled, alpha], axis=2)
     return out.reshape(source.shape).astype(np.float32)
-
-
-def restyle_with_retry(
-    model: StyleNet,
-    image: np.ndarray,
-    options: RestyleOptions = RestyleOptions(),
-    progress: ProgressFn | None = None,
-    cancelled: CancelFn | None = None,
-    report: RestyleReport | None = None,
-) -> np.ndarray:
-    """:func:`restyle`, retried with half the tile size when the GPU runs out of memory."""
-    report = report if report is not None else RestyleReport()
-    first_size = options.tile_size
-    while True:
-        try:
-            result = restyle(model, image, options, progress, cancelled, report)
-        except torch.cuda.OutOfMemoryError:
-            if options.tile_size <= 128:
-                raise
-            torch.cuda.empty_cache()
-            smaller = max(128, options.tile_size // 2)
-            log.warning("out of GPU memory with %d px tiles: retrying with %d px", options.tile_size, smaller)
-            options = RestyleOptions(**{**options.__dict__, "tile_size": smaller})
-            continue
-        if options.tile_size != first_size:
-            report.warning = f"The GPU ran out of memory with {first_size} px tiles: used {options.tile_size} px tiles"
-        return result
 
 
 class _TiledRun:

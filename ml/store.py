@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .catalog import ModelFile, StyleEntry
+from .catalog import ALL_STYLES, ModelFile, StyleEntry
 from .errors import (
     ChecksumMismatch,
     DiskFull,
@@ -97,8 +97,18 @@ class ModelStore:
         temporary.write_text(json.dumps(hashes, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(temporary, target)
 
+    def verify(self, entry: StyleEntry) -> str:
+        """Check an installed entry's files against their hashes without changing anything."""
+        for file in entry.files:
+            expected = file.sha256 or self._recorded().get(file.filename)
+            if expected is None:
+                return "unpinned and never recorded"
+            if sha256_of(self.path_of(file)) != expected:
+                raise ChecksumMismatch(f"{file.filename} does not match its checksum: remove it and download again")
+        return "ok"
+
     def _verify(self, name: str, path: Path, pinned: str | None) -> None:
-        """Check a complete file against its pinned hash, or the one recorded on first download."""
+        """Check a new file against its pinned hash, or the one recorded on first download."""
         digest = sha256_of(path)
         expected = pinned or self._recorded().get(name)
         if expected is None:
@@ -245,7 +255,5 @@ class ModelStore:
 
 
 def _entries_sharing(url: str) -> list[StyleEntry]:
-    from .catalog import ALL_STYLES
-
     return [entry for entry in ALL_STYLES if any(f.url == url for f in entry.files)]
 

@@ -22,12 +22,14 @@ import torch
 from . import protocol
 from .depth import estimate_depth, load_depth_network
 from .devices import available_devices, reduced_dtype, resolve_device
-from .engine import RestyleOptions, RestyleReport, restyle_with_retry
+from .engine import RestyleOptions, RestyleReport, restyle
 from .errors import JobCancelled, RestyleError
 from .fast_depth import WEIGHTS as FAST_DEPTH_WEIGHTS
 from .fast_depth import estimate_fast_depth, load_fast_depth
 from .loading import build, load_style_network, read_state_dict
 from .models.adain import AdaIN
+from .models.depth_anything import DepthAnythingV2
+from .models.fast_depth import FastDepth
 from .styles import build_style
 from .styles.base import StyleNet
 
@@ -42,7 +44,7 @@ class Worker:
         self.out_lock = threading.Lock()
         self.inbox: queue.Queue[protocol.Message] = queue.Queue()
         self.cancelled_jobs: set[str] = set()
-        self.models: dict[tuple, StyleNet] = {}
+        self.models: dict[tuple, torch.nn.Module] = {}
 
     def send(self, **message: object) -> None:
         with self.out_lock:
@@ -90,20 +92,21 @@ class Worker:
                 net = build_style(style_id)
             self.models = {k: v for k, v in self.models.items() if k[0] != style_id}  # one version per style
             self.models[key] = net
-        return self.models[key]
+        cached = self.models[key]
+        assert isinstance(cached, StyleNet)  # style ids never share a key with depth models
+        return cached
 
     def run_depth(self, message: protocol.Message) -> None:
         """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
         job = str(message["job"])
         try:
             model_file = message["files"].get("model") or ""
-            path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS
+            path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS  # none given: the built-in model
             key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
             if key not in self.models:
-                loaded = load_depth_network(path, message.get("max_depth")) if model_file else load_fast_depth(path)
-                self.models[key] = loaded  # type: ignore[assignment]
+                self.models[key] = (load_depth_network(path, message.get("max_depth")) if model_file
+                                    else load_fast_depth(path))
             net = self.models[key]
-            estimate = estimate_depth if model_file else lambda n, image, device, reduced: estimate_fast_depth(n, image)
             device, warning = resolve_device(str(message.get("device", "auto")))
             # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
             reduced = reduced_dtype(device, str(message.get("precision", "auto")), model_allows=True)
@@ -113,16 +116,16 @@ class Worker:
                     return
                 started = time.perf_counter()
                 image = np.load(item["input"], allow_pickle=False)
-                depth = estimate(net, image, device, reduced)  # type: ignore[operator, arg-type]
+                if isinstance(net, FastDepth):
+                    depth = estimate_fast_depth(net, image)
+                else:
+                    assert isinstance(net, DepthAnythingV2)
+                    depth = estimate_depth(net, image, device, reduced)
                 np.save(item["output"], depth, allow_pickle=False)
                 self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
                           device=str(device), warning=warning)
-        except (RestyleError, OSError, KeyError, ValueError) as exc:
-            self.send(event="error", job=job, message=str(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
-            log.exception("depth failed")
-            self.send(event="error", job=job, message=f"{type(exc).__name__}: {exc}")
+            self.send(event="error", job=job, message=_failure_message(exc))
             return
         self.send(event="done", job=job)
 
@@ -148,12 +151,8 @@ class Worker:
                     raise RestyleError("Pick a style image for the arbitrary style")
                 model.set_style(_style_tensor(np.load(style_path, allow_pickle=False)),
                                 float(message.get("style_weight", 1.0)))
-        except (RestyleError, ValueError, TypeError, OSError) as exc:
-            self.send(event="error", job=job, message=str(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
-            log.exception("job setup failed")
-            self.send(event="error", job=job, message=f"{type(exc).__name__}: {exc}")
+            self.send(event="error", job=job, message=_failure_message(exc))
             return
         threads = int(message.get("threads", 0))
         if threads > 0:
@@ -177,7 +176,7 @@ class Worker:
             report = RestyleReport()
             try:
                 image = np.load(item["input"], allow_pickle=False)
-                result = restyle_with_retry(model, image, options, progress, is_cancelled, report)
+                result = restyle(model, image, options, progress, is_cancelled, report)
                 partial = item["output"] + ".partial.npy"
                 np.save(partial, result, allow_pickle=False)
                 os.replace(partial, item["output"])
@@ -197,6 +196,15 @@ class Worker:
                 device=report.device, dtype=report.dtype, warning=report.warning,
             )
         self.send(event="done", job=job)
+
+
+def _failure_message(exc: Exception) -> str:
+    """The user's message for a failed job: our own errors as they are, anything else logged
+    with its traceback and named by type."""
+    if isinstance(exc, (RestyleError, ValueError, TypeError, KeyError, OSError)):
+        return str(exc)
+    log.exception("job failed")
+    return f"{type(exc).__name__}: {exc}"
 
 
 STYLE_IMAGE_MAX_SIDE = 512  # AdaIN's style statistics need no more; bigger only costs time

@@ -10,7 +10,8 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import preferences
-from ..ml.catalog import get_style
+from ..ml.catalog import ALL_STYLES, get_style
+from ..ml.client import shared_client
 from ..ml.custom import PREFIX, add_custom, remove_custom
 from ..ml.errors import DownloadCancelled, RestyleError
 from ..ml.store import sha256_of
@@ -163,9 +164,6 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
             return {"CANCELLED"}
         store = preferences.model_store(context)
         digest = sha256_of(source)
-        from ..ml.catalog import ALL_STYLES
-        from ..ml.client import shared_client
-
         for entry in ALL_STYLES:  # a published file we know by its checksum
             for file in entry.files:
                 if file.sha256 == digest:

@@ -180,7 +180,6 @@ def test_missing_device_falls_back_to_cpu_with_warning():
 def test_gpu_out_of_memory_retries_with_smaller_tiles():
     import torch
 
-    from ml.engine import restyle_with_retry
     from ml.styles.base import StyleNet
 
     class NeedsSmallTiles(StyleNet):
@@ -193,6 +192,6 @@ def test_gpu_out_of_memory_retries_with_smaller_tiles():
 
     report = RestyleReport()
     image = photo_like(300, 300)
-    out = restyle_with_retry(NeedsSmallTiles(), image, RestyleOptions(tile_size=512, seamless="off"), report=report)
+    out = restyle(NeedsSmallTiles(), image, RestyleOptions(tile_size=512, seamless="off"), report=report)
     assert np.allclose(out, 1 - image, atol=1e-6)
     assert report.tiles == 9 and "used 128 px tiles" in report.warning  # 512 -> 256 -> 128
