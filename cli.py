@@ -74,6 +74,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type that refuses values Blender's properties would silently clamp."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {kind(low)}..{kind(high)}")
+        return value
+
+    return parse
+
+
+FRACTION = _ranged(float, 0.0, 1.0)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blend", nargs="+", metavar="FILE",
                         help="process these .blend files (paths or globs) in turn, saving each; default: the open file")
@@ -90,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     textures.add_argument("--objects", nargs="+", metavar="NAME", help="object names or globs (default: all meshes)")
     textures.add_argument("--collection", help="only meshes in this collection")
     textures.add_argument("--style", required=True, help="style id (see: models list)")
-    textures.add_argument("--strength", type=float, default=1.0)
+    textures.add_argument("--strength", type=FRACTION, default=1.0)
     textures.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     textures.add_argument("--precision", choices=["auto", "full", "reduced"], default="auto")
     textures.add_argument("--seamless", choices=["auto", "on", "off"], default="auto")
-    textures.add_argument("--tile-size", type=int, default=1024)
+    textures.add_argument("--tile-size", type=_ranged(int, 64, 8192), default=1024)
     textures.add_argument("--output-dir", help="folder for restyled images (default: //restyled/)")
     _common(textures)
 
@@ -102,22 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--style", required=True)
     render.add_argument("--frames", metavar="START[-END]", help="frame or range (default: the current frame)")
     render.add_argument("--output-dir", required=True, help="folder for the restyled frames")
-    render.add_argument("--strength", type=float, default=1.0)
-    render.add_argument("--outlines", type=float, default=0.0, help="ink outlines from the passes, 0..1")
-    render.add_argument("--depth-falloff", type=float, default=0.0, help="restyle less with distance, 0..1")
-    render.add_argument("--temporal", type=float, default=0.0, help="flicker reduction for ranges, 0..1")
+    render.add_argument("--strength", type=FRACTION, default=1.0)
+    render.add_argument("--outlines", type=FRACTION, default=0.0, help="ink outlines from the passes, 0..1")
+    render.add_argument("--depth-falloff", type=FRACTION, default=0.0, help="restyle less with distance, 0..1")
+    render.add_argument("--temporal", type=_ranged(float, 0.0, 0.95), default=0.0,
+                        help="flicker reduction for frame ranges, 0..0.95")
     _common(render)
 
     photo = commands.add_parser("import-photo", help="reconstruct photos as textured meshes")
     photo.add_argument("photos", nargs="+", metavar="PHOTO")
     photo.add_argument("--depth-model", default="AUTO")
-    photo.add_argument("--near", type=float, default=2.0)
-    photo.add_argument("--depth-range", type=float, default=6.0)
-    photo.add_argument("--resolution", type=int, default=512)
+    photo.add_argument("--near", type=_ranged(float, 0.01, 1e6), default=2.0)
+    photo.add_argument("--depth-range", type=_ranged(float, 0.01, 1e6), default=6.0)
+    photo.add_argument("--resolution", type=_ranged(int, 2, 8192), default=512)
     _common(photo)
 
     depth = commands.add_parser("depth-mesh", help="mesh from the render's depth pass")
-    depth.add_argument("--resolution", type=int, default=512)
+    depth.add_argument("--resolution", type=_ranged(int, 2, 8192), default=512)
     depth.add_argument("--exr", help="use this multilayer EXR instead of rendering")
     _common(depth)
 

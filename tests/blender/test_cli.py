@@ -63,6 +63,10 @@ def test_bad_arguments_exit_2_and_name_the_argument(cli, capsys):
     assert "--style" in capsys.readouterr().err
     assert cli.main(["stylize-textures", "--style", "toon", "--strength", "lots"]) == 2
     assert "--strength" in capsys.readouterr().err
+    assert cli.main(["stylize-textures", "--style", "toon", "--strength", "5"]) == 2  # not silently clamped
+    assert "argument --strength: 5 is outside 0.0..1.0" in capsys.readouterr().err
+    assert cli.main(["stylize-textures", "--style", "toon", "--tile-size", "10"]) == 2
+    assert "--tile-size" in capsys.readouterr().err
     assert cli.main(["no-such-command"]) == 2
     assert cli.main(["stylize-textures", "--style", "toon", "--blend", "/nowhere/*.blend"]) == 2
     assert "--blend" in capsys.readouterr().err
