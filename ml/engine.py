@@ -3,9 +3,10 @@
 The image is cut into tiles whose cores cover it exactly once; each tile carries a
 halo of context on every side so that convolution borders never reach the core,
 and neighbouring tiles cross-fade over a thin feather band. Models whose layers
-normalise over the whole image (:class:`~.tiling.GlobalNorm`) are run in passes:
-statistics gathered over all tiles of one pass normalise the next, until they stop
-changing, which gives the whole-image result within rounding.
+normalise over the whole image (:class:`~.tiling.GlobalNorm`) are run in passes: each
+norm's statistics are gathered over every tile in turn, which gives the whole-image
+result within rounding. The result is written straight into the output array, so the
+engine itself needs no full-size copies of the image.
 """
 
 from __future__ import annotations
@@ -59,14 +60,26 @@ class RestyleReport:
     warning: str | None = None
 
 
+CHUNK_ROWS = 256  # whole-image numpy work runs in row blocks, so no full-size temporaries
+
+
+def _mean_abs_step(rgb: np.ndarray, axis: int) -> float:
+    """Mean absolute difference between neighbouring pixels along an axis, in row blocks."""
+    total, count = 0.0, 0
+    for r0 in range(0, rgb.shape[0], CHUNK_ROWS):
+        block = np.clip(rgb[r0 : r0 + CHUNK_ROWS + (axis == 0)], 0.0, 1.0)
+        step = np.abs(np.diff(block, axis=axis))
+        total, count = total + float(step.sum(dtype=np.float64)), count + step.size
+    return total / max(count, 1)
+
+
 def is_tileable(rgb: np.ndarray) -> bool:
     """Whether opposite edges continue each other about as smoothly as neighbouring pixels do."""
     if rgb.shape[0] < 8 or rgb.shape[1] < 8:
         return False
     for axis in (0, 1):
-        seam = np.abs(np.take(rgb, 0, axis) - np.take(rgb, -1, axis)).mean()
-        inner = np.abs(np.diff(rgb, axis=axis)).mean()
-        if seam > 1.5 * inner + 0.5 / 255:
+        seam = np.abs(np.clip(np.take(rgb, 0, axis), 0, 1) - np.clip(np.take(rgb, -1, axis), 0, 1)).mean()
+        if seam > 1.5 * _mean_abs_step(rgb, axis) + 0.5 / 255:
             return False
     return True
 
@@ -75,26 +88,25 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """(rgb, alpha or None, was_grey) from an H x W x C array with C in 1..4."""
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
-        raise InvalidImageError(f"expected an H x W x C image with 1 to 4 channels, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
+def _checked_layout(image: np.ndarray) -> np.ndarray:
+    """An H x W x C float32 view (C in 1..4) of the input, checked for finite colour values."""
+    source = np.asarray(image, dtype=np.float32)
+    if source.ndim == 2:
+        source = source[..., None]
+    if source.ndim != 3 or source.shape[2] not in (1, 2, 3, 4):
+        raise InvalidImageError(f"expected an H x W x C image with 1 to 4 channels, got shape {np.shape(image)}")
+    if source.shape[0] == 0 or source.shape[1] == 0:
         raise InvalidImageError("the image is empty (0 pixels)")
-    channels = image.shape[2]
-    grey = channels <= 2
-    rgb = np.repeat(image[..., :1], 3, axis=2) if grey else image[..., :3]
-    alpha = image[..., channels - 1 :] if channels in (2, 4) else None
-    if not np.isfinite(rgb).all():
-        raise InvalidImageError("the image contains NaN or infinite values")
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32), alpha, grey
+    colour = source[..., : _colour_channels(source)]
+    for r0 in range(0, source.shape[0], CHUNK_ROWS):
+        if not np.isfinite(colour[r0 : r0 + CHUNK_ROWS]).all():
+            raise InvalidImageError("the image contains NaN or infinite values")
+    return source
 
 
-def _luminance_only(styled: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """Keep the original's chroma and take the styled image's luma (YCbCr-style swap)."""
-    return np.clip(original + (color.luma(styled) - color.luma(original)), 0.0, 1.0)
+def _colour_channels(source: np.ndarray) -> int:
+    """3 for RGB(A), 1 for grey (with or without alpha)."""
+    return 3 if source.shape[2] >= 3 else 1
 
 
 def restyle(
@@ -135,9 +147,9 @@ def _restyle_once(
     cancelled: CancelFn | None,
     report: RestyleReport,
 ) -> np.ndarray:
-    source = np.asarray(image, dtype=np.float32)
-    rgb, alpha, grey = _split_channels(source)
-    wrap = options.seamless == "on" or (options.seamless == "auto" and is_tileable(rgb))
+    source = _checked_layout(image)
+    colour = source[..., : _colour_channels(source)]
+    wrap = options.seamless == "on" or (options.seamless == "auto" and is_tileable(colour))
     device, warning = resolve_device(options.device)
     dtype = reduced_dtype(device, options.precision, model.reduced_precision_ok)
     report.seamless, report.device, report.warning = wrap, str(device), warning
@@ -145,24 +157,39 @@ def _restyle_once(
     model = model.to(device).eval()
     if model.channels_last and device.type in ("cpu", "cuda"):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time
-    runner = _TiledRun(model, rgb, wrap, options, device, dtype, progress, cancelled)
-    styled = runner.run()
+    # The result is written straight into the output array (colour channels; grey images
+    # accumulate the luma of the styled tiles), so an 8K texture needs no full-size copies.
+    out = np.empty(source.shape, dtype=np.float32)
+    if source.shape[2] in (2, 4):
+        out[..., -1] = source[..., -1]
+    runner = _TiledRun(model, source, wrap, options, device, dtype, progress, cancelled)
+    runner.run(out[..., : _colour_channels(source)])
     report.tiles, report.passes = runner.tile_count, runner.passes
-    if options.preserve_colors:
-        styled = _luminance_only(styled, rgb)
-    if options.strength < 1.0:
-        styled = rgb + options.strength * (styled - rgb)
-    if grey:
-        styled = color.luma(styled)
-    out = styled if alpha is None else np.concatenate([styled, alpha], axis=2)
-    return out.reshape(source.shape).astype(np.float32)
+    _finish(out, source, options)
+    return out.reshape(np.shape(image)) if np.ndim(image) == 2 else out
+
+
+def _finish(out: np.ndarray, source: np.ndarray, options: RestyleOptions) -> None:
+    """Preserve colours and blend by strength, in place, one block of rows at a time."""
+    if not options.preserve_colors and options.strength >= 1.0:
+        return
+    channels = _colour_channels(source)
+    for r0 in range(0, source.shape[0], CHUNK_ROWS):
+        styled = out[r0 : r0 + CHUNK_ROWS, :, :channels]
+        original = np.clip(source[r0 : r0 + CHUNK_ROWS, :, :channels], 0.0, 1.0)
+        if options.preserve_colors:
+            # The styled luma on the original's chroma (for grey, the clipped styled luma).
+            shift = color.luma(styled) - color.luma(original) if channels == 3 else styled - original
+            styled[...] = np.clip(original + shift, 0.0, 1.0)
+        if options.strength < 1.0:
+            styled[...] = original + options.strength * (styled - original)
 
 
 class _TiledRun:
     def __init__(
         self,
         model: StyleNet,
-        rgb: np.ndarray,
+        source: np.ndarray,
         wrap: bool,
         options: RestyleOptions,
         device: torch.device,
@@ -170,14 +197,13 @@ class _TiledRun:
         progress: ProgressFn | None,
         cancelled: CancelFn | None,
     ) -> None:
-        self.model, self.wrap, self.device, self.dtype = model, wrap, device, dtype
+        self.model, self.source, self.wrap, self.device, self.dtype = model, source, wrap, device, dtype
         self.progress, self.cancelled = progress, cancelled
-        self.h, self.w = rgb.shape[:2]
+        self.h, self.w = source.shape[:2]
         align = max(1, model.align)
+        # Tiles cover the image padded to a multiple of the model's alignment: edge pixels
+        # repeat into the padding, or in wrap mode the tiles read with wrapped indices.
         self.hp, self.wp = _round_up(self.h, align), _round_up(self.w, align)
-        # The canvas is the image padded to a multiple of the model's alignment. In wrap
-        # mode tiles read it with wrapped indices, so the padding is never seen there.
-        self.canvas = rgb if wrap else np.pad(rgb, ((0, self.hp - self.h), (0, self.wp - self.w), (0, 0)), mode="edge")
         core = max(align, (options.tile_size // align) * align)
         self.feather = min(options.feather, core // 4) if (self.hp > core or self.wp > core or wrap) else 0
         self.halo = _round_up(model.halo + self.feather, align)
@@ -188,31 +214,39 @@ class _TiledRun:
         ]
         self.tile_count = len(self.tiles)
         self.passes = 0
+        self.expected_passes = 1
 
     # -- public --------------------------------------------------------------------
-    def run(self) -> np.ndarray:
+    def run(self, target: np.ndarray) -> None:
+        """Write the styled image into ``target`` (H x W x 3, or H x W x 1 for the luma of a grey image)."""
         # A lone tile without wrap-around sees exactly the whole image, so its norms can use
         # their own statistics; with wrap-around its halo repeats pixels and must not count.
         norms = global_norms(self.model)
         if not norms or (self.tile_count == 1 and not self.wrap):
-            self.passes = 1
-            return self._pass(0, 1)
+            self._sweep(target)
+            return
         order = self._norm_order()
-        sweeps = len(order) + 1
         try:
-            # Norm k is measured over every tile with all earlier norms already exact, and
-            # the pass stops right after it; a final pass then produces the image.
-            for index, norm in enumerate(order):
-                norm.start_collecting()
-                norm.stop_after = True
-                self._measure(index, sweeps)
-                norm.frozen = norm.finish_collecting()
-                norm.stop_after = False
-            self.passes = sweeps
-            return self._pass(len(order), sweeps)
+            self._settle(order, target)
         finally:
             for norm in norms:
                 norm.frozen, norm.collecting, norm.stop_after = None, False, False
+
+    def _settle(self, order: list[GlobalNorm], target: np.ndarray) -> None:
+        """Whole-image statistics for every norm, then the image made with them.
+
+        Norm k is measured over every tile with all earlier norms already exact, and that
+        sweep stops right after it; a final sweep makes the image. (Gathering all norms at
+        once and iterating does not work: with k sweeps only the first k norms are exact,
+        and errors in the others grow through the network instead of settling.)"""
+        self.expected_passes = len(order) + 1
+        for norm in order:
+            norm.start_collecting()
+            norm.stop_after = True
+            self._sweep(None)
+            norm.frozen = norm.finish_collecting()
+            norm.stop_after = False
+        self._sweep(target)
 
     def _norm_order(self) -> list[GlobalNorm]:
         """The order the forward pass calls its norms, from one small forward."""
@@ -226,36 +260,36 @@ class _TiledRun:
             raise RuntimeError("a normalisation layer is used twice in one forward pass; it cannot be tiled")
         return unique
 
-    # -- passes --------------------------------------------------------------------
-    def _measure(self, index: int, total_passes: int) -> None:
-        """A sweep that only runs each tile up to the norm being measured."""
+    # -- sweeps --------------------------------------------------------------------
+    def _sweep(self, target: np.ndarray | None) -> None:
+        """Run every tile; with a target, blend the tiles into it (without, the forward may
+        stop early at a norm being measured)."""
+        index = self.passes
+        self.passes += 1
+        self.expected_passes = max(self.expected_passes, self.passes)
+        if target is not None:
+            target[...] = 0.0
         for number, core in enumerate(self.tiles):
             self._check_cancel()
             try:
-                self._run_tile(core)
+                tile_out, region = self._run_tile(core)
             except StopForward:
-                pass
-            self._report(index, total_passes, number)
-
-    def _pass(self, index: int, total_passes: int) -> np.ndarray:
-        """A full sweep producing the image."""
-        out = np.zeros((self.hp, self.wp, 3), dtype=np.float32)
-        weight = np.zeros((self.hp, self.wp, 1), dtype=np.float32)
-        for number, core in enumerate(self.tiles):
-            self._check_cancel()
-            tile_out, region = self._run_tile(core)
-            self._accumulate(out, weight, tile_out, region, core)
-            self._report(index, total_passes, number)
-        return (out / weight)[: self.h, : self.w]
+                tile_out = None
+            if target is not None and tile_out is not None:
+                self._accumulate(target, tile_out, region, core)
+            self._report(index, number)
+        if target is not None:
+            self._normalise(target)
 
     def _check_cancel(self) -> None:
         if self.cancelled is not None and self.cancelled():
             raise JobCancelled()
 
-    def _report(self, index: int, total_passes: int, number: int) -> None:
+    def _report(self, index: int, number: int) -> None:
         if self.progress is not None:
-            done = (index * self.tile_count + number + 1) / (total_passes * self.tile_count)
-            self.progress(done, f"tile {number + 1}/{self.tile_count}, pass {index + 1}/{total_passes}")
+            total = max(self.expected_passes, index + 1)
+            done = (index * self.tile_count + number + 1) / (total * self.tile_count)
+            self.progress(min(done, 1.0), f"tile {number + 1}/{self.tile_count}, pass {index + 1}/{total}")
 
     def _input_window(self, start: int, stop: int, size: int) -> tuple[int, int]:
         if self.wrap:
@@ -266,22 +300,24 @@ class _TiledRun:
         y0, y1, x0, x1 = core
         iy0, iy1 = self._input_window(y0, y1, self.hp)
         ix0, ix1 = self._input_window(x0, x1, self.wp)
-        rows = np.arange(iy0, iy1) % self.h if self.wrap else slice(iy0, iy1)
-        cols = np.arange(ix0, ix1) % self.w if self.wrap else slice(ix0, ix1)
-        patch = self.canvas[rows][:, cols] if self.wrap else self.canvas[rows, cols]
+        rows, cols = np.arange(iy0, iy1), np.arange(ix0, ix1)
+        rows = rows % self.h if self.wrap else np.minimum(rows, self.h - 1)
+        cols = cols % self.w if self.wrap else np.minimum(cols, self.w - 1)
+        patch = _colour_patch(self.source[np.ix_(rows, cols)])
         ctx = TileContext(
             origin_y=iy0, origin_x=ix0,
             full_h=self.h if self.wrap else self.hp, full_w=self.w if self.wrap else self.wp,
             core=(y0 - iy0, y1 - iy0, x0 - ix0, x1 - ix0), tile_h=iy1 - iy0, tile_w=ix1 - ix0, wrap=self.wrap,
         )
-        x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(self.device)
+        x = torch.from_numpy(patch).permute(2, 0, 1)[None].to(self.device)
         if self.model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), active_tile(ctx), self._autocast():
             y = self.model(x)
         if y.shape != x.shape:
             raise RuntimeError(f"style network changed the tile shape from {tuple(x.shape)} to {tuple(y.shape)}")
-        return y[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), (iy0, iy1, ix0, ix1)
+        styled = y[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        return (styled if self.source.shape[2] >= 3 else color.luma(styled)), (iy0, iy1, ix0, ix1)
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
@@ -303,23 +339,48 @@ class _TiledRun:
             w = np.where(pos >= core_hi, 0.0, w)
         return w.astype(np.float32)
 
-    def _accumulate(self, out: np.ndarray, weight: np.ndarray, tile: np.ndarray, region, core) -> None:
+    def _band(self, lo: int, hi: int, size: int) -> tuple[int, int]:
+        """The span a tile core writes along one axis: the core plus a feather on each side."""
+        f = self.feather
+        return (lo - f, hi + f) if self.wrap else (max(lo - f, 0), min(hi + f, size))
+
+    def _accumulate(self, target: np.ndarray, tile: np.ndarray, region, core) -> None:
         iy0, _, ix0, _ = region
         y0, y1, x0, x1 = core
-        f = self.feather
-        # This tile writes its core plus a feather band on each side (clipped at the
-        # canvas border unless the canvas wraps around).
-        wy0, wy1, wx0, wx1 = y0 - f, y1 + f, x0 - f, x1 + f
-        if not self.wrap:
-            wy0, wy1, wx0, wx1 = max(wy0, 0), min(wy1, self.hp), max(wx0, 0), min(wx1, self.wp)
+        wy0, wy1 = self._band(y0, y1, self.hp)
+        wx0, wx1 = self._band(x0, x1, self.wp)
         ry = self._ramp(wy0, wy1, y0, y1, self.hp)
         rx = self._ramp(wx0, wx1, x0, x1, self.wp)
-        w = (ry[:, None] * rx[None, :])[..., None]
-        piece = tile[wy0 - iy0 : wy1 - iy0, wx0 - ix0 : wx1 - ix0] * w
+        piece = tile[wy0 - iy0 : wy1 - iy0, wx0 - ix0 : wx1 - ix0] * (ry[:, None] * rx[None, :])[..., None]
         for dy, sy, ny in _wrapped_segments(wy0, wy1 - wy0, self.hp):
+            ny = min(ny, self.h - dy)  # rows of the alignment padding are dropped
             for dx, sx, nx in _wrapped_segments(wx0, wx1 - wx0, self.wp):
-                out[dy : dy + ny, dx : dx + nx] += piece[sy : sy + ny, sx : sx + nx]
-                weight[dy : dy + ny, dx : dx + nx] += w[sy : sy + ny, sx : sx + nx]
+                nx = min(nx, self.w - dx)
+                if ny > 0 and nx > 0:
+                    target[dy : dy + ny, dx : dx + nx] += piece[sy : sy + ny, sx : sx + nx]
+
+    def _axis_weights(self, spans: list[tuple[int, int]], size: int) -> np.ndarray:
+        """Sum of the tiles' ramps along one axis: tile weights are products of a row ramp
+        and a column ramp, so their sum over the grid is the product of these two sums."""
+        total = np.zeros(size, dtype=np.float32)
+        for lo, hi in spans:
+            b0, b1 = self._band(lo, hi, size)
+            ramp = self._ramp(b0, b1, lo, hi, size)
+            for dest, offset, length in _wrapped_segments(b0, b1 - b0, size):
+                total[dest : dest + length] += ramp[offset : offset + length]
+        return total
+
+    def _normalise(self, target: np.ndarray) -> None:
+        wy = self._axis_weights(sorted({(t[0], t[1]) for t in self.tiles}), self.hp)[: self.h]
+        wx = self._axis_weights(sorted({(t[2], t[3]) for t in self.tiles}), self.wp)[: self.w]
+        for r0 in range(0, self.h, CHUNK_ROWS):
+            target[r0 : r0 + CHUNK_ROWS] /= (wy[r0 : r0 + CHUNK_ROWS, None] * wx[None, :])[..., None]
+
+
+def _colour_patch(pixels: np.ndarray) -> np.ndarray:
+    """Contiguous float32 RGB in [0, 1] from an H x W x C block (grey repeated, alpha dropped)."""
+    rgb = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 def _wrapped_segments(start: int, length: int, size: int) -> list[tuple[int, int, int]]:

@@ -1,6 +1,6 @@
 """Published style generators on this machine: naive baseline vs the engine, fp32 and bf16.
 
-    .venv/bin/python tools/bench/bench_models.py [--size 1024] [--device cpu]
+    .venv/bin/python tools/bench/bench_models.py [--size 1024] [--device cpu] [--profile]
 
 Per architecture (seeded random weights of the published layout): megapixels/s of a naive
 eager fp32 whole-image forward, of the engine in fp32 and in bf16, the engine/baseline
@@ -65,6 +65,22 @@ def models() -> dict[str, torch.nn.Module]:
     }
 
 
+def profile(name: str, model: torch.nn.Module, device: str, side: int = 512) -> None:
+    """The operators taking the most time in one fp32 engine-style forward (channels_last)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    layout = torch.channels_last if getattr(model, "channels_last", False) else torch.contiguous_format
+    model = model.eval().to(memory_format=layout)  # type: ignore[call-overload]
+    x = torch.rand(1, 3, side, side, device=device).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        model(x)
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(x)
+    print(f"== {name}, {side}x{side}")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def timed(fn) -> tuple[float, object]:
     fn()  # warm-up (first-call allocations, oneDNN primitive creation)
     started = time.perf_counter()
@@ -77,8 +93,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--profile", action="store_true", help="print where each forward's time goes, then stop")
     args = parser.parse_args()
     device = args.device
+    if args.profile:
+        for name, model in models().items():
+            profile(name, model.to(device), device)
+        return
     fp32_peak = matmul_flops(torch.float32, device)
     bf16_peak = matmul_flops(torch.bfloat16, device)
     image = photo_like(args.size, args.size, seed=0)

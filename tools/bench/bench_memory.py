@@ -1,0 +1,82 @@
+"""Peak resident memory of one AnimeGANv2 texture run through the engine, in a fresh process.
+
+    .venv/bin/python tools/bench/bench_memory.py --size 8192 --tile 1024
+    .venv/bin/python tools/bench/bench_memory.py --size 2048 --tile 1024 --check
+
+Prints the process's resident memory after importing torch and building the model (the
+floor), its peak during the run, the size of the input image itself, and the run time.
+``--check`` also runs the same image whole (one tile) and prints the largest difference
+between the tiled and the whole-image result in 8-bit steps: use it at a size where the
+whole image fits, with the tile size of the big run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(size: int, tile: int, precision: str, check: bool) -> None:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+
+    from ml.engine import RestyleOptions, RestyleReport, restyle
+    from ml.models.animegan2 import AnimeGAN2
+    from tests.ml.checkpoints import seeded
+    from tests.ml.synthetic import photo_like
+
+    model = seeded(AnimeGAN2())
+    rows = [photo_like(min(512, size - r), size, seed=r) for r in range(0, size, 512)]
+    image = np.concatenate(rows, axis=0)  # RGBA float32, the way Blender hands pixels over
+    image = np.concatenate([image, np.ones_like(image[..., :1])], axis=2)
+    del rows
+    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report = RestyleReport()
+    started = time.perf_counter()
+    tiled = restyle(model, image, RestyleOptions(tile_size=tile, precision=precision, seamless="off"), report=report)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = {"floor": floor, "peak": peak, "image": image.nbytes, "seconds": seconds, "tiles": report.tiles,
+              "passes": report.passes, "threads": torch.get_num_threads()}
+    if check:
+        whole = restyle(model, image, RestyleOptions(tile_size=size, precision=precision, seamless="off"))
+        result["max_diff_8bit"] = float(np.abs(tiled - whole).max() * 255)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--precision", default="full", choices=("full", "reduced"))
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.size, args.tile, args.precision, args.check)
+        return
+    command = [sys.executable, __file__, "--child", "--size", str(args.size), "--tile", str(args.tile),
+               "--precision", args.precision] + (["--check"] if args.check else [])
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    gib = 1024**3
+    print(f"AnimeGANv2, {args.size}x{args.size} RGBA float32 ({figures['image'] / gib:.2f} GiB), tile {args.tile}, "
+          f"{args.precision}, {figures['threads']} threads: {figures['tiles']} tiles, {figures['passes']} passes, "
+          f"{figures['seconds']:.0f} s")
+    print(f"peak resident {figures['peak'] / gib:.2f} GiB (before the run {figures['floor'] / gib:.2f} GiB; "
+          f"the run added {(figures['peak'] - figures['floor']) / gib:.2f} GiB = "
+          f"{(figures['peak'] - figures['floor']) / figures['image']:.2f}x the input image)")
+    if "max_diff_8bit" in figures:
+        print(f"tiled vs whole image: max difference {figures['max_diff_8bit']:.4f} 8-bit steps")
+
+
+if __name__ == "__main__":
+    main()
