@@ -195,3 +195,26 @@ def test_gpu_out_of_memory_retries_with_smaller_tiles():
     out = restyle(NeedsSmallTiles(), image, RestyleOptions(tile_size=512, seamless="off"), report=report)
     assert np.allclose(out, 1 - image, atol=1e-6)
     assert report.tiles == 9 and "used 128 px tiles" in report.warning  # 512 -> 256 -> 128
+
+
+def test_large_images_get_no_full_size_working_copies(monkeypatch):
+    """The engine writes tiles into the output array and does whole-image numpy work in
+    blocks of rows: apart from the result itself, what it allocates on the numpy side stays
+    far below the image's size (an 8K texture would otherwise need several extra gigabytes)."""
+    import tracemalloc
+
+    from ml import engine
+
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 32)  # blocks small against this test image
+
+    image = np.concatenate([photo_like(768, 768, seed=8), np.ones((768, 768, 1), np.float32)], axis=2)
+    model = build_style("pixel")
+    tracemalloc.start()
+    try:
+        out = restyle(model, image, RestyleOptions(tile_size=256, seamless="off", strength=0.7, preserve_colors=True))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == image.shape and np.array_equal(out[..., 3], image[..., 3])
+    extra = peak - out.nbytes
+    assert extra < 0.3 * image.nbytes, f"{extra / image.nbytes:.2f}x the image in numpy working memory"
