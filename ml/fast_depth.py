@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import UnsupportedModel
 from .loading import read_state_dict
 from .models.fast_depth import MULTIPLE, FastDepth
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth_fast.safetensors"
-INPUT_LONG_SIDE = 128  # the resolution it was trained at: it does not generalise across scale (model card)
+MIRRORED = True
+INPUT_LONG_SIDE = 256  # the size it was trained at; photos are resized to it (model card: accuracy vs size)
 
 
 def load_fast_depth(path: Path = WEIGHTS) -> FastDepth:
@@ -26,18 +28,34 @@ def load_fast_depth(path: Path = WEIGHTS) -> FastDepth:
     missing = [k for k in net.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise UnsupportedModel(f"{Path(path).name} lacks {len(missing)} tensors of the built-in depth network")
-    return net.eval()
+    return fold_batch_norms(net.eval()).to(memory_format=torch.channels_last)
+
+
+def fold_batch_norms(net: FastDepth) -> FastDepth:
+    """Fold each eval-mode BatchNorm into the convolution before it (same output, fewer passes
+    over memory)."""
+    for block in net.modules():
+        if isinstance(block, torch.nn.Sequential) and len(block) == 3 and isinstance(block[1], torch.nn.BatchNorm2d):
+            block[0] = fuse_conv_bn_eval(block[0], block[1])
+            block[1] = torch.nn.Identity()
+    return net
 
 
 @torch.inference_mode()
-def estimate_fast_depth(net: FastDepth, rgb: np.ndarray, long_side: int = INPUT_LONG_SIDE) -> np.ndarray:
+def estimate_fast_depth(net: FastDepth, rgb: np.ndarray, long_side: int = INPUT_LONG_SIDE,
+                        mirrored: bool = MIRRORED) -> np.ndarray:
     """(H, W, 3) sRGB in [0, 1] -> (H, W) relative inverse depth."""
     h, w = rgb.shape[:2]
-    scale = min(1.0, long_side / max(h, w)) if max(h, w) > long_side else 1.0
+    scale = long_side / max(h, w)  # up or down: the network is tuned to one scale
     nh = max(MULTIPLE, round(h * scale / MULTIPLE) * MULTIPLE)
     nw = max(MULTIPLE, round(w * scale / MULTIPLE) * MULTIPLE)
     x = torch.from_numpy(np.ascontiguousarray(rgb[..., :3], dtype=np.float32)).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
-    # The average with the mirrored prediction cancels some of the network's left/right bias.
-    out = ((net(x) + net(x.flip(-1)).flip(-1)) / 2)[:, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    if mirrored:  # the average with the mirrored prediction cancels some left/right bias
+        both = net(torch.cat([x, x.flip(-1)]))  # one batch of two runs faster than two calls
+        out = (both[:1] + both[1:].flip(-1)) / 2
+    else:
+        out = net(x)
+    out = out[:, None]
     return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy().astype(np.float32)

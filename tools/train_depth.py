@@ -25,19 +25,46 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.devices import cpu_supports_bf16  # noqa: E402
-from ml.models.fast_depth import FastDepth  # noqa: E402
+from ml.models.fast_depth import MULTIPLE, FastDepth  # noqa: E402
+
+ZOOM = (1.0, 1.0)  # range of the random rescaling before the crop (rescaled training did not generalise)
 
 
 def load_set(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGB (N, 3, H, W) in [0, 1] and inverse depth (N, H, W), 0 where nothing was hit."""
+    """RGB (N, H, W, 3) uint8 and inverse depth (N, H, W), 0 where nothing was hit."""
     rgbs, disparities = [], []
     for path in sorted(glob.glob(str(folder / "*.npz"))):
         data = np.load(path)
         depth = data["depth"].astype(np.float32)
         disparities.append(np.where(np.isfinite(depth), 1.0 / np.maximum(depth, 1e-3), 0.0))
         rgbs.append(data["rgb"])
-    rgb = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).float() / 255
-    return rgb, torch.from_numpy(np.stack(disparities)).float()
+    return torch.from_numpy(np.stack(rgbs)), torch.from_numpy(np.stack(disparities)).float()
+
+
+def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """One batch: a random zoom (ZOOM, then a crop with sides that are multiples of 32),
+    horizontal flips, brightness gain and saturation."""
+    n, h, w = disparity.shape
+    x = rgb.permute(0, 3, 1, 2).float() / 255
+    y = disparity[:, None]
+    zoom = math.exp(math.log(ZOOM[0]) + torch.rand((), generator=generator).item() * math.log(ZOOM[1] / ZOOM[0]))
+    if abs(zoom - 1) > 0.05:
+        size = (math.ceil(h * zoom), math.ceil(w * zoom))
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1)
+        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1)
+    ch = min(h, x.shape[-2] // MULTIPLE * MULTIPLE)
+    cw = min(w, x.shape[-1] // MULTIPLE * MULTIPLE)
+    top = int(torch.randint(x.shape[-2] - ch + 1, (), generator=generator))
+    left = int(torch.randint(x.shape[-1] - cw + 1, (), generator=generator))
+    x, y = x[..., top:top + ch, left:left + cw], y[..., top:top + ch, left:left + cw]
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    y = torch.where(flip[:, None, None, None], y.flip(-1), y)
+    grey = x.mean(dim=1, keepdim=True)
+    saturation = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=generator)
+    gain = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=generator)
+    x = ((grey + (x - grey) * saturation) * gain).clamp(0, 1)
+    return x.contiguous(), y[:, 0].contiguous()
 
 
 def normalise(d: torch.Tensor) -> torch.Tensor:
@@ -71,7 +98,7 @@ def main() -> int:
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     rgb, disparity = load_set(args.data)
-    print(f"{len(rgb)} training images of {tuple(rgb.shape[-2:])}", flush=True)
+    print(f"{len(rgb)} training images of {tuple(rgb.shape[1:3])}", flush=True)
     model = FastDepth()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
@@ -80,11 +107,7 @@ def main() -> int:
     model.train()
     for step in range(1, args.steps + 1):
         index = torch.randint(len(rgb), (args.batch,), generator=generator)
-        x, y = rgb[index], disparity[index]
-        flip = torch.rand(args.batch, generator=generator) < 0.5
-        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
-        gain = 1 + 0.2 * (torch.rand(args.batch, 1, 1, 1, generator=generator) - 0.5)
-        x = (x * gain).clamp(0, 1)
+        x, y = augment(rgb[index], disparity[index], generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             prediction = model(x)
         loss = ssi_loss(prediction.float(), y)
@@ -102,6 +125,7 @@ def main() -> int:
     state = {k: v.half().contiguous() for k, v in model.eval().state_dict().items() if v.is_floating_point()}
     save_file(state, str(args.out / "depth_fast.safetensors"))
     (args.out / "depth_fast_training.json").write_text(json.dumps({
+        "data": args.data.name, "size": list(rgb.shape[1:3]), "zoom": list(ZOOM),
         "images": len(rgb), "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "minutes": round(minutes, 1), "bf16": use_bf16, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()), "final_loss": round(loss.item(), 4),

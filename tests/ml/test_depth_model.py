@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -32,3 +33,27 @@ def test_metric_variant_is_bounded_by_max_depth():
     with torch.no_grad():
         out = net(torch.randn(1, 3, 56, 56))
     assert (out >= 0).all() and (out <= 20.0).all()
+
+
+def test_builtin_network_folds_its_batch_norms_without_changing_the_output():
+    import copy
+
+    from ml.fast_depth import estimate_fast_depth, fold_batch_norms
+    from ml.models.fast_depth import FastDepth
+
+    torch.manual_seed(3)
+    net = FastDepth()
+    for module in net.modules():  # non-trivial statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    folded = fold_batch_norms(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        assert torch.allclose(net(x), folded(x), rtol=1e-4, atol=1e-5)
+    photo = np.random.default_rng(0).random((75, 101, 3), dtype=np.float32)  # any size in, same size out
+    assert estimate_fast_depth(folded, photo).shape == (75, 101)
+    assert estimate_fast_depth(folded, photo, mirrored=False).shape == (75, 101)

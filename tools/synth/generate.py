@@ -155,13 +155,15 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main() -> int:
+    global THREADS, WIDTH, HEIGHT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", required=True, help="START-END (inclusive)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0, help="render threads (0: all)")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="WIDTHxHEIGHT of each render")
     args = parser.parse_args()
-    global THREADS
     THREADS = args.threads
+    WIDTH, HEIGHT = (int(v) for v in args.size.lower().split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = parse_seeds(args.seeds)
     started = time.perf_counter()
