@@ -126,7 +126,7 @@ class GlobalNorm(nn.Module):
             if self.stop_after:
                 raise StopForward()
         if self.frozen is None:
-            var, mean = torch.var_mean(x.float().reshape(n, self.num_groups, -1), dim=2, unbiased=self.unbiased)
+            var, mean = self._statistics(x.float())
         else:
             mean, var = (t.to(x.device) for t in self.frozen)
         # Normalisation and the affine transform folded into one per-channel scale and
@@ -139,6 +139,17 @@ class GlobalNorm(nn.Module):
             shift = shift * self.weight.float() + self.bias.float()
         # Under bf16 the product is formed in fp32 (type promotion) and rounded once.
         return torch.addcmul(shift[..., None, None], x, scale[..., None, None]).to(x.dtype)
+
+    def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(var, mean), shape (N, G). One group or one group per channel reduce over the
+        dimensions directly: a reshape would copy a channels_last feature map first."""
+        n = x.shape[0]
+        if self.num_groups == 1:
+            var, mean = torch.var_mean(x, dim=(1, 2, 3), unbiased=self.unbiased)
+            return var.view(n, 1), mean.view(n, 1)
+        if self.num_groups == self.num_channels:
+            return torch.var_mean(x, dim=(2, 3), unbiased=self.unbiased)
+        return torch.var_mean(x.reshape(n, self.num_groups, -1), dim=2, unbiased=self.unbiased)
 
     # -- statistics gathering -------------------------------------------------------
     def _accumulate(self, x: torch.Tensor) -> None:
