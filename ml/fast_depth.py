@@ -28,15 +28,18 @@ def load_fast_depth(path: Path = WEIGHTS) -> FastDepth:
     missing = [k for k in net.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise UnsupportedModel(f"{Path(path).name} lacks {len(missing)} tensors of the built-in depth network")
-    return fold_batch_norms(net.eval()).to(memory_format=torch.channels_last)
+    return fold_batch_norms(net.eval()).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def fold_batch_norms(net: FastDepth) -> FastDepth:
     """Fold each eval-mode BatchNorm into the convolution before it (same output, fewer passes
     over memory)."""
     for block in net.modules():
-        if isinstance(block, torch.nn.Sequential) and len(block) == 3 and isinstance(block[1], torch.nn.BatchNorm2d):
-            block[0] = fuse_conv_bn_eval(block[0], block[1])
+        if not isinstance(block, torch.nn.Sequential) or len(block) != 3:
+            continue
+        conv, norm = block[0], block[1]
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+            block[0] = fuse_conv_bn_eval(conv, norm)
             block[1] = torch.nn.Identity()
     return net
 
