@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -126,12 +127,18 @@ class GlobalNorm(nn.Module):
             if self.stop_after:
                 raise StopForward()
         if self.frozen is None:
+            if not self.unbiased:  # torch's fused kernel (fp32 statistics also for bf16 input)
+                return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
             var, mean = self._statistics(x.float())
         else:
             mean, var = (t.to(x.device) for t in self.frozen)
-        # Normalisation and the affine transform folded into one per-channel scale and
-        # shift (computed in fp32), applied in a single pass over the feature map.
         per_group = self.num_channels // self.num_groups
+        if n == 1:
+            # With known statistics this is a per-channel affine map: eval-mode batch_norm
+            # applies it in one fused pass, in fp32 even for bf16 input, rounding once.
+            return F.batch_norm(x, mean[0].repeat_interleave(per_group).float(),
+                                var[0].repeat_interleave(per_group).float(), self.weight, self.bias,
+                                False, 0.0, self.eps).to(x.dtype)
         scale = torch.rsqrt(var + self.eps).repeat_interleave(per_group, dim=1)
         shift = -mean.repeat_interleave(per_group, dim=1) * scale
         if self.weight is not None:

@@ -13,13 +13,14 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .padding import ReflectionPad
 
 ENCODER_LAYERS = 31  # normalised VGG-19 up to relu4_1
 EPS = 1e-5
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
+    return [ReflectionPad(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
 
 
 def vgg_normalised() -> nn.Sequential:
@@ -39,7 +40,7 @@ def decoder() -> nn.Sequential:
     layers: list[nn.Module] = _conv(512, 256) + [up()]
     layers += _conv(256, 256) + _conv(256, 256) + _conv(256, 256) + _conv(256, 128) + [up()]
     layers += _conv(128, 128) + _conv(128, 64) + [up()]
-    layers += _conv(64, 64) + [nn.ReflectionPad2d(1), nn.Conv2d(64, 3, 3)]
+    layers += _conv(64, 64) + [ReflectionPad(1), nn.Conv2d(64, 3, 3)]
     return nn.Sequential(*layers)
 
 

@@ -13,15 +13,16 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm, resize_bilinear_global
+from .padding import ReflectionPad
 
 
 class ConvNormLReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
         pad: nn.Module
         if stride == 2:
-            pad = nn.ReflectionPad2d((0, 1, 0, 1))  # right and bottom only
+            pad = ReflectionPad((0, 1, 0, 1))  # right and bottom only
         else:
-            pad = nn.ReflectionPad2d(kernel // 2)
+            pad = ReflectionPad(kernel // 2)
         super().__init__(
             pad,
             nn.Conv2d(cin, cout, kernel, stride=stride, groups=groups, bias=groups > 1),

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .padding import ReflectionPad
 
 
 def _instance_norm(channels: int) -> GlobalNorm:
@@ -21,8 +22,8 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels),
+            ReflectionPad(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels), nn.ReLU(True),
+            ReflectionPad(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,7 @@ class CycleGANGenerator(StyleNet):
         self.halo = 8 * blocks + 24  # two 3x3 convs per block at 1/4 scale, plus the ends
         self.halo += -self.halo % self.align
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3), nn.Conv2d(3, 64, 7), _instance_norm(64), nn.ReLU(True),
+            ReflectionPad(3), nn.Conv2d(3, 64, 7), _instance_norm(64), nn.ReLU(True),
             nn.Conv2d(64, 128, 3, stride=2, padding=1), _instance_norm(128), nn.ReLU(True),
             nn.Conv2d(128, 256, 3, stride=2, padding=1), _instance_norm(256), nn.ReLU(True),
         ]
@@ -48,7 +49,7 @@ class CycleGANGenerator(StyleNet):
         layers += [
             nn.ConvTranspose2d(256, 128, 3, stride=2, padding=1, output_padding=1), _instance_norm(128), nn.ReLU(True),
             nn.ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1), _instance_norm(64), nn.ReLU(True),
-            nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7), nn.Tanh(),
+            ReflectionPad(3), nn.Conv2d(64, 3, 7), nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
 

@@ -11,13 +11,14 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .padding import ReflectionPad
 
 
 class ConvLayer(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
         super().__init__()
         self.upsample = upsample
-        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.pad = ReflectionPad(kernel // 2)
         self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,3 +46,16 @@ def test_global_coords_follow_the_tile_and_wrap():
     assert cols.flatten().tolist() == [6, 7, 0, 1, 2]
     rows, cols = global_coords(x)  # no tile: the tensor is the whole image
     assert rows.flatten().tolist() == [0, 1, 2, 3] and np.array_equal(cols.flatten().numpy(), np.arange(5))
+
+
+@pytest.mark.parametrize("padding", [1, 3, (0, 1, 0, 1), (2, 0, 1, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_reflection_pad_matches_torch_and_keeps_bf16_under_autocast(padding, dtype):
+    from ml.models.padding import ReflectionPad
+
+    x = torch.randn(1, 5, 9, 11).to(dtype).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.ReflectionPad2d(padding)(x.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        out = ReflectionPad(padding)(x)
+    assert out.dtype == dtype
+    assert torch.equal(out.float(), expected)
