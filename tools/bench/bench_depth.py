@@ -21,6 +21,7 @@ from ml.fast_depth import INPUT_LONG_SIDE, WEIGHTS, estimate_fast_depth, load_fa
 from ml.models.depth_anything import CONFIGS, DepthAnythingV2  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
+from tools.bench.timing import best_of  # noqa: E402
 
 
 def main() -> None:
@@ -67,15 +68,6 @@ def compare_with_builtin(dav2: torch.nn.Module) -> None:
           f"built-in {fast_s * 1000:.0f} ms vs Depth Anything V2 Small {dav2_s * 1000:.0f} ms, "
           f"ratio {dav2_s / fast_s:.1f}x")
 
-
-def best_of(run, repeat: int = 3) -> float:
-    run()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 if __name__ == "__main__":
     main()

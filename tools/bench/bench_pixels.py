@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
-import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="restyle-bench-"))
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def timed(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+from tools.bench.timing import best_of  # noqa: E402
 
 
 def main() -> None:
@@ -33,10 +28,10 @@ def main() -> None:
     values = np.random.default_rng(0).random(size * size * 4, dtype=np.float32)
     buffer = np.empty_like(values)
 
-    read_fast = timed(lambda: image.pixels.foreach_get(buffer))
-    read_slow = timed(lambda: np.array(list(image.pixels), dtype=np.float32), repeat=1)
-    write_fast = timed(lambda: image.pixels.foreach_set(values))
-    write_slow = timed(lambda: image.pixels.__setitem__(slice(None), values.tolist()), repeat=1)
+    read_fast = best_of(lambda: image.pixels.foreach_get(buffer), warm_up=False)
+    read_slow = best_of(lambda: np.array(list(image.pixels), dtype=np.float32), repeat=1, warm_up=False)
+    write_fast = best_of(lambda: image.pixels.foreach_set(values), warm_up=False)
+    write_slow = best_of(lambda: image.pixels.__setitem__(slice(None), values.tolist()), repeat=1, warm_up=False)
     mp = size * size / 1e6
     print(f"image {size}x{size} RGBA ({mp:.1f} MP)")
     print(f"read : foreach_get {read_fast:7.3f} s   list(image.pixels) {read_slow:7.3f} s   "
