@@ -266,7 +266,6 @@ class _TiledRun:
         stop early at a norm being measured)."""
         index = self.passes
         self.passes += 1
-        self.expected_passes = max(self.expected_passes, self.passes)
         if target is not None:
             target[...] = 0.0
         for number, core in enumerate(self.tiles):
@@ -287,9 +286,9 @@ class _TiledRun:
 
     def _report(self, index: int, number: int) -> None:
         if self.progress is not None:
-            total = max(self.expected_passes, index + 1)
+            total = self.expected_passes
             done = (index * self.tile_count + number + 1) / (total * self.tile_count)
-            self.progress(min(done, 1.0), f"tile {number + 1}/{self.tile_count}, pass {index + 1}/{total}")
+            self.progress(done, f"tile {number + 1}/{self.tile_count}, pass {index + 1}/{total}")
 
     def _input_window(self, start: int, stop: int, size: int) -> tuple[int, int]:
         if self.wrap:

@@ -118,7 +118,7 @@ class GlobalNorm(nn.Module):
         self._sums: torch.Tensor | None = None  # (N, G, 3): count, sum, sum of squares (float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n = x.shape[0]
         order = _CALL_ORDER.get()
         if order is not None:
             order.append(self)
@@ -148,12 +148,9 @@ class GlobalNorm(nn.Module):
         return torch.addcmul(shift[..., None, None], x, scale[..., None, None]).to(x.dtype)
 
     def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(var, mean), shape (N, G). One group or one group per channel reduce over the
+        """(var, mean), shape (N, G). One group per channel reduces over the spatial
         dimensions directly: a reshape would copy a channels_last feature map first."""
         n = x.shape[0]
-        if self.num_groups == 1:
-            var, mean = torch.var_mean(x, dim=(1, 2, 3), unbiased=self.unbiased)
-            return var.view(n, 1), mean.view(n, 1)
         if self.num_groups == self.num_channels:
             return torch.var_mean(x, dim=(2, 3), unbiased=self.unbiased)
         return torch.var_mean(x.reshape(n, self.num_groups, -1), dim=2, unbiased=self.unbiased)

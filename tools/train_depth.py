@@ -27,8 +27,6 @@ import torch.nn.functional as F  # noqa: E402
 from ml.devices import cpu_supports_bf16  # noqa: E402
 from ml.models.fast_depth import MULTIPLE, FastDepth  # noqa: E402
 
-ZOOM = (1.0, 1.0)  # range of the random rescaling before the crop (rescaled training did not generalise)
-
 
 def load_set(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB (N, H, W, 3) uint8 and inverse depth (N, H, W), 0 where nothing was hit."""
@@ -41,13 +39,15 @@ def load_set(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.stack(rgbs)), torch.from_numpy(np.stack(disparities)).float()
 
 
-def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """One batch: a random zoom (ZOOM, then a crop with sides that are multiples of 32),
-    horizontal flips, brightness gain and saturation."""
+def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generator,
+            zoom_range: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, ...]:
+    """One batch: a random zoom within ``zoom_range`` (then a crop with sides that are
+    multiples of 32), horizontal flips, brightness gain and saturation."""
     n, h, w = disparity.shape
     x = rgb.permute(0, 3, 1, 2).float() / 255
     y = disparity[:, None]
-    zoom = math.exp(math.log(ZOOM[0]) + torch.rand((), generator=generator).item() * math.log(ZOOM[1] / ZOOM[0]))
+    low, high = zoom_range
+    zoom = math.exp(math.log(low) + torch.rand((), generator=generator).item() * math.log(high / low))
     if abs(zoom - 1) > 0.05:
         size = (math.ceil(h * zoom), math.ceil(w * zoom))
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1)
@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--zoom", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
+                        help="random rescaling range (0.75 1.5 was tried: it did not generalise, see the model card)")
     parser.add_argument("--out", type=Path, default=ROOT / "ml" / "weights")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -107,7 +109,7 @@ def main() -> int:
     model.train()
     for step in range(1, args.steps + 1):
         index = torch.randint(len(rgb), (args.batch,), generator=generator)
-        x, y = augment(rgb[index], disparity[index], generator)
+        x, y = augment(rgb[index], disparity[index], generator, tuple(args.zoom))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             prediction = model(x)
         loss = ssi_loss(prediction.float(), y)
@@ -125,7 +127,7 @@ def main() -> int:
     state = {k: v.half().contiguous() for k, v in model.eval().state_dict().items() if v.is_floating_point()}
     save_file(state, str(args.out / "depth_fast.safetensors"))
     (args.out / "depth_fast_training.json").write_text(json.dumps({
-        "data": args.data.name, "size": list(rgb.shape[1:3]), "zoom": list(ZOOM),
+        "data": args.data.name, "size": list(rgb.shape[1:3]), "zoom": args.zoom,
         "images": len(rgb), "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "minutes": round(minutes, 1), "bf16": use_bf16, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()), "final_loss": round(loss.item(), 4),
