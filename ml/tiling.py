@@ -115,7 +115,7 @@ class GlobalNorm(nn.Module):
         self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
         self.collecting = False
         self.stop_after = False  # end the forward pass once this layer has been measured
-        self._sums: torch.Tensor | None = None  # (N, G, 3): count, sum, sum of squares (float64)
+        self._sums: torch.Tensor | None = None  # (N, G, 3): count, mean, M2 (float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -157,18 +157,36 @@ class GlobalNorm(nn.Module):
 
     # -- statistics gathering -------------------------------------------------------
     def _accumulate(self, x: torch.Tensor) -> None:
+        """Add this tile's core to the running (count, mean, M2) of each group.
+
+        Per-channel ``var_mean`` over the spatial dimensions reads a channels_last slice in
+        place (a reshape to groups would copy it, and a float64 copy doubles that: those two
+        copies were most of a statistics sweep). Channels merge into groups, and tiles into
+        the image, with the pairwise mean/M2 update in float64."""
         ctx = current_tile(x)
         n, c, h, w = x.shape
         sy, sx = ctx.tile_h // h, ctx.tile_w // w
         if sy * h != ctx.tile_h or sx * w != ctx.tile_w:
             raise RuntimeError(f"feature map {h}x{w} is not an integer fraction of the tile {ctx.tile_h}x{ctx.tile_w}")
         y0, y1, x0, x1 = ctx.core
-        region = x[:, :, y0 // sy : -(-y1 // sy), x0 // sx : -(-x1 // sx)].double()
-        g = region.reshape(n, self.num_groups, -1)
-        sums = torch.stack(
-            [torch.full_like(g[..., 0], g.shape[-1]), g.sum(-1), (g * g).sum(-1)], dim=-1
-        ).cpu()
-        self._sums = sums if self._sums is None else self._sums + sums
+        region = x[:, :, y0 // sy : -(-y1 // sy), x0 // sx : -(-x1 // sx)]
+        var, mean = torch.var_mean(region.float(), dim=(2, 3), unbiased=False)
+        var = var.double().cpu().view(n, self.num_groups, -1)
+        mean = mean.double().cpu().view(n, self.num_groups, -1)
+        group_mean = mean.mean(-1)
+        pixels = region.shape[2] * region.shape[3]
+        group_m2 = (var + (mean - group_mean[..., None]) ** 2).sum(-1) * pixels
+        count = torch.full_like(group_mean, pixels * mean.shape[-1])
+        if self._sums is None:
+            self._sums = torch.stack([count, group_mean, group_m2], dim=-1)
+            return
+        old_count, old_mean, old_m2 = self._sums.unbind(-1)
+        total = old_count + count
+        delta = group_mean - old_mean
+        self._sums = torch.stack(
+            [total, old_mean + delta * count / total, old_m2 + group_m2 + delta * delta * old_count * count / total],
+            dim=-1,
+        )
 
     def start_collecting(self) -> None:
         self.collecting = True
@@ -179,11 +197,8 @@ class GlobalNorm(nn.Module):
         self.collecting = False
         if self._sums is None:
             raise RuntimeError("no tile reached this normalisation layer")
-        count, total, squares = self._sums.unbind(-1)
-        mean = total / count
-        var = (squares / count - mean * mean).clamp_min(0.0)
-        if self.unbiased:
-            var = var * count / (count - 1).clamp_min(1)
+        count, mean, m2 = self._sums.unbind(-1)
+        var = m2 / ((count - 1).clamp_min(1) if self.unbiased else count)
         self._sums = None
         return mean.float(), var.float()
 

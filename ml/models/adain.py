@@ -13,6 +13,7 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .fused import FusedSequential
 from .padding import ReflectionPad
 
 ENCODER_LAYERS = 31  # normalised VGG-19 up to relu4_1
@@ -23,7 +24,7 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
     return [ReflectionPad(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
 
 
-def vgg_normalised() -> nn.Sequential:
+def vgg_normalised() -> FusedSequential:
     """The full published network (all its weights are in the file); AdaIN uses 31 layers."""
     pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)  # noqa: E731
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
@@ -32,16 +33,16 @@ def vgg_normalised() -> nn.Sequential:
     layers += _conv(128, 256) + _conv(256, 256) + _conv(256, 256) + _conv(256, 256) + [pool()]
     layers += _conv(256, 512) + _conv(512, 512) + _conv(512, 512) + _conv(512, 512) + [pool()]
     layers += _conv(512, 512) + _conv(512, 512) + _conv(512, 512) + _conv(512, 512)
-    return nn.Sequential(*layers)
+    return FusedSequential(*layers)
 
 
-def decoder() -> nn.Sequential:
+def decoder() -> FusedSequential:
     up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
     layers: list[nn.Module] = _conv(512, 256) + [up()]
     layers += _conv(256, 256) + _conv(256, 256) + _conv(256, 256) + _conv(256, 128) + [up()]
     layers += _conv(128, 128) + _conv(128, 64) + [up()]
     layers += _conv(64, 64) + [ReflectionPad(1), nn.Conv2d(64, 3, 3)]
-    return nn.Sequential(*layers)
+    return FusedSequential(*layers)
 
 
 class AdaIN(StyleNet):

@@ -13,10 +13,11 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm, resize_bilinear_global
+from .fused import FusedSequential
 from .padding import ReflectionPad
 
 
-class ConvNormLReLU(nn.Sequential):
+class ConvNormLReLU(FusedSequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
         pad: nn.Module
         if stride == 2:
@@ -36,7 +37,7 @@ class InvertedResBlock(nn.Module):
         super().__init__()
         hidden = round(cin * expansion)
         self.use_residual = cin == cout
-        self.layers = nn.Sequential(
+        self.layers = FusedSequential(
             ConvNormLReLU(cin, hidden, kernel=1),
             ConvNormLReLU(hidden, hidden, groups=hidden),
             nn.Conv2d(hidden, cout, 1, bias=False),

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .fused import FusedSequential
 from .padding import ReflectionPad
 
 
@@ -21,7 +22,7 @@ def _instance_norm(channels: int) -> GlobalNorm:
 class ResnetBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv_block = nn.Sequential(
+        self.conv_block = FusedSequential(
             ReflectionPad(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels), nn.ReLU(True),
             ReflectionPad(1), nn.Conv2d(channels, channels, 3), _instance_norm(channels),
         )
@@ -51,7 +52,7 @@ class CycleGANGenerator(StyleNet):
             nn.ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1), _instance_norm(64), nn.ReLU(True),
             ReflectionPad(3), nn.Conv2d(64, 3, 7), nn.Tanh(),
         ]
-        self.model = nn.Sequential(*layers)
+        self.model = FusedSequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.model(x * 2 - 1) + 1) / 2

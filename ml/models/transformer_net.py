@@ -11,6 +11,7 @@ from torch import nn
 
 from ..styles.base import StyleNet
 from ..tiling import GlobalNorm
+from .fused import conv_norm
 from .padding import ReflectionPad
 
 
@@ -21,10 +22,11 @@ class ConvLayer(nn.Module):
         self.pad = ReflectionPad(kernel // 2)
         self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm: GlobalNorm | None = None) -> torch.Tensor:
+        """The convolution, followed by ``norm`` when given (folded into it when it can be)."""
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return self.conv2d(self.pad(x))
+        return conv_norm(self.conv2d, norm, x, reflect=self.pad.padding[0])
 
 
 def _norm(channels: int) -> GlobalNorm:
@@ -38,7 +40,7 @@ class ResidualBlock(nn.Module):
         self.conv2, self.in2 = ConvLayer(channels, channels, 3), _norm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+        return x + self.conv2(F.relu(self.conv1(x, self.in1)), self.in2)
 
 
 class TransformerNet(StyleNet):
@@ -60,10 +62,10 @@ class TransformerNet(StyleNet):
         self.deconv3 = ConvLayer(32, 3, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.in1(self.conv1(x * 255)))
-        y = F.relu(self.in2(self.conv2(y)))
-        y = F.relu(self.in3(self.conv3(y)))
+        y = F.relu(self.conv1(x * 255, self.in1))
+        y = F.relu(self.conv2(y, self.in2))
+        y = F.relu(self.conv3(y, self.in3))
         y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
-        y = F.relu(self.in4(self.deconv1(y)))
-        y = F.relu(self.in5(self.deconv2(y)))
+        y = F.relu(self.deconv1(y, self.in4))
+        y = F.relu(self.deconv2(y, self.in5))
         return self.deconv3(y).clamp(0, 255) / 255

@@ -23,9 +23,11 @@ def test_global_norm_without_affine_matches_instance_norm_and_loads_its_state():
     assert list(ours.state_dict()) == list(nn.InstanceNorm2d(6).state_dict())
 
 
-def test_collected_statistics_equal_whole_image_statistics():
-    norm = GlobalNorm(1, 3, affine=False)
-    x = torch.randn(1, 3, 32, 48) * 2 + 5
+@pytest.mark.parametrize("groups,offset", [(1, 5.0), (3, 5.0), (1, 3000.0)])
+def test_collected_statistics_equal_whole_image_statistics(groups, offset):
+    # A large offset against a unit spread checks the merging of tile statistics does not cancel.
+    norm = GlobalNorm(groups, 3, affine=False)
+    x = torch.randn(1, 3, 32, 48) * 2 + offset + torch.arange(3.0).view(1, 3, 1, 1)
     norm.start_collecting()
     for x0 in (0, 16, 32):  # three tiles with 8 pixels of overlap on each inner side
         lo, hi = max(0, x0 - 8), min(48, x0 + 16 + 8)
@@ -33,8 +35,9 @@ def test_collected_statistics_equal_whole_image_statistics():
         with active_tile(ctx):
             norm(x[..., lo:hi])
     mean, var = norm.finish_collecting()
-    assert mean.item() == pytest.approx(x.mean().item(), rel=1e-5)
-    assert var.item() == pytest.approx(x.var(unbiased=False).item(), rel=1e-5)
+    grouped = x.double().reshape(1, groups, -1)
+    torch.testing.assert_close(mean.double(), grouped.mean(-1), atol=0, rtol=1e-6)
+    torch.testing.assert_close(var.double(), grouped.var(-1, unbiased=False), atol=0, rtol=1e-5)
 
 
 def test_global_coords_follow_the_tile_and_wrap():

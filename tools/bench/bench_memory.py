@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child(size: int, tile: int, precision: str, check: bool) -> None:
+def child(size: int, tile: int, precision: str, check: bool, verbose: bool) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import torch
@@ -34,14 +34,24 @@ def child(size: int, tile: int, precision: str, check: bool) -> None:
     from tests.ml.synthetic import photo_like
 
     model = seeded(AnimeGAN2())
-    rows = [photo_like(min(512, size - r), size, seed=r) for r in range(0, size, 512)]
-    image = np.concatenate(rows, axis=0)  # RGBA float32, the way Blender hands pixels over
-    image = np.concatenate([image, np.ones_like(image[..., :1])], axis=2)
-    del rows
+    # RGBA float32, the way Blender hands pixels over, filled in bands so that building it
+    # adds nothing to the peak beyond the image itself.
+    image = np.empty((size, size, 4), np.float32)
+    for r in range(0, size, 512):
+        image[r : r + 512, :, :3] = photo_like(min(512, size - r), size, seed=r)
+    image[..., 3] = 1.0
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     report = RestyleReport()
     started = time.perf_counter()
-    tiled = restyle(model, image, RestyleOptions(tile_size=tile, precision=precision, seamless="off"), report=report)
+    shown = [-1.0]
+
+    def progress(done: float, message: str) -> None:
+        if done - shown[0] >= 0.01 or done >= 1.0:  # a line per percent, on stderr
+            shown[0] = done
+            print(f"{time.perf_counter() - started:7.0f} s {done:6.1%} {message}", file=sys.stderr, flush=True)
+
+    options = RestyleOptions(tile_size=tile, precision=precision, seamless="off")
+    tiled = restyle(model, image, options, progress=progress if verbose else None, report=report)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result = {"floor": floor, "peak": peak, "image": image.nbytes, "seconds": seconds, "tiles": report.tiles,
@@ -58,14 +68,16 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--precision", default="full", choices=("full", "reduced"))
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print progress (elapsed time, share done) on stderr")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.size, args.tile, args.precision, args.check)
+        child(args.size, args.tile, args.precision, args.check, args.verbose)
         return
     command = [sys.executable, __file__, "--child", "--size", str(args.size), "--tile", str(args.tile),
-               "--precision", args.precision] + (["--check"] if args.check else [])
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+               "--precision", args.precision]
+    command += (["--check"] if args.check else []) + (["--verbose"] if args.verbose else [])
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     gib = 1024**3
     print(f"AnimeGANv2, {args.size}x{args.size} RGBA float32 ({figures['image'] / gib:.2f} GiB), tile {args.tile}, "
