@@ -238,5 +238,13 @@ def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
     ctx = current_tile(x)
     h, w = x.shape[-2:]
     sy, sx = ctx.tile_h // h, ctx.tile_w // w
-    x = _resize_axis(x, x.dim() - 2, scale, ctx.origin_y // sy, ctx.full_h // sy, ctx.wrap)
-    return _resize_axis(x, x.dim() - 1, scale, ctx.origin_x // sx, ctx.full_w // sx, ctx.wrap)
+    rows, cols = x.dim() - 2, x.dim() - 1
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last:
+        # Work on the N, H, W, C view (contiguous): each gathered element is then a run of C
+        # channels, not a strided single value, and the result comes back channels_last
+        # without a layout conversion.
+        x, rows, cols = x.permute(0, 2, 3, 1), 1, 2
+    x = _resize_axis(x, rows, scale, ctx.origin_y // sy, ctx.full_h // sy, ctx.wrap)
+    x = _resize_axis(x, cols, scale, ctx.origin_x // sx, ctx.full_w // sx, ctx.wrap)
+    return x.permute(0, 3, 1, 2) if channels_last else x

@@ -16,6 +16,10 @@ result is the same.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +28,18 @@ from ..tiling import GlobalNorm
 from .padding import ReflectionPad
 
 Conv = nn.Conv2d | nn.ConvTranspose2d
+_PLAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("restyle_plain_layers", default=False)
+
+
+@contextlib.contextmanager
+def plain_layers() -> Iterator[None]:
+    """Run every layer on its own, the textbook way (pad, convolve, normalise): the naive
+    baseline of ``tools/bench/bench_models.py``."""
+    token = _PLAIN.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN.reset(token)
 
 
 def conv_params(conv: Conv, norm: GlobalNorm | None, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -53,6 +69,9 @@ def folds(norm: GlobalNorm, x: torch.Tensor) -> bool:
 
 def conv_norm(conv: Conv, norm: GlobalNorm | None, x: torch.Tensor, reflect: int = 0) -> torch.Tensor:
     """``norm(conv(reflection_pad(x, reflect)))``, as one convolution where possible."""
+    if _PLAIN.get():
+        y = conv(ReflectionPad(reflect)(x) if reflect else x)
+        return norm(y) if norm is not None else y
     weight, bias = conv_params(conv, norm, x)
     if reflect and _reflect_fusable(conv, reflect, x):
         y = reflect_padded_conv(x, weight, bias, reflect, conv.groups)
@@ -104,6 +123,8 @@ class FusedSequential(nn.Sequential):
     :func:`conv_norm` (same layers, same state dict keys)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _PLAIN.get():
+            return super().forward(x)
         layers = list(self)
         i = 0
         while i < len(layers):

@@ -59,3 +59,20 @@ def test_fused_sequential_keeps_keys_and_matches_plain_sequential():
         torch.testing.assert_close(fused(x), plain(x), atol=1e-5, rtol=1e-5)
         _frozen(layers[2], layers[1](layers[0](x)))  # the first norm now folds; the result stays
         torch.testing.assert_close(fused(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def test_plain_layers_run_each_layer_on_its_own():
+    from ml.models.fused import plain_layers
+
+    pad, conv = ReflectionPad(1), nn.Conv2d(3, 4, 3)
+    calls = []
+    pad.register_forward_hook(lambda *_: calls.append("pad"))
+    conv.register_forward_hook(lambda *_: calls.append("conv"))
+    seq, x = FusedSequential(pad, conv), torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        fused = seq(x)
+        assert calls == []  # padding and convolution ran as one, outside the modules
+        with plain_layers():
+            plain = seq(x)
+    assert calls == ["pad", "conv"]
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)

@@ -62,3 +62,24 @@ def test_reflection_pad_matches_torch_and_keeps_bf16_under_autocast(padding, dty
         out = ReflectionPad(padding)(x)
     assert out.dtype == dtype
     assert torch.equal(out.float(), expected)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_global_bilinear_upsampling_matches_interpolate_whole_and_on_tiles(layout):
+    from ml.tiling import resize_bilinear_global
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 5, 12, 20).contiguous(memory_format=layout)
+    expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+    whole = resize_bilinear_global(x, 2)
+    torch.testing.assert_close(whole, expected, atol=1e-5, rtol=1e-5)
+    assert whole.is_contiguous(memory_format=layout)
+    # A tile of the feature map (tile coordinates in input pixels, the map at 1/4 scale).
+    y0, y1, x0, x1 = 3, 9, 6, 17
+    ctx = TileContext(4 * y0, 4 * x0, 48, 80, (0, 4 * (y1 - y0), 0, 4 * (x1 - x0)), 4 * (y1 - y0), 4 * (x1 - x0), False)
+    with active_tile(ctx):
+        tile = resize_bilinear_global(x[..., y0:y1, x0:x1], 2)
+    # Away from its edges (which read past the tile: the engine's halo) the tile is exact.
+    inner = (..., slice(2, -2), slice(2, -2))
+    region = expected[..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+    torch.testing.assert_close(tile[inner], region[inner], atol=1e-5, rtol=1e-5)

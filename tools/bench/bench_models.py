@@ -27,6 +27,7 @@ from ml.engine import RestyleOptions, restyle  # noqa: E402
 from ml.models.adain import AdaIN  # noqa: E402
 from ml.models.animegan2 import AnimeGAN2  # noqa: E402
 from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.models.fused import plain_layers  # noqa: E402
 from ml.models.transformer_net import TransformerNet  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
@@ -126,8 +127,8 @@ def measure(name: str, model: torch.nn.Module, image: np.ndarray, device: str, t
     mp = image.shape[0] * image.shape[1] / 1e6
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
 
-    def naive() -> object:
-        with torch.inference_mode():
+    def naive() -> object:  # every layer on its own, contiguous fp32, no tiles
+        with torch.inference_mode(), plain_layers():
             return model(x)
 
     def engine(precision: str) -> np.ndarray:
