@@ -1,7 +1,7 @@
 """Peak resident memory of one AnimeGANv2 texture run through the engine, in a fresh process.
 
-    .venv/bin/python tools/bench/bench_memory.py --size 8192 --tile 1024
-    .venv/bin/python tools/bench/bench_memory.py --size 2048 --tile 1024 --check
+    .venv/bin/python tools/bench/bench_memory.py --size 8192 --tile 512 --verbose
+    .venv/bin/python tools/bench/bench_memory.py --size 1024 --tile 512 --check
 
 Prints the process's resident memory after importing torch and building the model (the
 floor), its peak during the run, the size of the input image itself, and the run time.
@@ -23,16 +23,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child(size: int, tile: int, precision: str, check: bool, verbose: bool) -> None:
+def child(size: int, tile: int, precision: str, check: bool, verbose: bool, glibc_default: bool) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import torch
 
+    from ml.allocator import return_freed_memory
     from ml.engine import RestyleOptions, RestyleReport, restyle
     from ml.models.animegan2 import AnimeGAN2
     from tests.ml.checkpoints import seeded
     from tests.ml.synthetic import photo_like
 
+    if not glibc_default:
+        return_freed_memory()  # as the worker process does
     model = seeded(AnimeGAN2())
     # RGBA float32, the way Blender hands pixels over, filled in bands so that building it
     # adds nothing to the peak beyond the image itself.
@@ -69,21 +72,27 @@ def main() -> None:
     parser.add_argument("--precision", default="full", choices=("full", "reduced"))
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print progress (elapsed time, share done) on stderr")
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave glibc's allocator as it is (the worker sets a fixed mmap threshold)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.size, args.tile, args.precision, args.check, args.verbose)
+        child(args.size, args.tile, args.precision, args.check, args.verbose, args.glibc_default)
         return
     command = [sys.executable, __file__, "--child", "--size", str(args.size), "--tile", str(args.tile),
                "--precision", args.precision]
     command += (["--check"] if args.check else []) + (["--verbose"] if args.verbose else [])
+    command += ["--glibc-default"] if args.glibc_default else []
     output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     gib = 1024**3
+    allocator = "glibc default" if args.glibc_default else "worker allocator setting"
     print(f"AnimeGANv2, {args.size}x{args.size} RGBA float32 ({figures['image'] / gib:.2f} GiB), tile {args.tile}, "
+          f"{allocator}, "
           f"{args.precision}, {figures['threads']} threads: {figures['tiles']} tiles, {figures['passes']} passes, "
           f"{figures['seconds']:.0f} s")
-    print(f"peak resident {figures['peak'] / gib:.2f} GiB (before the run {figures['floor'] / gib:.2f} GiB; "
+    print(f"peak resident {figures['peak'] / gib:.2f} GiB = {figures['peak'] / 1e9:.2f} GB "
+          f"(before the run {figures['floor'] / gib:.2f} GiB; "
           f"the run added {(figures['peak'] - figures['floor']) / gib:.2f} GiB = "
           f"{(figures['peak'] - figures['floor']) / figures['image']:.2f}x the input image)")
     if "max_diff_8bit" in figures:
