@@ -115,7 +115,7 @@ class GlobalNorm(nn.Module):
         self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
         self.collecting = False
         self.stop_after = False  # end the forward pass once this layer has been measured
-        self._sums: torch.Tensor | None = None  # (N, G, 3): count, mean, M2 (float64)
+        self._moments: torch.Tensor | None = None  # (N, G, 3): count, mean, M2 (float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -177,29 +177,29 @@ class GlobalNorm(nn.Module):
         pixels = region.shape[2] * region.shape[3]
         group_m2 = (var + (mean - group_mean[..., None]) ** 2).sum(-1) * pixels
         count = torch.full_like(group_mean, pixels * mean.shape[-1])
-        if self._sums is None:
-            self._sums = torch.stack([count, group_mean, group_m2], dim=-1)
+        if self._moments is None:
+            self._moments = torch.stack([count, group_mean, group_m2], dim=-1)
             return
-        old_count, old_mean, old_m2 = self._sums.unbind(-1)
+        old_count, old_mean, old_m2 = self._moments.unbind(-1)
         total = old_count + count
         delta = group_mean - old_mean
-        self._sums = torch.stack(
+        self._moments = torch.stack(
             [total, old_mean + delta * count / total, old_m2 + group_m2 + delta * delta * old_count * count / total],
             dim=-1,
         )
 
     def start_collecting(self) -> None:
         self.collecting = True
-        self._sums = None
+        self._moments = None
 
     def finish_collecting(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole-image (mean, var) from what the tiles contributed since ``start_collecting``."""
         self.collecting = False
-        if self._sums is None:
+        if self._moments is None:
             raise RuntimeError("no tile reached this normalisation layer")
-        count, mean, m2 = self._sums.unbind(-1)
+        count, mean, m2 = self._moments.unbind(-1)
         var = m2 / ((count - 1).clamp_min(1) if self.unbiased else count)
-        self._sums = None
+        self._moments = None
         return mean.float(), var.float()
 
 
