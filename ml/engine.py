@@ -201,9 +201,12 @@ class _TiledRun:
         self.progress, self.cancelled = progress, cancelled
         self.h, self.w = source.shape[:2]
         align = max(1, model.align)
-        # Tiles cover the image padded to a multiple of the model's alignment: edge pixels
-        # repeat into the padding, or in wrap mode the tiles read with wrapped indices.
-        self.hp, self.wp = _round_up(self.h, align), _round_up(self.w, align)
+        # Tiles cover the image padded to a multiple of the model's alignment, and to at least
+        # two alignment steps, so that the deepest feature map still has 2 pixels to reflect
+        # (a 3x2 texture would otherwise reach a 1x1 map): edge pixels repeat into the
+        # padding, or in wrap mode the tiles read with wrapped indices.
+        self.hp = max(_round_up(self.h, align), 2 * align)
+        self.wp = max(_round_up(self.w, align), 2 * align)
         core = max(align, (options.tile_size // align) * align)
         self.feather = min(options.feather, core // 4) if (self.hp > core or self.wp > core or wrap) else 0
         self.halo = _round_up(model.halo + self.feather, align)

@@ -139,13 +139,20 @@ class GlobalNorm(nn.Module):
             return F.batch_norm(x, mean[0].repeat_interleave(per_group).float(),
                                 var[0].repeat_interleave(per_group).float(), self.weight, self.bias,
                                 False, 0.0, self.eps).to(x.dtype)
-        scale = torch.rsqrt(var + self.eps).repeat_interleave(per_group, dim=1)
-        shift = -mean.repeat_interleave(per_group, dim=1) * scale
+        scale, shift = self.affine(mean, var)
+        # Under bf16 the product is formed in fp32 (type promotion) and rounded once.
+        return torch.addcmul(shift[..., None, None], x, scale[..., None, None]).to(x.dtype)
+
+    def affine(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (scale, shift), shape (N, C) in fp32, that this norm applies for
+        per-group statistics (N, G)."""
+        per_group = self.num_channels // self.num_groups
+        scale = torch.rsqrt(var.float() + self.eps).repeat_interleave(per_group, dim=1)
+        shift = -mean.float().repeat_interleave(per_group, dim=1) * scale
         if self.weight is not None:
             scale = scale * self.weight.float()
             shift = shift * self.weight.float() + self.bias.float()
-        # Under bf16 the product is formed in fp32 (type promotion) and rounded once.
-        return torch.addcmul(shift[..., None, None], x, scale[..., None, None]).to(x.dtype)
+        return scale, shift
 
     def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(var, mean), shape (N, G). One group per channel reduces over the spatial

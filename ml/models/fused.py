@@ -47,13 +47,8 @@ def conv_params(conv: Conv, norm: GlobalNorm | None, x: torch.Tensor) -> tuple[t
     if norm is None or not folds(norm, x):
         return conv.weight, conv.bias
     assert norm.frozen is not None
-    mean, var = (t.to(x.device).float() for t in norm.frozen)
-    per_group = norm.num_channels // norm.num_groups
-    scale = torch.rsqrt(var[0] + norm.eps).repeat_interleave(per_group)
-    shift = -mean[0].repeat_interleave(per_group) * scale
-    if norm.weight is not None:
-        scale = scale * norm.weight
-        shift = shift * norm.weight + norm.bias
+    scales, shifts = norm.affine(*(t.to(x.device) for t in norm.frozen))
+    scale, shift = scales[0], shifts[0]
     bias = shift if conv.bias is None else shift + scale * conv.bias
     if isinstance(conv, nn.ConvTranspose2d):  # weight is (in, out / groups, kh, kw)
         if conv.groups != 1:

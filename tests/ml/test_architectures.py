@@ -62,11 +62,14 @@ def _adain() -> AdaIN:
     return model
 
 
-@pytest.mark.parametrize(
+ARCHITECTURES = pytest.mark.parametrize(
     "model",
     [lambda: _seeded(AnimeGAN2()), lambda: _seeded(CycleGANGenerator(6)), lambda: _seeded(TransformerNet()), _adain],
     ids=["animegan2", "cyclegan6", "transformer_net", "adain"],
 )
+
+
+@ARCHITECTURES
 def test_tiled_equals_whole_for_every_architecture(model):
     net = model()
     image = photo_like(200, 232, seed=3)
@@ -76,3 +79,16 @@ def test_tiled_equals_whole_for_every_architecture(model):
     assert report.tiles >= 4
     assert float(np.abs(whole - tiled).max()) <= 1 / 255
     assert float(np.abs(whole - image).mean()) > 0.01  # the seeded network does change the image
+
+
+@ARCHITECTURES
+@pytest.mark.parametrize("seamless", ["off", "on"])
+def test_tiny_and_thin_textures_come_back_at_their_size(model, seamless):
+    # Aligned to the model's stride alone, a 3x2 texture reaches a 1x1 feature map, which
+    # reflection padding and instance norm reject; the engine pads small sides further.
+    net = model()
+    for shape, tile in [((3, 2, 4), 512), ((1, 300, 3), 128)]:
+        image = np.random.default_rng(0).random(shape, dtype=np.float32)
+        out = restyle(net, image, RestyleOptions(seamless=seamless, tile_size=tile, precision="full"))
+        assert out.shape == image.shape
+        assert np.isfinite(out).all()
