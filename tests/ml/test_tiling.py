@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,31 @@ def test_global_bilinear_upsampling_matches_interpolate_whole_and_on_tiles(layou
     inner = (..., slice(2, -2), slice(2, -2))
     region = expected[..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
     torch.testing.assert_close(tile[inner], region[inner], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_global_bilinear_upsampling_on_wrapping_tiles_matches_the_half_pixel_mapping(dtype):
+    """Seamless mode samples at half-pixel centres, the same mapping on every tile; a tile
+    of a non-wrapping image in bf16 still samples at fp32 positions."""
+    from ml.tiling import resize_bilinear_global
+
+    torch.manual_seed(1)
+    x = torch.randn(1, 6, 16, 24).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    y0, y1, x0, x1 = 4, 12, 5, 19
+    ctx = TileContext(4 * y0, 4 * x0, 64, 96, (0, 4 * (y1 - y0), 0, 4 * (x1 - x0)), 4 * (y1 - y0), 4 * (x1 - x0), True)
+    with active_tile(ctx):
+        tile = resize_bilinear_global(x[..., y0:y1, x0:x1].to(dtype), 2)
+    assert tile.dtype == dtype and tile.is_contiguous(memory_format=torch.channels_last)
+    inner = (..., slice(2, -2), slice(2, -2))
+    region = expected[..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+    tolerance = 1e-5 if dtype == torch.float32 else 0.05
+    torch.testing.assert_close(tile[inner].float(), region[inner], atol=tolerance, rtol=tolerance)
+    # Non-wrapping tile in bf16: within bf16 rounding of the fp32 whole-image result.
+    aligned = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+    ctx = replace(ctx, full_h=64, full_w=96, wrap=False)
+    with active_tile(ctx):
+        tile = resize_bilinear_global(x[..., y0:y1, x0:x1].to(dtype), 2)
+    assert tile.dtype == dtype
+    region = aligned[..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+    torch.testing.assert_close(tile[inner].float(), region[inner], atol=tolerance, rtol=tolerance)
