@@ -22,11 +22,15 @@ class ConvLayer(nn.Module):
         self.pad = ReflectionPad(kernel // 2)
         self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
 
-    def forward(self, x: torch.Tensor, norm: GlobalNorm | None = None) -> torch.Tensor:
-        """The convolution, followed by ``norm`` when given (folded into it when it can be)."""
+    def forward(self, x: torch.Tensor, norm: GlobalNorm | None = None, relu: bool = False) -> torch.Tensor:
+        """The convolution, followed by ``norm`` when given (folded into it when it can be)
+        and by a ReLU when asked (run inside the convolution when it can be)."""
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return conv_norm(self.conv2d, norm, x, reflect=self.pad.padding[0])
+        return conv_norm(self.conv2d, norm, x, reflect=self.pad.padding[0], act=_RELU if relu else None)
+
+
+_RELU = nn.ReLU()
 
 
 def _norm(channels: int) -> GlobalNorm:
@@ -40,7 +44,7 @@ class ResidualBlock(nn.Module):
         self.conv2, self.in2 = ConvLayer(channels, channels, 3), _norm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x, self.in1)), self.in2)
+        return x + self.conv2(self.conv1(x, self.in1, relu=True), self.in2)
 
 
 class TransformerNet(StyleNet):
@@ -62,10 +66,10 @@ class TransformerNet(StyleNet):
         self.deconv3 = ConvLayer(32, 3, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.conv1(x * 255, self.in1))
-        y = F.relu(self.conv2(y, self.in2))
-        y = F.relu(self.conv3(y, self.in3))
+        y = self.conv1(x * 255, self.in1, relu=True)
+        y = self.conv2(y, self.in2, relu=True)
+        y = self.conv3(y, self.in3, relu=True)
         y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
-        y = F.relu(self.deconv1(y, self.in4))
-        y = F.relu(self.deconv2(y, self.in5))
+        y = self.deconv1(y, self.in4, relu=True)
+        y = self.deconv2(y, self.in5, relu=True)
         return self.deconv3(y).clamp(0, 255) / 255

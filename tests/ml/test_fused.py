@@ -76,3 +76,43 @@ def test_plain_layers_run_each_layer_on_its_own():
             plain = seq(x)
     assert calls == ["pad", "conv"]
     torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_activation_runs_inside_the_convolution(act, dtype):
+    """After a convolution (and a folded norm) the activation module itself never runs; the
+    result equals convolving then activating, in bf16 within one bf16 rounding."""
+    torch.manual_seed(1)
+    seq = FusedSequential(ReflectionPad(1), nn.Conv2d(6, 8, 3), act, nn.Conv2d(8, 4, 1), act)
+    x = torch.randn(1, 6, 12, 10).contiguous(memory_format=torch.channels_last)
+    calls = []
+    act.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        fused = seq(x)
+        assert calls == []
+        expected = act(seq[3](act(seq[1](seq[0](x)))))
+    assert fused.dtype == expected.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(fused.float(), expected.float(), atol=tolerance, rtol=tolerance)
+    assert (fused < 0).any() == isinstance(act, nn.LeakyReLU)
+
+
+def test_bf16_activation_after_a_measured_norm_equals_torchs_own():
+    from ml.models.fused import activate
+
+    y = torch.randn(1, 16, 9, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for act in (nn.ReLU(), nn.LeakyReLU(0.2)):
+            expected = act(y.clone())
+            out = activate(y.clone(), act)
+            assert out.dtype == torch.bfloat16
+            assert torch.equal(out, expected)
+
+
+def test_with_gradients_the_layers_run_through_autograd():
+    torch.manual_seed(2)
+    seq = FusedSequential(ReflectionPad(1), nn.Conv2d(3, 4, 3), GlobalNorm(1, 4), nn.LeakyReLU(0.2))
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    seq(x).square().sum().backward()
+    assert x.grad is not None and seq[1].weight.grad is not None and x.grad.abs().sum() > 0
