@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 from ..tiling import GlobalNorm
 from .padding import ReflectionPad
 
+log = logging.getLogger(__name__)
 Conv = nn.Conv2d | nn.ConvTranspose2d
 Activation = nn.ReLU | nn.LeakyReLU
 _PLAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("restyle_plain_layers", default=False)
@@ -127,13 +129,30 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         list(padding), list(stride), list(dilation), groups, attr, scalars, "")
 
 
+def _fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: Activation | None,
+           dtype: torch.dtype, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1) -> torch.Tensor | None:
+    """oneDNN's convolution with ``act`` as post-op, or None when this torch build's op
+    fails (it is private, so a build may differ): then layers run separately from now on."""
+    global _HAS_POINTWISE
+    try:
+        return _pointwise_conv(x, weight, bias, padding, stride, dilation, groups, act, dtype)
+    except (RuntimeError, TypeError) as error:
+        if "memory" in str(error):
+            raise
+        log.warning("oneDNN fused convolution unavailable (%s); running layers separately", error)
+        _HAS_POINTWISE = False
+        return None
+
+
 def conv2d_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: Activation | None,
                stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1) -> torch.Tensor:
     """``act(conv2d(x, weight, bias, ...))`` (zero padding), the activation a post-op of
     oneDNN's convolution where that can run."""
     dtype = _onednn_dtype(x)
     if dtype is not None:
-        return _pointwise_conv(x, weight, bias, padding, stride, dilation, groups, act, dtype)
+        y = _fused(x, weight, bias, act, dtype, stride, padding, dilation, groups)
+        if y is not None:
+            return y
     return activate(F.conv2d(x, weight, bias, stride, padding, dilation, groups), act)
 
 
@@ -146,7 +165,9 @@ def activate(y: torch.Tensor, act: Activation | None) -> torch.Tensor:
     if _onednn_dtype(y) == torch.bfloat16 and y.dtype == torch.bfloat16:
         channels = y.shape[1]
         identity = torch.ones(channels, 1, 1, 1, dtype=torch.bfloat16, device=y.device)
-        return _pointwise_conv(y, identity, None, (0, 0), (1, 1), (1, 1), channels, act, torch.bfloat16)
+        out = _fused(y, identity, None, act, torch.bfloat16, groups=channels)
+        if out is not None:
+            return out
     if isinstance(act, nn.LeakyReLU):
         return F.leaky_relu_(y, act.negative_slope)
     return F.relu_(y)

@@ -116,3 +116,20 @@ def test_with_gradients_the_layers_run_through_autograd():
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
     seq(x).square().sum().backward()
     assert x.grad is not None and seq[1].weight.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_torch_build_whose_fused_op_fails_falls_back_to_separate_layers(monkeypatch):
+    import ml.models.fused as fused
+
+    def broken(*args):
+        raise RuntimeError("unknown attribute")
+
+    monkeypatch.setattr(fused, "_pointwise_conv", broken)
+    monkeypatch.setattr(fused, "_HAS_POINTWISE", True)
+    torch.manual_seed(3)
+    seq = FusedSequential(ReflectionPad(1), nn.Conv2d(3, 4, 3), nn.LeakyReLU(0.2))
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        out = seq(x)
+        assert fused._HAS_POINTWISE is False
+        torch.testing.assert_close(out, seq[2](seq[1](seq[0](x))), atol=1e-5, rtol=1e-5)
