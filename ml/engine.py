@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import color
+from .allocator import trim_heap
 from .devices import reduced_dtype, resolve_device
 from .errors import InvalidImageError, JobCancelled
 from .styles.base import StyleNet
@@ -279,6 +280,8 @@ class _TiledRun:
                 tile_out = None
             if target is not None and tile_out is not None:
                 self._accumulate(target, tile_out, region, core)
+            del tile_out
+            trim_heap()  # this tile's freed feature maps go back to the system
             self._report(index, number)
         if target is not None:
             self._normalise(target)

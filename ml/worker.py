@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from . import protocol
-from .allocator import return_freed_memory
 from .depth import estimate_depth, load_depth_network
 from .devices import available_devices, reduced_dtype, resolve_device
 from .engine import RestyleOptions, RestyleReport, restyle
@@ -229,7 +228,6 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the protocol
     sys.stdout = sys.stderr
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
-    return_freed_memory()
     worker = Worker(protocol_out)
     threading.Thread(target=worker.read_requests, args=(sys.stdin,), daemon=True).start()
     worker.serve()

@@ -23,19 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child(size: int, tile: int, precision: str, check: bool, verbose: bool, glibc_default: bool) -> None:
+def child(size: int, tile: int, precision: str, check: bool, verbose: bool, no_trim: bool) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import torch
 
-    from ml.allocator import return_freed_memory
+    from ml.allocator import set_trimming
     from ml.engine import RestyleOptions, RestyleReport, restyle
     from ml.models.animegan2 import AnimeGAN2
     from tests.ml.checkpoints import seeded
     from tests.ml.synthetic import photo_like
 
-    if not glibc_default:
-        return_freed_memory()  # as the worker process does
+    set_trimming(not no_trim)
     model = seeded(AnimeGAN2())
     # RGBA float32, the way Blender hands pixels over, filled in bands so that building it
     # adds nothing to the peak beyond the image itself.
@@ -72,21 +71,21 @@ def main() -> None:
     parser.add_argument("--precision", default="full", choices=("full", "reduced"))
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print progress (elapsed time, share done) on stderr")
-    parser.add_argument("--glibc-default", action="store_true",
-                        help="leave glibc's allocator as it is (the worker sets a fixed mmap threshold)")
+    parser.add_argument("--no-trim", action="store_true",
+                        help="keep freed memory in glibc's heap between tiles (the engine trims it after each tile)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.size, args.tile, args.precision, args.check, args.verbose, args.glibc_default)
+        child(args.size, args.tile, args.precision, args.check, args.verbose, args.no_trim)
         return
     command = [sys.executable, __file__, "--child", "--size", str(args.size), "--tile", str(args.tile),
                "--precision", args.precision]
     command += (["--check"] if args.check else []) + (["--verbose"] if args.verbose else [])
-    command += ["--glibc-default"] if args.glibc_default else []
+    command += ["--no-trim"] if args.no_trim else []
     output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     gib = 1024**3
-    allocator = "glibc default" if args.glibc_default else "worker allocator setting"
+    allocator = "heap not trimmed" if args.no_trim else "heap trimmed after each tile"
     print(f"AnimeGANv2, {args.size}x{args.size} RGBA float32 ({figures['image'] / gib:.2f} GiB), tile {args.tile}, "
           f"{allocator}, "
           f"{args.precision}, {figures['threads']} threads: {figures['tiles']} tiles, {figures['passes']} passes, "

@@ -23,7 +23,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from ml.allocator import return_freed_memory  # noqa: E402
 from ml.engine import RestyleOptions, restyle  # noqa: E402
 from ml.models.adain import AdaIN  # noqa: E402
 from ml.models.animegan2 import AnimeGAN2  # noqa: E402
@@ -99,12 +98,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--profile", action="store_true", help="print where each forward's time goes, then stop")
-    parser.add_argument("--glibc-default", action="store_true",
-                        help="leave glibc's allocator as it is (the worker sets a fixed mmap threshold)")
     args = parser.parse_args()
     device = args.device
-    if not args.glibc_default:
-        return_freed_memory()  # as the worker process does, so the figures are what a job gets
     if args.profile:
         for name, model in models().items():
             profile(name, model.to(device), device)
@@ -118,9 +113,7 @@ def main() -> None:
     # moment of a shared machine cannot inflate the fractions.
     fp32_peak = max(fp32_peak, matmul_flops(torch.float32, device))
     bf16_peak = max(bf16_peak, matmul_flops(torch.bfloat16, device))
-    allocator = "glibc default allocator" if args.glibc_default else "worker allocator setting"
-    print(f"{device}, {torch.get_num_threads()} threads, {args.size}x{args.size} ({mp:.2f} MP), tile {args.tile}, "
-          f"{allocator}; "
+    print(f"{device}, {torch.get_num_threads()} threads, {args.size}x{args.size} ({mp:.2f} MP), tile {args.tile}; "
           f"measured matmul (best before/after): fp32 {fp32_peak / 1e9:.0f} GFLOP/s, "
           f"bf16 {bf16_peak / 1e9:.0f} GFLOP/s")
     header = (f"{'model':<15} {'GFLOP/MP':>8} {'naive MP/s':>10} {'fp32 MP/s':>9} {'bf16 MP/s':>9} {'fp32/naive':>10} "
