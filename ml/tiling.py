@@ -214,15 +214,12 @@ def global_norms(model: nn.Module) -> list[GlobalNorm]:
     return [m for m in model.modules() if isinstance(m, GlobalNorm)]
 
 
-def _source_positions(size_out: int, scale: int, start: int, full_in: int, wrap: bool) -> torch.Tensor:
-    """Where each output pixel of a tile samples its input along one axis: global positions
-    (float64) shifted to the tile, whose first input pixel is global ``start``."""
+def _source_positions(size_out: int, scale: int, start: int, full_in: int) -> torch.Tensor:
+    """Where each output pixel of a tile samples its input along one axis for an
+    align-corners upsampling of the whole image: global positions (float64) shifted to the
+    tile, whose first input pixel is global ``start``."""
     out_index = torch.arange(size_out, dtype=torch.float64) + start * scale
-    if wrap:  # half-pixel centres: the same mapping everywhere, so it tiles
-        source = (out_index + 0.5) / scale - 0.5
-    else:  # align_corners=True over the whole image
-        source = out_index * (full_in - 1) / max(full_in * scale - 1, 1)
-    return source - start
+    return out_index * (full_in - 1) / max(full_in * scale - 1, 1) - start
 
 
 def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -240,8 +237,8 @@ def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
     whole = ctx.origin_y == 0 and ctx.origin_x == 0 and (ctx.tile_h, ctx.tile_w) == (ctx.full_h, ctx.full_w)
     if ctx.wrap or whole:
         return F.interpolate(x, size=(h * scale, w * scale), mode="bilinear", align_corners=not ctx.wrap)
-    rows = _source_positions(h * scale, scale, ctx.origin_y // sy, ctx.full_h // sy, wrap=False)
-    cols = _source_positions(w * scale, scale, ctx.origin_x // sx, ctx.full_w // sx, wrap=False)
+    rows = _source_positions(h * scale, scale, ctx.origin_y // sy, ctx.full_h // sy)
+    cols = _source_positions(w * scale, scale, ctx.origin_x // sx, ctx.full_w // sx)
     # grid_sample's normalised coordinates with align_corners=True: -1 and 1 are the centres
     # of the first and last pixel; positions past them clamp to the edge (the halo's job).
     gy = (rows * 2 / max(h - 1, 1) - 1).to(torch.float32)
