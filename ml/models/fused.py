@@ -109,6 +109,9 @@ def _post_op(act: Activation | None) -> tuple[str, list[float]]:
     return "relu", []
 
 
+_HAS_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
 def _onednn_dtype(x: torch.Tensor) -> torch.dtype | None:
     """The dtype oneDNN's fused convolution would run ``x`` in, or None where it cannot run
     (not the CPU, no oneDNN, gradients wanted, a dtype other than fp32 or bf16)."""
@@ -116,9 +119,6 @@ def _onednn_dtype(x: torch.Tensor) -> torch.dtype | None:
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     return dtype if dtype in (torch.float32, torch.bfloat16) else None
-
-
-_HAS_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
 def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding, stride, dilation,
@@ -137,7 +137,7 @@ def _fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act
     try:
         return _pointwise_conv(x, weight, bias, padding, stride, dilation, groups, act, dtype)
     except (RuntimeError, TypeError) as error:
-        if "memory" in str(error):
+        if "memory" in str(error):  # the CPU allocator's out-of-memory is a plain RuntimeError
             raise
         log.warning("oneDNN fused convolution unavailable (%s); running layers separately", error)
         _HAS_POINTWISE = False

@@ -14,6 +14,8 @@ from ..tiling import GlobalNorm
 from .fused import conv_norm
 from .padding import ReflectionPad
 
+_RELU = nn.ReLU()
+
 
 class ConvLayer(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
@@ -28,9 +30,6 @@ class ConvLayer(nn.Module):
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         return conv_norm(self.conv2d, norm, x, reflect=self.pad.padding[0], act=_RELU if relu else None)
-
-
-_RELU = nn.ReLU()
 
 
 def _norm(channels: int) -> GlobalNorm:
