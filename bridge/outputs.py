@@ -1,0 +1,159 @@
+"""The one place that names and writes the files the extension makes.
+
+Two promises: a file the extension did not write for this very result is never
+overwritten (a distinct result always gets a distinct, free name), and a write
+that did not really happen (Blender writes an empty PNG on a full disk and
+raises nothing) is an error, never a success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Collection, Iterable
+
+import bpy
+
+from ..ml.errors import RestyleError
+
+MAX_STEM = 96  # keeps whole paths well inside every file system's limits
+
+
+class OutputWriteError(RestyleError):
+    """A file could not be written, or what was written is not the image (full disk, no permission)."""
+
+
+def safe_file_name(name: str, limit: int = MAX_STEM) -> str:
+    """``name`` as a portable file name part: no separators, no spaces, bounded length."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", name).strip("._") or "image"
+    return cleaned[:limit]
+
+
+def stable_tag(*parts: str) -> str:
+    """A short hash that tells apart names a file system would otherwise merge
+    ("Brick Wall" and "Brick_Wall", the same image name in two libraries or two .blend files)."""
+    digest = hashlib.sha1("\0".join(parts).encode("utf-8"), usedforsecurity=False)
+    return digest.hexdigest()[:8]
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def _paths_for(folder: str, stem: str, extension: str, tiles: Collection[int]) -> list[str]:
+    if not tiles:
+        return [os.path.join(folder, stem + extension)]
+    return [os.path.join(folder, f"{stem}.{number}{extension}") for number in sorted(tiles)]
+
+
+def output_path(
+    folder: str,
+    stem: str,
+    extension: str,
+    tiles: Collection[int] = (),
+    replaceable: Iterable[str] = (),
+) -> str:
+    """A path in ``folder`` for ``stem`` + ``extension`` that overwrites nothing.
+
+    A name is free when no file is there, or the file is one of ``replaceable`` (the
+    caller's own earlier result for the same thing). Otherwise ``-2``, ``-3``, ...
+    is added. With ``tiles`` (UDIM numbers) the result holds the ``<UDIM>`` token
+    and every tile's file must be free.
+    """
+    own = list(replaceable)
+    stem = safe_file_name(stem)
+    for attempt in range(1, 10_000):
+        candidate = stem if attempt == 1 else f"{stem}-{attempt}"
+        paths = _paths_for(folder, candidate, extension, tiles)
+        if all(not os.path.lexists(p) or any(_same_path(p, o) for o in own) for p in paths):
+            if tiles:
+                return os.path.join(folder, f"{candidate}.<UDIM>{extension}")
+            return paths[0]
+    raise OutputWriteError(f"no free file name for '{stem}{extension}' in {folder}")
+
+
+def ensure_folder(folder: str) -> None:
+    """Create ``folder`` (and parents), as a clear error when that is not allowed."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputWriteError(f"the output folder {folder} is not writable")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def save_verified(image: bpy.types.Image, path: str, file_format: str | None = None) -> None:
+    """Save ``image`` to the absolute ``path`` and prove the file holds it.
+
+    Raises OutputWriteError when Blender's save fails, or when the file is missing,
+    empty or reads back at another size; a bad file this call made is removed.
+    Never call it on a path that holds a file the caller may not overwrite: pick
+    the path with output_path().
+    """
+    existed = os.path.lexists(path)
+    if file_format is not None:
+        image.file_format = file_format  # type: ignore[assignment]
+    image.filepath_raw = path
+    expected = (int(image.size[0]), int(image.size[1]))
+    try:
+        image.save()
+    except RuntimeError as exc:
+        if not existed:
+            _remove_quietly(path)
+        raise OutputWriteError(f"could not write {path}: {str(exc).strip()}") from exc
+    problem = verify_file(path, expected)
+    if problem is not None:
+        if not existed:
+            _remove_quietly(path)
+        raise OutputWriteError(f"could not write {path}: {problem} (is the disk full?)")
+
+
+def verify_file(path: str, expected_size: tuple[int, int] | None = None) -> str | None:
+    """Why the image file at ``path`` is not a complete image of ``expected_size``, or None."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty"
+    except OSError:
+        return "the file was not created"
+    try:
+        check = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as exc:
+        return f"the file cannot be read back ({str(exc).strip()})"
+    try:
+        size = (int(check.size[0]), int(check.size[1]))
+    finally:
+        bpy.data.images.remove(check)
+    if size == (0, 0):
+        return "the file cannot be read back"
+    if expected_size is not None and size != expected_size:
+        return f"the file reads back as {size[0]}x{size[1]}, expected {expected_size[0]}x{expected_size[1]}"
+    return None
+
+
+class WrittenFiles:
+    """The files one job wrote, so that a failed job removes exactly those (and nothing else)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def add(self, path: str) -> None:
+        self.paths.append(path)
+
+    def remove_all(self) -> list[str]:
+        """Delete every recorded file; returns the ones that could not be deleted."""
+        left: list[str] = []
+        for path in reversed(self.paths):
+            try:
+                _remove_quietly(path)
+            except OSError:
+                left.append(path)
+        self.paths.clear()
+        return left
