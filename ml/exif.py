@@ -1,8 +1,15 @@
 """The few EXIF facts photo import needs, read from JPEG files without any image library:
-orientation, focal length and its 35 mm equivalent."""
+orientation, focal length and its 35 mm equivalent.
+
+EXIF is written by every camera, phone app and editor there is, so every value is checked
+where it is read: a value of the wrong type, count or range (NaN, infinite, negative, a
+rational over zero, a string where a number belongs) is ignored, the default is used, and a
+warning saying what was ignored travels with the result for the operator to report.
+"""
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +19,29 @@ import numpy as np
 ORIENTATION, EXIF_POINTER, FOCAL_LENGTH, FOCAL_35MM = 0x0112, 0x8769, 0x920A, 0xA405
 PIXEL_WIDTH, FOCAL_PLANE_X_RES, FOCAL_PLANE_UNIT = 0xA002, 0xA20E, 0xA210
 UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}  # inch, centimetre, millimetre
+# Plausible ranges; anything outside comes from a broken writer, not a real camera. The
+# 35 mm range matches the import operator's own focal length option.
+FOCAL_MM_RANGE = (0.1, 5000.0)
+FOCAL_35MM_RANGE = (1.0, 5000.0)
+SENSOR_MM_RANGE = (0.5, 200.0)
+PIXEL_WIDTH_RANGE = (1, 1_000_000)
+# TIFF field types: struct format and size of one value. Rationals are two integers.
+_FORMATS = {1: "B", 3: "H", 4: "I", 5: "II", 6: "b", 8: "h", 9: "i", 10: "ii", 11: "f", 12: "d"}
+_NAMES = {
+    ORIENTATION: "orientation", FOCAL_LENGTH: "focal length", FOCAL_35MM: "35 mm focal length",
+    PIXEL_WIDTH: "pixel width", FOCAL_PLANE_X_RES: "focal plane resolution", FOCAL_PLANE_UNIT: "focal plane unit",
+    EXIF_POINTER: "EXIF pointer",
+}
+# What the import does instead when a tag is ignored.
+_FALLBACK = {
+    ORIENTATION: "the photo is used as stored (upright)",
+    FOCAL_LENGTH: "the default field of view was used", FOCAL_35MM: "the default field of view was used",
+    EXIF_POINTER: "the camera settings block was skipped",
+}
+
+
+class _Invalid(Exception):
+    """A tag whose value cannot be used; the message says why, for the warning."""
 
 
 @dataclass(frozen=True)
@@ -20,18 +50,27 @@ class PhotoInfo:
     focal_mm: float | None = None
     focal_35mm: float | None = None
     sensor_width_mm: float | None = None  # from the focal-plane resolution, when the camera records it
+    warnings: tuple[str, ...] = ()  # EXIF values that were ignored, one sentence each
 
     def equivalent_35mm(self) -> float | None:
-        """The 35 mm equivalent focal length, recorded or derived from focal length and sensor."""
-        if self.focal_35mm:
+        """The 35 mm equivalent focal length, recorded or derived from focal length and sensor.
+
+        None unless the value is finite and in :data:`FOCAL_35MM_RANGE`, so a caller never
+        builds a camera from a value no lens has."""
+        if self.focal_35mm is not None and _within(self.focal_35mm, FOCAL_35MM_RANGE):
             return self.focal_35mm
-        if self.focal_mm and self.sensor_width_mm:
-            return self.focal_mm * 36.0 / self.sensor_width_mm
+        if self.focal_mm is not None and self.sensor_width_mm:
+            derived = self.focal_mm * 36.0 / self.sensor_width_mm
+            return derived if _within(derived, FOCAL_35MM_RANGE) else None
         return None
 
 
+def _within(value: float, bounds: tuple[float, float]) -> bool:
+    return math.isfinite(value) and bounds[0] <= value <= bounds[1]
+
+
 def read_photo_info(path: Path) -> PhotoInfo:
-    """EXIF facts of a JPEG; defaults for other formats or files without EXIF."""
+    """EXIF facts of a JPEG; defaults for other formats or files without EXIF. Never raises."""
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -44,60 +83,127 @@ def read_photo_info(path: Path) -> PhotoInfo:
         length = struct.unpack(">H", data[position + 2 : position + 4])[0]
         segment = data[position + 4 : position + 2 + length]
         if marker == 0xE1 and segment.startswith(b"Exif\x00\x00"):
-            return _parse_tiff(segment[6:])
+            try:
+                return _parse_tiff(segment[6:])
+            except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a case the checks missed
+                return PhotoInfo(warnings=(f"The photo's EXIF block could not be read ({exc}): it was ignored",))
         if marker == 0xDA:  # image data starts: no EXIF before it
             break
-        position += 2 + length
+        position += 2 + max(length, 2)  # a length below 2 is corrupt; still move on
     return PhotoInfo()
 
 
 def _parse_tiff(tiff: bytes) -> PhotoInfo:
     if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
-        return PhotoInfo()
+        return PhotoInfo(warnings=("The photo's EXIF block is not valid TIFF data: it was ignored",))
     order = "<" if tiff[:2] == b"II" else ">"
+    warnings: list[str] = []
     tags = _read_ifd(tiff, order, struct.unpack(order + "I", tiff[4:8])[0])
     if EXIF_POINTER in tags:
-        tags.update(_read_ifd(tiff, order, int(tags[EXIF_POINTER])))
-    orientation = int(tags.get(ORIENTATION, 1))
-    sensor = None
-    resolution, width = tags.get(FOCAL_PLANE_X_RES), tags.get(PIXEL_WIDTH)
-    if resolution and width:
-        sensor = float(width) / float(resolution) * UNIT_MM.get(int(tags.get(FOCAL_PLANE_UNIT, 2)), 25.4)
-    return PhotoInfo(
-        orientation=orientation if 1 <= orientation <= 8 else 1,
-        focal_mm=float(tags[FOCAL_LENGTH]) if tags.get(FOCAL_LENGTH) else None,
-        focal_35mm=float(tags[FOCAL_35MM]) if tags.get(FOCAL_35MM) else None,
-        sensor_width_mm=sensor,
+        pointer = _number(tags, EXIF_POINTER, warnings, integer=True, bounds=(8, len(tiff) - 2))
+        if pointer is not None:
+            tags.update({k: v for k, v in _read_ifd(tiff, order, int(pointer)).items() if k not in tags})
+
+    orientation = _number(tags, ORIENTATION, warnings, integer=True, bounds=(1, 8))
+    focal = _number(tags, FOCAL_LENGTH, warnings, bounds=FOCAL_MM_RANGE, zero_is_unknown=True)
+    focal_35 = _number(tags, FOCAL_35MM, warnings, bounds=FOCAL_35MM_RANGE, zero_is_unknown=True)
+    sensor = _sensor_width(tags, warnings)
+    info = PhotoInfo(
+        orientation=int(orientation) if orientation is not None else 1,
+        focal_mm=focal, focal_35mm=focal_35, sensor_width_mm=sensor,
     )
+    if focal_35 is None and focal is not None and sensor is not None and info.equivalent_35mm() is None:
+        warnings.append(f"EXIF focal length {focal:g} mm on a {sensor:g} mm wide sensor is not a plausible lens: "
+                        "the default field of view was used")
+    return PhotoInfo(info.orientation, info.focal_mm, info.focal_35mm, info.sensor_width_mm, tuple(warnings))
 
 
-def _read_ifd(tiff: bytes, order: str, offset: int) -> dict[int, float]:
-    values: dict[int, float] = {}
-    if offset + 2 > len(tiff):
+def _sensor_width(tags: dict[int, tuple[float, ...] | str], warnings: list[str]) -> float | None:
+    """Sensor width in mm from the focal-plane resolution, or None when any part is missing or wrong."""
+    if FOCAL_PLANE_X_RES not in tags:
+        return None
+    resolution = _number(tags, FOCAL_PLANE_X_RES, warnings, bounds=(1e-6, 1e9))
+    width = _number(tags, PIXEL_WIDTH, warnings, integer=True, bounds=PIXEL_WIDTH_RANGE)
+    unit = 2.0  # EXIF's default unit is the inch
+    if FOCAL_PLANE_UNIT in tags:
+        unit = _number(tags, FOCAL_PLANE_UNIT, warnings, integer=True, bounds=(2, 4)) or 0.0
+    if resolution is None or width is None or not unit:
+        return None
+    sensor = width / resolution * UNIT_MM[int(unit)]
+    if not _within(sensor, SENSOR_MM_RANGE):
+        warnings.append(f"EXIF focal plane resolution gives a {sensor:g} mm wide sensor, which no camera has: "
+                        "it was ignored")
+        return None
+    return sensor
+
+
+def _number(tags: dict[int, tuple[float, ...] | str], tag: int, warnings: list[str], *,
+            bounds: tuple[float, float], integer: bool = False, zero_is_unknown: bool = False) -> float | None:
+    """One tag's single value, or None (with a warning) when it is absent, malformed or out of range."""
+    if tag not in tags:
+        return None
+    name = _NAMES.get(tag, f"tag 0x{tag:04X}")
+    raw = tags[tag]
+    try:
+        if isinstance(raw, str):
+            raise _Invalid(raw)
+        if len(raw) != 1:
+            raise _Invalid(f"{len(raw)} values where one belongs")
+        value = raw[0]
+        if zero_is_unknown and value == 0:  # EXIF writes 0 for "not known"
+            return None
+        if not math.isfinite(value) or (integer and value != int(value)):
+            raise _Invalid(f"{value!r}")
+        if not bounds[0] <= value <= bounds[1]:
+            raise _Invalid(f"{value:g}, outside {bounds[0]:g}..{bounds[1]:g}")
+    except _Invalid as exc:
+        fallback = _FALLBACK.get(tag, "the sensor size is not known, so the default field of view was used")
+        warnings.append(f"EXIF {name} is not valid ({exc}): {fallback}")
+        return None
+    return float(value)
+
+
+def _read_ifd(tiff: bytes, order: str, offset: int) -> dict[int, tuple[float, ...] | str]:
+    """Every numeric tag of one IFD as a tuple of values (rationals divided out), or a string
+    saying why a tag's value could not be read (wrong type, zero denominator, out of the file)."""
+    values: dict[int, tuple[float, ...] | str] = {}
+    if offset < 0 or offset + 2 > len(tiff):
         return values
     count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
     for index in range(count):
         entry = offset + 2 + 12 * index
         if entry + 12 > len(tiff):
             break
-        tag, kind, _ = struct.unpack(order + "HHI", tiff[entry : entry + 8])
-        field = tiff[entry + 8 : entry + 12]
-        if kind == 3:  # SHORT
-            values[tag] = struct.unpack(order + "H", field[:2])[0]
-        elif kind == 4:  # LONG
-            values[tag] = struct.unpack(order + "I", field)[0]
-        elif kind in (5, 10):  # (signed) RATIONAL, stored at an offset
-            at = struct.unpack(order + "I", field)[0]
-            if at + 8 <= len(tiff):
-                numerator, denominator = struct.unpack(order + ("II" if kind == 5 else "ii"), tiff[at : at + 8])
-                values[tag] = numerator / denominator if denominator else 0.0
-        elif kind == 11:  # FLOAT
-            values[tag] = struct.unpack(order + "f", field)[0]
-        elif kind == 12:  # DOUBLE, stored at an offset
-            at = struct.unpack(order + "I", field)[0]
-            if at + 8 <= len(tiff):
-                values[tag] = struct.unpack(order + "d", tiff[at : at + 8])[0]
+        tag, kind, number = struct.unpack(order + "HHI", tiff[entry : entry + 8])
+        if tag in values:
+            continue  # a repeated tag: the first one counts, as in every other reader
+        values[tag] = _field_values(tiff, order, kind, number, tiff[entry + 8 : entry + 12])
     return values
+
+
+def _field_values(tiff: bytes, order: str, kind: int, number: int, field: bytes) -> tuple[float, ...] | str:
+    code = _FORMATS.get(kind)
+    if code is None:
+        return "text" if kind == 2 else f"TIFF type {kind}, not a number"
+    if number == 0:
+        return "no value"
+    if number > 16:  # no tag read here has more than one value; do not unpack a huge array
+        return f"{number} values where one belongs"
+    size = struct.calcsize(order + code) * number
+    if size <= 4:
+        raw = field[:size]
+    else:
+        at = struct.unpack(order + "I", field)[0]
+        if at + size > len(tiff):
+            return "points outside the EXIF block"
+        raw = tiff[at : at + size]
+    flat = struct.unpack(order + code * number, raw)
+    if kind not in (5, 10):
+        return tuple(float(v) for v in flat)
+    pairs = list(zip(flat[0::2], flat[1::2], strict=True))
+    if any(denominator == 0 for _, denominator in pairs):
+        return "a fraction over zero"
+    return tuple(numerator / denominator for numerator, denominator in pairs)
 
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
