@@ -5,11 +5,16 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..ml.errors import RestyleError
 from ..ml.reconstruct import GridMesh
 
 
 def build_mesh(name: str, grid: GridMesh, uv_name: str = "UVMap") -> bpy.types.Mesh:
     """A new mesh datablock holding ``grid``'s quads and per-corner UVs."""
+    if len(grid.vertices) == 0 or len(grid.faces) == 0:
+        raise RestyleError("the depth gives no surface to build a mesh from")
+    if not np.isfinite(grid.vertices).all() or not np.isfinite(grid.loop_uvs).all():
+        raise RestyleError("the depth gives vertices at infinite or undefined (NaN) positions")
     mesh = bpy.data.meshes.new(name)
     faces = np.ascontiguousarray(grid.faces, dtype=np.int32)
     corners = faces.shape[1]

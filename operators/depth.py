@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
-from ..bridge import passes
-from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
+from ..bridge import compat, passes
+from ..bridge.reconstruction import add_reconstruction, describe_error, emission_material, image_from_pixels
+from ..ml.errors import RestyleError
 from ..ml.reconstruct import depth_to_mesh
 from .run import scene_has_camera
 
+log = logging.getLogger(__name__)
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
@@ -43,26 +46,30 @@ class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
         scene = context.scene
         assert scene is not None  # poll() checked it
         try:
+            camera = passes.scene_camera(scene)
             if self.filepath:
                 rendered = passes.read_multilayer_exr(bpy.path.abspath(self.filepath))
             else:
                 rendered = passes.render_passes(scene)
             h, w = rendered.depth.shape
-            camera = passes.camera_intrinsics(scene, w, h)
-        except (passes.PassError, OSError, RuntimeError) as exc:
-            self.report({"ERROR"}, f"No mesh was made: {exc}")
+            intrinsics = passes.camera_intrinsics(scene, w, h)
+            valid = rendered.depth < camera.data.clip_end
+            if not valid.any():
+                raise passes.PassError("the render shows nothing but background")
+            grid = depth_to_mesh(rendered.depth, intrinsics, self.max_side, self.cut_threshold, valid,
+                                 planar_depth=True)
+            name = f"{camera.name} Depth Mesh"
+            with compat.CreatedData() as created:  # all of it, or nothing if any step fails
+                image = created.add(image_from_pixels(f"{name} Render", rendered.combined, is_float=True))
+                material = created.add(emission_material(name, image))
+                collection = created.add(bpy.data.collections.new(name))
+                scene.collection.children.link(collection)
+                add_reconstruction(name, grid, camera.matrix_world.copy(), material, collection, created)
+                created.commit()
+        except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
+            if not isinstance(exc, RestyleError | OSError):
+                log.exception("Mesh from Depth Pass failed unexpectedly")
+            self.report({"ERROR"}, f"No mesh was made: {describe_error(exc)}")
             return {"CANCELLED"}
-        valid = rendered.depth < scene.camera.data.clip_end
-        if not valid.any():
-            self.report({"ERROR"}, "No mesh was made: the render shows nothing but background")
-            return {"CANCELLED"}
-        grid = depth_to_mesh(rendered.depth, camera, self.max_side, self.cut_threshold, valid,
-                             planar_depth=True)
-        name = f"{scene.camera.name} Depth Mesh"
-        image = image_from_pixels(f"{name} Render", rendered.combined, is_float=True)
-        material = emission_material(name, image)
-        collection = bpy.data.collections.new(name)
-        scene.collection.children.link(collection)
-        add_reconstruction(name, grid, scene.camera.matrix_world.copy(), material, collection)
         self.report({"INFO"}, f"Built {len(grid.vertices):,} vertices and {len(grid.faces):,} faces")
         return {"FINISHED"}

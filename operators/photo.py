@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Literal
@@ -12,8 +13,8 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from mathutils import Euler, Matrix
 
 from .. import preferences
-from ..bridge import images
-from ..bridge.reconstruction import add_reconstruction, emission_material
+from ..bridge import compat, images
+from ..bridge.reconstruction import add_reconstruction, describe_error, emission_material
 from ..ml.catalog import DEPTH_MODELS, StyleEntry
 from ..ml.client import shared_client
 from ..ml.errors import RestyleError
@@ -21,10 +22,17 @@ from ..ml.exif import orient, read_photo_info, stored_uv
 from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
 from .run import package_root
 
+log = logging.getLogger(__name__)
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
 SENSOR_35MM = 36.0
 _depth_items: list[tuple[str, str, str]] = []
+DEPTH_MODEL_TIP = (
+    "How the distance of each pixel is estimated. Auto: a downloaded depth model when one is installed, "
+    "else the built-in fast one shipped with the extension. "
+    + " ".join(f"{e.name}: {e.description.rstrip('.')}." for e in DEPTH_MODELS)
+    + " Flat: no depth, the photo is placed on a plane facing its camera"
+)
 
 
 def depth_model_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
@@ -67,7 +75,7 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     filter_glob: StringProperty(default="*" + ";*".join(PHOTO_EXTENSIONS.split(";")), options={"HIDDEN"})  # type: ignore[valid-type]
-    depth_model: EnumProperty(name="Depth Model", items=depth_model_items)  # type: ignore[valid-type]
+    depth_model: EnumProperty(name="Depth Model", items=depth_model_items, description=DEPTH_MODEL_TIP)  # type: ignore[valid-type]
     near: FloatProperty(name="Near Distance", description="Distance of the nearest point from the camera",  # type: ignore[valid-type]
                         default=2.0, min=0.01, soft_max=100.0, unit="LENGTH")
     depth_range: FloatProperty(name="Depth Range", description="How far behind the nearest point the farthest lies",  # type: ignore[valid-type]
@@ -98,17 +106,26 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
         if not paths or missing:
             self.report({"ERROR"}, f"No such photo: {', '.join(missing) or 'none given'}")
             return {"CANCELLED"}
-        created: list[bpy.types.ID] = []
         try:
-            entry = choose_depth_model(context, self.depth_model)
-            photos = [self._load(path, created) for path in paths]
-            depths = self._estimate(context, entry, photos)
-            for index, (photo, depth) in enumerate(zip(photos, depths, strict=True)):
-                self._build(context, index, photo, depth, entry, created)
-        except (RestyleError, images.ImageReadError, OSError, RuntimeError) as exc:
-            for block in reversed(created):
-                _remove(block)
-            self.report({"ERROR"}, f"Nothing was imported: {exc}")
+            # Everything made is recorded in one place and removed unless every photo is built.
+            with compat.CreatedData() as created:
+                entry = choose_depth_model(context, self.depth_model)
+                photos = [self._load(path, created) for path in paths]
+                depths = self._estimate(context, entry, photos)
+                cameras = [self._build(context, index, photo, depth, entry, created)
+                           for index, (photo, depth) in enumerate(zip(photos, depths, strict=True))]
+                # The scene is changed only once every photo is built, so a failure leaves it as it was.
+                h, w = photos[0]["displayed"].shape[:2]
+                scene = context.scene
+                scene.camera = cameras[0]
+                scene.render.resolution_x, scene.render.resolution_y = w, h
+                scene.render.resolution_percentage = 100
+                scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+                created.commit()
+        except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
+            if not isinstance(exc, RestyleError | OSError):
+                log.exception("Import Photo failed unexpectedly")
+            self.report({"ERROR"}, f"Nothing was imported: {describe_error(exc)}")
             return {"CANCELLED"}
         if entry is None and self.depth_model == "FLAT":
             self.report({"INFO"}, f"Placed {len(photos)} photo(s) on flat planes")
@@ -119,11 +136,16 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
             self.report({"INFO"}, f"Reconstructed {len(photos)} photo(s) with {entry.name}")
         return {"FINISHED"}
 
-    def _load(self, path: Path, created: list) -> dict:
-        image = bpy.data.images.load(str(path), check_existing=False)
-        created.append(image)
+    def _load(self, path: Path, created: compat.CreatedData) -> dict:
+        try:
+            image = created.add(bpy.data.images.load(str(path), check_existing=False))
+        except RuntimeError as exc:  # Blender's way of saying it cannot decode the file
+            raise RestyleError(f"{path.name} cannot be read as an image ({str(exc).strip()})") from exc
         info = read_photo_info(path)
-        pixels = images.read_sources(image)[0].pixels
+        try:
+            pixels = images.read_sources(image)[0].pixels
+        except images.ImageReadError as exc:
+            raise RestyleError(f"{path.name}: {exc}") from exc
         rgb = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
         return {"path": path, "image": image, "info": info, "displayed": orient(rgb, info.orientation)}
 
@@ -138,7 +160,7 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
         return [results[str(i)].array for i in range(len(photos))]
 
     def _build(self, context: bpy.types.Context, index: int, photo: dict, disparity: np.ndarray | None,
-               entry: StyleEntry | None, created: list) -> None:
+               entry: StyleEntry | None, created: compat.CreatedData) -> bpy.types.Object:
         h, w = photo["displayed"].shape[:2]
         info = photo["info"]
         focal = info.equivalent_35mm() or self.focal_35mm
@@ -154,48 +176,23 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
         grid.uvs = np.stack([su, sv], axis=1).astype(np.float32)
 
         stem = photo["path"].stem
-        collection = bpy.data.collections.new(stem)
-        created.append(collection)
+        collection = created.add(bpy.data.collections.new(stem))
         context.scene.collection.children.link(collection)
-        camera_data = bpy.data.cameras.new(f"{stem} Camera")
-        created.append(camera_data)
+        camera_data = created.add(bpy.data.cameras.new(f"{stem} Camera"))
         camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, SENSOR_35MM, "AUTO"
-        camera = bpy.data.objects.new(f"{stem} Camera", camera_data)
-        created.append(camera)
+        camera = created.add(bpy.data.objects.new(f"{stem} Camera", camera_data))
         # Cameras look down their -Z: turned a quarter about X, each photo's rig looks along +Y.
         placement = Matrix.LocRotScale((index * (self.depth_range + self.near), 0.0, 0.0),
                                        Euler((math.pi / 2, 0, 0)), None)
         camera.matrix_world = placement
         collection.objects.link(camera)
-        material = emission_material(stem, photo["image"])
-        created.append(material)
-        obj = add_reconstruction(stem, grid, placement, material, collection)
-        created.extend([obj.data, obj])
+        material = created.add(emission_material(stem, photo["image"]))
+        obj = add_reconstruction(stem, grid, placement, material, collection, created)
         if self.simplify:
             modifier = obj.modifiers.new("Simplify", "DECIMATE")
             modifier.decimate_type = "DISSOLVE"
             modifier.angle_limit = math.radians(1.0)
-        if index == 0:
-            scene = context.scene
-            scene.camera = camera
-            scene.render.resolution_x, scene.render.resolution_y = w, h
-            scene.render.resolution_percentage = 100
-            scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
-
-
-def _remove(block: bpy.types.ID) -> None:
-    collections = {
-        bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes, bpy.types.Camera: bpy.data.cameras,
-        bpy.types.Material: bpy.data.materials, bpy.types.Image: bpy.data.images,
-        bpy.types.Collection: bpy.data.collections,
-    }
-    for kind, store in collections.items():
-        if isinstance(block, kind):
-            try:
-                store.remove(block)  # type: ignore[attr-defined]
-            except ReferenceError:
-                pass
-            return
+        return camera
 
 
 class RESTYLE_FH_photo_mesh(bpy.types.FileHandler):

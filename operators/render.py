@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
 
@@ -10,8 +11,8 @@ import numpy as np
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from .. import preferences
-from ..bridge import passes
-from ..bridge.reconstruction import image_from_pixels
+from ..bridge import compat, outputs, passes
+from ..bridge.reconstruction import describe_error, image_from_pixels
 from ..ml import color, render_style
 from ..ml.client import shared_client
 from ..ml.custom import find_style
@@ -19,6 +20,8 @@ from ..ml.errors import RestyleError
 from ..properties import settings_of
 from .run import engine_options, package_root, scene_has_camera
 
+log = logging.getLogger(__name__)
+RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
@@ -28,10 +31,10 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
 
     bl_idname = "restyle.stylize_render"
     bl_label = "Stylize Render"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}
 
     frame_start: IntProperty(name="Start Frame", default=0, description="0: the current frame")  # type: ignore[valid-type]
-    frame_end: IntProperty(name="End Frame", default=0, description="0: the start frame")  # type: ignore[valid-type]
+    frame_end: IntProperty(name="End Frame", default=0, description="0: the start frame; never before it")  # type: ignore[valid-type]
     output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="")  # type: ignore[valid-type]
     outlines: FloatProperty(name="Outlines", default=0.0, min=0.0, max=1.0, subtype="FACTOR",  # type: ignore[valid-type]
                             description="Ink lines where depth jumps or normals turn sharply")
@@ -51,8 +54,13 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
         assert scene is not None
         settings = settings_of(context)
         start = self.frame_start or scene.frame_current
-        end = max(self.frame_end or start, start)
+        end = self.frame_end or start
+        written = outputs.WrittenFiles()
+        made_folders: list[str] = []
         try:
+            if end < start:
+                raise RestyleError(f"the end frame {end} is before the start frame {start}")
+            camera = passes.scene_camera(scene)
             entry = find_style(str(settings.style), preferences.model_root(context, create=False))
             store = preferences.model_store(context)
             if entry.files and not store.is_installed(entry):
@@ -60,33 +68,33 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             if entry.family == "arbitrary":
                 raise RestyleError("Stylize Render does not take arbitrary (style image) styles yet")
             files = {role: str(path) for role, path in store.paths(entry).items()}
-            prefs = preferences.get(context)
-            client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
             folder = bpy.path.abspath(self.output_dir) if self.output_dir else ""
             if folder:
-                os.makedirs(folder, exist_ok=True)
+                made_folders = _missing_folders(folder)
+                outputs.ensure_folder(folder)
+            prefs = preferences.get(context)
+            client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
             sources: list[np.ndarray] = []
             results: list[np.ndarray] = []
             saved_frame = scene.frame_current
             try:
                 for frame in range(start, end + 1):
                     scene.frame_set(frame)
-                    source, result = self._frame(scene, client, settings, files, sources, results)
+                    source, result = self._frame(scene, camera, client, settings, files, sources, results)
                     sources.append(source)
                     results.append(result)
                     if folder:
-                        self._write(os.path.join(folder, f"{scene.name}.{entry.id}.{frame:04d}.png"), result)
+                        path = outputs.output_path(folder, f"{scene.name}.{entry.id}.{frame:04d}", ".png")
+                        self._write(path, result, written)
             finally:
                 scene.frame_set(saved_frame)
-        except (RestyleError, passes.PassError, OSError) as exc:
-            self.report({"ERROR"}, f"Stylize Render failed: {exc}")
+            name = self._store_result(scene.name, entry.id, results[-1])
+        except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
+            _undo_files(written, made_folders)
+            if not isinstance(exc, RestyleError | OSError):
+                log.exception("Stylize Render failed unexpectedly")
+            self.report({"ERROR"}, f"Stylize Render failed: {describe_error(exc)}")
             return {"CANCELLED"}
-        name = f"{scene.name}.{entry.id}"
-        old = bpy.data.images.get(name)
-        if old is not None:
-            bpy.data.images.remove(old)
-        image = image_from_pixels(name, np.concatenate([results[-1], np.ones_like(results[-1][..., :1])], -1), False)
-        image.name = name
         before, after = render_style.flicker(sources), render_style.flicker(results)
         type(self).last_flicker = (before, after, after / before if before else 0.0)
         text = f"Restyled {end - start + 1} frame(s) into '{name}'"
@@ -95,14 +103,31 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
         self.report({"INFO"}, text)
         return {"FINISHED"}
 
-    def _frame(self, scene, client, settings, files, sources, results) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _store_result(scene_name: str, style: str, rgb: np.ndarray) -> str:
+        """The last frame as an image named ``<scene>.<style>``. An earlier result of this
+        extension nothing uses is replaced; an image the user has (or uses) under that name is
+        never touched: the new one gets a free name instead."""
+        name = f"{scene_name}.{style}"
+        with compat.CreatedData() as created:
+            rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
+            image = created.add(image_from_pixels(name, rgba, False))
+            image[RENDER_RESULT_KEY] = scene_name
+            old = bpy.data.images.get(name)
+            if old is not None and old != image and old.get(RENDER_RESULT_KEY) == scene_name and old.users == 0:
+                bpy.data.images.remove(old)
+                image.name = name
+            created.commit()
+        return image.name
+
+    def _frame(self, scene, camera, client, settings, files, sources, results) -> tuple[np.ndarray, np.ndarray]:
         rendered = passes.render_passes(scene, normals=self.outlines > 0)
         source = color.linear_to_srgb(rendered.combined[..., :3])
         job = client.submit(str(settings.style), engine_options(settings), [("frame", source)], files=files)
         styled = job.wait()["frame"]
         if styled.array is None:
             raise RestyleError(styled.error or "the frame could not be restyled")
-        valid = rendered.depth < scene.camera.data.clip_end
+        valid = rendered.depth < camera.data.clip_end
         weight = render_style.depth_weights(rendered.depth, valid, self.depth_falloff)[..., None]
         result = source + weight * (styled.array - source)  # strength is applied by the engine already
         if self.outlines > 0:
@@ -112,13 +137,39 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             result = render_style.temporal_smooth(results[-1], result, sources[-1], source, self.temporal)
         return source, np.clip(result, 0, 1).astype(np.float32)
 
-    def _write(self, path: str, rgb: np.ndarray) -> None:
+    def _write(self, path: str, rgb: np.ndarray, written: outputs.WrittenFiles) -> None:
         h, w = rgb.shape[:2]
-        image = bpy.data.images.new("restyle-frame-writer", w, h, alpha=True)
-        try:
+        with compat.CreatedData() as created:  # the writer image never outlives the write
+            image = created.add(bpy.data.images.new("restyle-frame-writer", w, h, alpha=True))
             rgba = np.concatenate([rgb, np.ones((h, w, 1), np.float32)], -1)[::-1]
             image.pixels.foreach_set(np.ascontiguousarray(rgba).ravel())  # type: ignore[arg-type]
-            image.filepath_raw, image.file_format = path, "PNG"
-            image.save()
-        finally:
-            bpy.data.images.remove(image)
+            existed = os.path.lexists(path)
+            try:
+                outputs.save_verified(image, path, "PNG")
+            finally:
+                if not existed and os.path.lexists(path):
+                    written.add(path)
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders that creating ``folder`` would make, deepest first (to undo it)."""
+    missing = []
+    current = os.path.abspath(folder)
+    while current and not os.path.exists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return missing
+
+
+def _undo_files(written: outputs.WrittenFiles, made_folders: list[str]) -> None:
+    """Removes the files a failed run wrote and the folders it created for them (when empty)."""
+    for path in written.remove_all():
+        log.warning("could not remove %s after a failed render", path)
+    for folder in made_folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break  # not empty (someone else's files) or already gone: leave it

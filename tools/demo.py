@@ -25,6 +25,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from bridge.compat import new_node_material  # noqa: E402
 from ml.catalog import style_ids  # noqa: E402
 from ml.color import linear_to_srgb  # noqa: E402
 from tools.build_extension import build  # noqa: E402
@@ -54,7 +55,7 @@ def photo_texture(hdri: str, x_fraction: float, size: int, out_dir: Path) -> Pat
 
 
 def textured_material(name: str, texture: Path) -> bpy.types.Material:
-    material = bpy.data.materials.new(name)
+    material = new_node_material(name)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     node = nodes.new("ShaderNodeTexImage")
     node.image = bpy.data.images.load(str(texture))

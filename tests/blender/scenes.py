@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from bridge.compat import new_node_material
 from tests.ml.synthetic import photo_like
 
 
@@ -30,7 +31,7 @@ def write_image(path: Path, pixels: np.ndarray, file_format: str = "PNG", float_
 
 
 def _material(name: str) -> tuple[bpy.types.Material, bpy.types.Node]:
-    material = bpy.data.materials.new(name)
+    material = new_node_material(name)
     return material, material.node_tree.nodes["Principled BSDF"]
 
 

@@ -8,6 +8,8 @@ import pytest
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
 
+from bridge.compat import snapshot_settings
+
 
 def build_scene(camera_type: str) -> list[bpy.types.Object]:
     bpy.ops.mesh.primitive_plane_add(size=12, location=(0, 0, 0))
@@ -39,11 +41,10 @@ def world_vertices(obj: bpy.types.Object) -> np.ndarray:
 def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type):
     sources = build_scene(camera_type)
     scene = bpy.context.scene
-    settings_before = (scene.render.filepath, scene.render.image_settings.media_type,
-                       bpy.context.view_layer.use_pass_z)
+    structs = (scene.render, scene.render.image_settings, bpy.context.view_layer)
+    settings_before = [snapshot_settings(s) for s in structs]
     assert bpy.ops.restyle.mesh_from_depth_pass(max_side=120) == {"FINISHED"}
-    assert settings_before == (scene.render.filepath, scene.render.image_settings.media_type,
-                               bpy.context.view_layer.use_pass_z)
+    assert settings_before == [snapshot_settings(s) for s in structs]  # format, depth, path, passes ...
     result = bpy.data.objects[f"{scene.camera.name} Depth Mesh"]
     assert not result.data.validate()  # nothing needed repairing
     assert len(result.data.uv_layers) == 1 and result.data.materials[0].node_tree.nodes.get("Image Texture")

@@ -25,6 +25,8 @@ bpy.ops.wm.read_homefile(use_empty=True)
 image = bpy.data.images.new("Photo", 64, 64)
 image.pixels.foreach_set(np.random.default_rng(0).random(64 * 64 * 4).astype(np.float32))
 material = bpy.data.materials.new("Mat")
+if material.node_tree is None:  # Blender 4.x: no nodes until asked for (bridge/compat.py)
+    material.use_nodes = True
 node = material.node_tree.nodes.new("ShaderNodeTexImage")
 node.image = image
 material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
@@ -42,11 +44,15 @@ print("RESULT" + json.dumps(out))
 
 @pytest.fixture(scope="module")
 def bpy_without_torch(tmp_path_factory):
-    """A fresh virtual environment holding bpy (and its numpy) but no torch."""
+    """A fresh virtual environment holding bpy (and its numpy) but no torch: the same Blender
+    line as the one running the tests (4.2, 4.5 or 5.0)."""
+    import bpy
+
+    version = ".".join(map(str, bpy.app.version))
     folder = tmp_path_factory.mktemp("bpy-only")
     venv.create(folder, with_pip=True)
     python = folder / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "bpy==5.0.1"], check=True, timeout=900)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"bpy=={version}"], check=True, timeout=900)
     return python
 
 
