@@ -3,6 +3,12 @@
 :func:`main` takes the argument list and returns the exit code (0: everything done,
 1: some items failed, 2: bad usage), so tests call it inside the bpy module. Progress
 lines go to stderr; ``--report FILE.json`` records one entry per item.
+
+Order matters: everything that can be checked without touching a .blend (arguments, the
+style and its kind, frame ranges, that every output path can be written) is checked first,
+so a wrong command line exits 2 before any file is opened, rendered or saved. After that
+each item runs under a guard that turns any failure into a failed item, a ``--blend``
+batch goes on past every bad file, and the report is written whatever happens.
 """
 
 from __future__ import annotations
@@ -11,25 +17,57 @@ import argparse
 import fnmatch
 import glob
 import json
+import logging
+import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import bpy
 
 from . import preferences
-from .ml.catalog import ALL_STYLES, DEPTH_MODELS, get_style
+from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from .ml.custom import find_style
 from .ml.errors import RestyleError
 from .properties import settings_of
 
+log = logging.getLogger(__name__)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORT_VERSION = 1
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME: the scene's frame numbers stop there
+# Style families each subcommand can run. Depth models are not styles; the arbitrary
+# (style image) family needs an image that Stylize Render cannot take yet.
+TEXTURE_FAMILIES = frozenset({"builtin", "gan", "arbitrary", "custom"})
+RENDER_FAMILIES = frozenset({"builtin", "gan", "custom"})
 
 
 class UsageError(Exception):
     pass
+
+
+def _say(message: str, stream: TextIO | None = None) -> None:
+    """One line for the user. Paths that are not UTF-8 are shown escaped, and a closed
+    stream never turns a finished run into a traceback."""
+    target = stream or sys.stderr
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        target.write(text + "\n")
+        target.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one line for an item's error: domain errors speak for themselves."""
+    if isinstance(exc, (RestyleError, OSError, UsageError)):
+        return str(exc) or type(exc).__name__
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -50,9 +88,11 @@ class Report:
         self.items.append(item)
         index = len(self.items)
         state = f"failed: {item.error}" if item.status == "failed" else f"done in {item.seconds:.1f} s"
-        print(f"restyle {self.command} [{index}] {item.input}: {state}", file=sys.stderr, flush=True)
+        _say(f"restyle {self.command} [{index}] {item.input}: {state}")
 
     def write(self, path: str) -> None:
+        """Written beside its final name and moved into place, so a failed write never
+        leaves half a report (or destroys the previous one)."""
         data = {
             "version": REPORT_VERSION,
             "command": self.command,
@@ -62,7 +102,15 @@ class Report:
                 "failed": sum(item.status == "failed" for item in self.items),
             },
         }
-        Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")
+        target = Path(path)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(json.dumps(data, indent=2))
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     @property
     def exit_code(self) -> int:
@@ -76,10 +124,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
     """An argparse type that refuses values Blender's properties would silently clamp."""
+    what = "a whole number" if kind is int else "a number"
 
     def parse(text: str) -> float:
-        value = kind(text)
-        if not low <= value <= high:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+        if not low <= value <= high:  # also refuses NaN, which compares false
             raise argparse.ArgumentTypeError(f"{text} is outside {kind(low)}..{kind(high)}")
         return value
 
@@ -87,6 +139,21 @@ def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
 
 
 FRACTION = _ranged(float, 0.0, 1.0)
+_FRAMES = re.compile(r"([0-9]{1,7})(?:-([0-9]{1,7}))?")
+
+
+def frame_range(text: str) -> tuple[int, int]:
+    """``START`` or ``START-END``: whole frame numbers, END not before START."""
+    match = _FRAMES.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a frame or range: write START or START-END, e.g. 1-48")
+    start = int(match.group(1))
+    end = int(match.group(2)) if match.group(2) is not None else start
+    if end > MAX_FRAME:
+        raise argparse.ArgumentTypeError(f"'{text}' goes past frame {MAX_FRAME}, the last frame Blender has")
+    if end < start:
+        raise argparse.ArgumentTypeError(f"'{text}' ends before it starts")
+    return start, end
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("stylize-render", help="render the scene and restyle the render")
     render.add_argument("--style", required=True)
-    render.add_argument("--frames", metavar="START[-END]", help="frame or range (default: the current frame)")
+    render.add_argument("--frames", type=frame_range, metavar="START[-END]",
+                        help="frame or range (default: the current frame)")
     render.add_argument("--output-dir", required=True, help="folder for the restyled frames")
     render.add_argument("--strength", type=FRACTION, default=1.0)
     render.add_argument("--outlines", type=FRACTION, default=0.0, help="ink outlines from the passes, 0..1")
@@ -126,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     photo = commands.add_parser("import-photo", help="reconstruct photos as textured meshes")
     photo.add_argument("photos", nargs="+", metavar="PHOTO")
-    photo.add_argument("--depth-model", default="AUTO")
+    photo.add_argument("--depth-model", default="AUTO", help="AUTO, FLAT or a depth model id (see: models list)")
     photo.add_argument("--near", type=_ranged(float, 0.01, 1e6), default=2.0)
     photo.add_argument("--depth-range", type=_ranged(float, 0.01, 1e6), default=6.0)
     photo.add_argument("--resolution", type=_ranged(int, 2, 8192), default=512)
@@ -153,9 +221,126 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- checks made before any .blend is touched ------------------------------------------
+def _style_for(command: str, style_id: str) -> StyleEntry:
+    """The style a subcommand was asked for, known and of a kind that subcommand can run."""
+    try:
+        entry = find_style(style_id, preferences.model_root(bpy.context, create=False))
+    except RestyleError as exc:
+        raise UsageError(f"restyle {command}: argument --style: {exc}") from None
+    families = RENDER_FAMILIES if command == "stylize-render" else TEXTURE_FAMILIES
+    if entry.family not in families:
+        kind = "a depth model" if entry.family == "depth" else f"a {entry.family} style"
+        styles = ", ".join(e.id for e in ALL_STYLES if e.family in families)
+        raise UsageError(f"restyle {command}: argument --style: '{style_id}' is {kind}, which {command} cannot use "
+                         f"(styles it can: {styles}, or an installed custom-... style)")
+    return entry
+
+
+def _writable_file(option: str, text: str) -> str:
+    """An absolute path a file can be written to, checked by creating (and removing) a probe beside it."""
+    try:
+        path = Path(text).expanduser().absolute()
+        if path.is_dir():
+            raise UsageError(f"argument {option}: '{text}' is a folder, not a file")
+        if not path.parent.is_dir():
+            raise UsageError(f"argument {option}: the folder '{path.parent}' does not exist")
+        _probe(path.parent)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UsageError(f"argument {option}: cannot write '{text}': {exc}") from None
+    return str(path)
+
+
+def _writable_folder(option: str, text: str) -> str:
+    """A folder that exists and can be written, or that can be created: its nearest existing
+    parent is checked, nothing is created here (a wrong command line leaves no trace)."""
+    if text.startswith("//"):  # relative to each .blend: checked by the job when the file is open
+        return text
+    try:
+        path = Path(text).expanduser().absolute()
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"argument {option}: '{existing}' is a file, so '{text}' cannot be a folder")
+        _probe(existing)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"argument {option}: cannot write in '{text}': {exc}") from None
+    return str(path)
+
+
+def _probe(folder: Path) -> None:
+    """Raises OSError unless a file can be created in ``folder`` (permissions, read-only disks)."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".restyle-probe-")
+    os.close(handle)
+    os.unlink(name)
+
+
+def _blend_files(patterns: list[str]) -> list[str]:
+    """Every file the --blend patterns name, each once, in order. A glob matching nothing is a
+    usage error (a typo); a named file that is missing stays, to fail as its own item."""
+    files: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        literal = os.path.lexists(pattern) or not any(c in pattern for c in "*?[")
+        matches = [pattern] if literal else sorted(glob.glob(pattern))
+        if not matches:
+            raise UsageError(f"restyle: argument --blend: no file matches '{pattern}'")
+        for match in matches:
+            key = os.path.realpath(match)
+            if key in seen:
+                _say(f"restyle: {match} is listed more than once: processed once")
+                continue
+            seen.add(key)
+            files.append(match)
+    return files
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Every cheap check of the command line, before any work; raises UsageError."""
+    if args.report:
+        args.report = _writable_file("--report", args.report)
+    if args.command == "models":
+        if args.action == "download":
+            try:
+                get_style(args.model_id)
+            except RestyleError as exc:
+                raise UsageError(f"restyle models download: argument model_id: {exc}") from None
+        return
+    if args.command in ("stylize-textures", "stylize-render"):
+        _style_for(args.command, args.style)
+    if args.command == "import-photo":
+        choices = {"AUTO", "FLAT", *(e.id for e in DEPTH_MODELS)}
+        if args.depth_model.upper() in ("AUTO", "FLAT"):
+            args.depth_model = args.depth_model.upper()
+        if args.depth_model not in choices:
+            raise UsageError(f"restyle import-photo: argument --depth-model: unknown depth model "
+                             f"'{args.depth_model}' (choose from {', '.join(sorted(choices))})")
+    if getattr(args, "output_dir", None):
+        args.output_dir = _writable_folder("--output-dir", args.output_dir)
+    if args.blend:
+        if args.save_as:
+            raise UsageError("restyle: argument --save-as: not with --blend (each file of a batch is saved in place)")
+        args.blend = _blend_files(args.blend)
+        return
+    if args.save and args.save_as:
+        raise UsageError("restyle: argument --save: give --save or --save-as, not both")
+    if args.save_as:
+        if Path(args.save_as).suffix.lower() != ".blend":
+            raise UsageError(f"restyle: argument --save-as: '{args.save_as}' does not end in .blend")
+        args.save_as = _writable_file("--save-as", args.save_as)
+    if args.save:
+        if not bpy.data.filepath:
+            raise UsageError("restyle: argument --save: the open file was never saved: use --save-as PATH")
+        _writable_file("--save", bpy.data.filepath)
+
+
 # -- the work of each subcommand, on the open .blend --------------------------------------
 def _select(args: argparse.Namespace) -> list[bpy.types.Object]:
-    objects = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+    view_layer = bpy.context.view_layer
+    # The view layer's objects, not the scene's: an object in an excluded collection cannot
+    # be selected, and selecting it raises.
+    objects = [o for o in view_layer.objects if o.type == "MESH"]
     if args.collection:
         collection = bpy.data.collections.get(args.collection)
         if collection is None:
@@ -165,9 +350,9 @@ def _select(args: argparse.Namespace) -> list[bpy.types.Object]:
         objects = [o for o in objects if any(fnmatch.fnmatchcase(o.name, pattern) for pattern in args.objects)]
     if not objects:
         raise RestyleError("no mesh object matches --objects/--collection")
-    for obj in bpy.context.scene.objects:
+    for obj in view_layer.objects:
         obj.select_set(obj in objects)
-    bpy.context.view_layer.objects.active = objects[0]
+    view_layer.objects.active = objects[0]
     return objects
 
 
@@ -186,10 +371,8 @@ def _call(operator: Callable[..., set[str]], **kwargs: object) -> None:
 
 
 def do_stylize_textures(args: argparse.Namespace) -> str:
-    if not args.style.startswith("custom-"):
-        get_style(args.style)  # an unknown id is a clear error before anything runs
     settings = settings_of(bpy.context)
-    settings.style = args.style
+    settings.style = args.style  # known and of the right kind: checked before any file was opened
     settings.strength, settings.tile_size = args.strength, args.tile_size
     settings.device, settings.precision, settings.seamless = (args.device.upper(), args.precision.upper(),
                                                               args.seamless.upper())
@@ -200,14 +383,20 @@ def do_stylize_textures(args: argparse.Namespace) -> str:
 
 
 def do_stylize_render(args: argparse.Namespace) -> str:
-    start, _, end = (args.frames or str(bpy.context.scene.frame_current)).partition("-")
+    scene = bpy.context.scene
+    start, end = args.frames or (scene.frame_current, scene.frame_current)
     settings = settings_of(bpy.context)
     settings.style = args.style
     settings.strength = args.strength
-    _call(_operator("stylize_render"), frame_start=int(start), frame_end=int(end or start),
-          output_dir=args.output_dir, outlines=args.outlines, depth_falloff=args.depth_falloff,
-          temporal=args.temporal)
-    return args.output_dir
+    saved_frame = scene.frame_current
+    if start == 0:  # the operator reads frame 0 as "the current frame": make frame 0 the current one
+        scene.frame_current = 0
+    try:
+        _call(_operator("stylize_render"), frame_start=start, frame_end=end, output_dir=args.output_dir,
+              outlines=args.outlines, depth_falloff=args.depth_falloff, temporal=args.temporal)
+    finally:
+        scene.frame_current = saved_frame
+    return str(args.output_dir)
 
 
 def do_import_photo(args: argparse.Namespace) -> str:
@@ -223,7 +412,8 @@ def do_import_photo(args: argparse.Namespace) -> str:
 
 def do_depth_mesh(args: argparse.Namespace) -> str:
     _call(_operator("mesh_from_depth_pass"), filepath=args.exr or "", max_side=args.resolution)
-    return f"{bpy.context.scene.camera.name} Depth Mesh"
+    camera = bpy.context.scene.camera
+    return f"{camera.name} Depth Mesh" if camera is not None else "Depth Mesh"
 
 
 ACTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
@@ -234,14 +424,16 @@ ACTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
 }
 
 
-def _blend_files(patterns: list[str]) -> list[str]:
-    files: list[str] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
-        if not matches:
-            raise UsageError(f"--blend: no file matches '{pattern}'")
-        files += matches
-    return files
+def _open_blend(path: str) -> None:
+    """Open one file of a batch, or fail that item with a message saying why."""
+    if not os.path.lexists(path):
+        raise RestyleError(f"cannot open {path}: no such file")
+    if os.path.isdir(path):
+        raise RestyleError(f"cannot open {path}: it is a folder, not a .blend file")
+    try:
+        bpy.ops.wm.open_mainfile(filepath=path)
+    except RuntimeError as exc:
+        raise RestyleError(f"cannot open {path}: {str(exc).removeprefix('Error: ').strip()}") from exc
 
 
 def run_scene_command(args: argparse.Namespace, report: Report) -> None:
@@ -253,38 +445,51 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             _run_item(item, lambda: _save(args.save_as))
         report.add(item)
         return
-    for path in _blend_files(args.blend):
-        item = Item(input=path)
+    pending = list(args.blend)
+    try:
+        while pending:
+            path = pending[0]
+            item = Item(input=path)
 
-        def process(path: str = path) -> str:
-            try:
-                bpy.ops.wm.open_mainfile(filepath=path)
-            except RuntimeError as exc:
-                raise RestyleError(f"cannot open {path}: {str(exc).strip()}") from exc
-            output = action(args)
-            bpy.ops.wm.save_mainfile()
-            return output
+            def process(path: str = path) -> str:
+                _open_blend(path)
+                output = action(args)
+                _save(None)
+                return output
 
-        _run_item(item, process)
-        report.add(item)
+            _run_item(item, process)
+            pending.pop(0)
+            report.add(item)
+    finally:
+        # Stopped by something no item guard catches (Ctrl+C): the files not done yet are
+        # in the report too, so nobody takes a short report for a finished batch.
+        for path in pending:
+            report.items.append(Item(input=path, status="failed", error="not processed: the batch was interrupted"))
 
 
 def _save(path: str | None) -> str:
-    if path:
-        bpy.ops.wm.save_as_mainfile(filepath=str(Path(path).resolve()))
-    elif bpy.data.filepath:
-        bpy.ops.wm.save_mainfile()
-    else:
-        raise RestyleError("the open file was never saved: use --save-as PATH")
+    try:
+        if path:
+            bpy.ops.wm.save_as_mainfile(filepath=path)
+        elif bpy.data.filepath:
+            bpy.ops.wm.save_mainfile()
+        else:
+            raise RestyleError("the open file was never saved: use --save-as PATH")
+    except RuntimeError as exc:
+        target = path or bpy.data.filepath
+        raise RestyleError(f"could not save {target}: {str(exc).removeprefix('Error: ').strip()}") from exc
     return bpy.data.filepath
 
 
 def _run_item(item: Item, work: Callable[[], str]) -> None:
+    """Run one item's work; whatever it raises fails that item only, with a one-line message."""
     started = time.perf_counter()
     try:
         item.output = work()
-    except (RestyleError, OSError) as exc:
-        item.status, item.error = "failed", str(exc)
+    except Exception as exc:  # one broken item must not end the run or lose the report
+        item.status, item.error = "failed", _describe(exc)
+        if not isinstance(exc, (RestyleError, OSError)):
+            log.debug("restyle: %s failed", item.input, exc_info=True)
     item.seconds += time.perf_counter() - started
 
 
@@ -295,7 +500,7 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
         for entry in ALL_STYLES + DEPTH_MODELS:
             state = "built-in" if not entry.files else ("installed" if store.is_installed(entry) else "not installed")
             flags = " [non-commercial]" if entry.non_commercial else ""
-            print(f"{entry.id:<40} {entry.family:<10} {state}{flags}")
+            _say(f"{entry.id:<40} {entry.family:<10} {state}{flags}", sys.stdout)
             report.items.append(Item(input=entry.id, output=state))
         return
     if args.action == "download":
@@ -316,7 +521,7 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
     for entry in ALL_STYLES + DEPTH_MODELS:  # verify
         if entry.files and store.is_installed(entry):
             item = Item(input=entry.id)
-            _run_item(item, lambda entry=entry: store.verify(entry))
+            _run_item(item, lambda entry=entry: str(store.verify(entry)))
             report.add(item)
 
 
@@ -331,27 +536,47 @@ def _install(path: str, name: str | None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """The ``restyle`` command handler: argument list in, exit code out."""
+    """The ``restyle`` command handler: argument list in, exit code out. Never raises."""
+    try:
+        return _main(argv)
+    except Exception as exc:  # the last guard: a command line tool answers with an exit code
+        log.debug("restyle: unexpected error", exc_info=True)
+        _say(f"restyle: {_describe(exc)}")
+        return EXIT_FAILED
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        validate(args)
     except UsageError as exc:
-        print(exc, file=sys.stderr)
+        _say(str(exc))
         return EXIT_USAGE
     except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     report = Report(command=args.command if args.command != "models" else f"models {args.action}")
+    code = EXIT_OK
     try:
         if args.command == "models":
             run_models(args, report)
         else:
             run_scene_command(args, report)
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
-    if args.report:
-        report.write(args.report)
-    return report.exit_code
+    except Exception as exc:  # outside any item: still report what was done, then fail
+        log.debug("restyle: unexpected error", exc_info=True)
+        _say(f"restyle {report.command}: stopped: {_describe(exc)}")
+        code = EXIT_FAILED
+    except KeyboardInterrupt:
+        _say(f"restyle {report.command}: interrupted")
+        code = EXIT_FAILED
+    finally:
+        if args.report:
+            try:
+                report.write(args.report)
+            except OSError as exc:
+                _say(f"restyle: could not write the report {args.report}: {exc}")
+                code = EXIT_FAILED
+    return max(code, report.exit_code)
 
 
 def command_handler(argv: list[str]) -> int:

@@ -81,7 +81,7 @@ def test_every_subcommand_has_help(cli, capsys):
 
 def test_unknown_style_and_missing_model_offline_are_clear_failures(cli, empty_scene, tmp_path, capsys):
     textured_blend(tmp_path / "a.blend", 1)
-    assert cli.main(["stylize-textures", "--style", "van-gogh-9000"]) == 1
+    assert cli.main(["stylize-textures", "--style", "van-gogh-9000"]) == 2  # a usage error, as README says
     assert "Unknown style 'van-gogh-9000'" in capsys.readouterr().err
     assert cli.main(["stylize-textures", "--style", "cyclegan-monet"]) == 1
     assert "not downloaded yet" in capsys.readouterr().err
