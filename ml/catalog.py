@@ -23,6 +23,25 @@ class ModelFile:
     sha256: str | None = None
     hash_source: str = ""  # "upstream", "third-party" (pinned, provenance noted) or ""
     archive_member: str | None = None  # the file sits inside the zip at ``url``
+    arch: str = ""  # the architecture the file must hold (a key of ARCH_SIGNATURES; "" for any)
+    size_exact: bool = False  # size is the published byte count, not an estimate
+    archive_size: int | None = None  # bytes of the zip at ``url`` when the file sits inside one
+
+    @property
+    def transfer_size(self) -> int | None:
+        """Bytes that travel over the network for this file (the whole archive for a member)."""
+        return self.archive_size if self.archive_member else self.size
+
+    @property
+    def transfer_exact(self) -> bool:
+        return self.size_exact and not self.archive_member
+
+    def byte_limit(self, size: int | None) -> int | None:
+        """The most bytes accepted for ``size``: exact sizes get no slack, estimates a quarter more.
+        A server that sends past it is not sending this file (an endless or hostile body)."""
+        if size is None:
+            return None
+        return size if self.size_exact and size == self.size else int(size * 1.25) + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -44,8 +63,14 @@ class StyleEntry:
 
     @property
     def download_size(self) -> int | None:
-        sizes = [f.size for f in self.files]
-        return None if not sizes or None in sizes else sum(s for s in sizes if s)
+        """Bytes to download (a shared archive counted once); None when any size is unknown."""
+        sizes: dict[str, int | None] = {f.url: f.transfer_size for f in self.files}
+        values = list(sizes.values())
+        return None if not values or None in values else sum(v for v in values if v)
+
+    @property
+    def size_is_estimate(self) -> bool:
+        return not all(f.transfer_exact for f in self.files)
 
 
 BUILTIN_STYLES: tuple[StyleEntry, ...] = (
@@ -76,18 +101,46 @@ BUILTIN_STYLES: tuple[StyleEntry, ...] = (
     ),
 )
 
+# What each architecture's state dict must hold: a few key names with their shapes (None: any
+# shape). Torch-free, so the store can check a download in Blender's process before trusting it;
+# ml.loading builds its registry from the same table.
+Signature = tuple[tuple[str, tuple[int, ...] | None], ...]
+ARCH_SIGNATURES: dict[str, tuple[str, Signature]] = {
+    "animegan2": ("AnimeGANv2", (("block_a.0.1.weight", (32, 3, 7, 7)), ("out_layer.0.weight", (3, 32, 1, 1)))),
+    "cyclegan": ("CycleGAN ResNet generator",
+                 (("model.1.weight", (64, 3, 7, 7)), ("model.10.conv_block.1.weight", None))),
+    "transformer_net": ("fast-neural-style TransformerNet",
+                        (("conv1.conv2d.weight", (32, 3, 9, 9)), ("deconv3.conv2d.weight", (3, 32, 9, 9)))),
+    "adain_decoder": ("AdaIN decoder", (("1.weight", (256, 512, 3, 3)), ("28.weight", (3, 64, 3, 3)))),
+    "adain_vgg": ("AdaIN normalised VGG-19", (("0.weight", (3, 3, 1, 1)), ("29.weight", (512, 256, 3, 3)))),
+    "depth_anything_v2_vits": ("Depth Anything V2 Small", (("pretrained.patch_embed.proj.weight", (384, 3, 14, 14)),
+                                                           ("depth_head.projects.0.weight", (48, 384, 1, 1)))),
+    "depth_anything_v2_vitb": ("Depth Anything V2 Base", (("pretrained.patch_embed.proj.weight", (768, 3, 14, 14)),
+                                                          ("depth_head.projects.0.weight", None))),
+}
+ADAIN_HALVES = {"adain_decoder": ("decoder", "vgg_normalised.pth (the VGG encoder)"),
+                "adain_vgg": ("VGG encoder", "decoder.pth (the decoder)")}
+
 ANIMEGAN_BASE = "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/"
 CYCLEGAN_BASE = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
 FAST_STYLE_ZIP = "https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1"
+FAST_STYLE_ZIP_BYTES = 25_000_000  # about 25 MB: four models of about 6.7 MB, compressed
 ADAIN_BASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
 MIT = "MIT (code and weights)"
 
 
+# Sizes: exact where upstream publishes them (CHECKPOINTS.md), else estimated from the parameter
+# count (4 bytes each) plus the pickle's overhead and marked as estimates: the UI says "about", the
+# progress never passes 100% and the download limit allows a margin above the estimate.
+ANIMEGAN_BYTES = 8_601_086  # face_paint_512_v2.pt; the other three hold the same tensors
+
+
 def _animegan(suffix: str, name: str, file: str, description: str, sha: str | None = None,
-              size: int | None = 8_601_086, license: str = MIT, nc: bool = False) -> StyleEntry:
+              exact: bool = False, license: str = MIT, nc: bool = False) -> StyleEntry:
     return StyleEntry(
         f"animegan2-{suffix}", name, description, "gan", "", "", license, nc,
-        (ModelFile("model", file, ANIMEGAN_BASE + file, size, sha, "third-party" if sha else ""),),
+        (ModelFile("model", file, ANIMEGAN_BASE + file, ANIMEGAN_BYTES, sha, "third-party" if sha else "",
+                   arch="animegan2", size_exact=exact),),
     )
 
 
@@ -96,7 +149,7 @@ def _cyclegan(painter: str, name: str) -> StyleEntry:
     return StyleEntry(
         f"cyclegan-{painter}", name, f"Paints the texture in the manner of {name.split(' (')[0]} (CycleGAN)", "gan",
         "", "", "BSD-style code; the weights' license is not stated upstream", False,
-        (ModelFile("model", file, CYCLEGAN_BASE + file, 45_510_000),),
+        (ModelFile("model", file, CYCLEGAN_BASE + file, 45_600_000, arch="cyclegan"),),  # 11,378,179 params
     )
 
 
@@ -104,20 +157,21 @@ def _fast_style(name: str, label: str) -> StyleEntry:
     return StyleEntry(
         f"fast-style-{name.replace('_', '-')}", label, f"The '{label}' painting style (fast neural style)", "gan",
         "", "", "BSD-3-Clause", False,
-        (ModelFile("model", f"{name}.pth", FAST_STYLE_ZIP, 6_700_000, archive_member=f"saved_models/{name}.pth"),),
+        (ModelFile("model", f"{name}.pth", FAST_STYLE_ZIP, 6_740_000, archive_member=f"saved_models/{name}.pth",
+                   arch="transformer_net", archive_size=FAST_STYLE_ZIP_BYTES),),  # 1,679,235 params + stats
     )
 
 
 GAN_STYLES: tuple[StyleEntry, ...] = (
     _animegan("face-paint-v2", "Anime (Face Paint v2)", "face_paint_512_v2.pt",
               "AnimeGANv2 trained on portraits at 512 px: soft anime shading",
-              sha="06b88a204eb230889444ad868ee5608f4fce5d4ff7b7738acaa4209c2b8fdca7"),
+              sha="06b88a204eb230889444ad868ee5608f4fce5d4ff7b7738acaa4209c2b8fdca7", exact=True),
     _animegan("face-paint-v1", "Anime (Face Paint v1)", "face_paint_512_v1.pt",
-              "AnimeGANv2 portraits, first version: stronger outlines", size=8_600_000),
+              "AnimeGANv2 portraits, first version: stronger outlines"),
     _animegan("celeba-distill", "Anime (CelebA Distill)", "celeba_distill.pt",
-              "AnimeGANv2 distilled at 256 px: light, fast anime look", size=8_600_000),
+              "AnimeGANv2 distilled at 256 px: light, fast anime look"),
     _animegan("paprika", "Anime (Paprika)", "paprika.pt", "AnimeGANv2 in the colours of the film Paprika",
-              size=8_600_000, nc=True,
+              nc=True,
               license="Converted from AnimeGANv2, whose weights are for non-commercial use only"),
     _cyclegan("monet", "Monet (CycleGAN)"),
     _cyclegan("cezanne", "Cezanne (CycleGAN)"),
@@ -134,10 +188,12 @@ ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
         "adain", "Any Style Image (AdaIN)", "Transfers the look of a style image you pick (AdaIN)", "arbitrary",
         "", "", MIT, False,
         (
-            ModelFile("decoder", "decoder.pth", ADAIN_BASE + "decoder.pth", 14_000_000,
-                      "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472", "third-party"),
-            ModelFile("vgg", "vgg_normalised.pth", ADAIN_BASE + "vgg_normalised.pth", 80_100_000,
-                      "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a", "third-party"),
+            ModelFile("decoder", "decoder.pth", ADAIN_BASE + "decoder.pth", 14_030_000,  # 3,505,219 params
+                      "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472", "third-party",
+                      arch="adain_decoder"),
+            ModelFile("vgg", "vgg_normalised.pth", ADAIN_BASE + "vgg_normalised.pth", 80_110_000,  # 20,024,396
+                      "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a", "third-party",
+                      arch="adain_vgg"),
         ),
     ),
 )
@@ -150,14 +206,16 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
         "depth", "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_vits.pth", HF + "Depth-Anything-V2-Small/resolve/main/"
                    "depth_anything_v2_vits.pth", 99_218_434,
-                   "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", "upstream"),),
+                   "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", "upstream",
+                   arch="depth_anything_v2_vits", size_exact=True),),
     ),
     StyleEntry(
         "depth-anything-v2-metric-vkitti-small", "Depth Anything V2 Small (metric, outdoor)",
         "Depth in metres up to 80 m, trained on driving scenes", "depth", "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_metric_vkitti_vits.pth", HF + "Depth-Anything-V2-Metric-VKITTI-Small/"
-                   "resolve/main/depth_anything_v2_metric_vkitti_vits.pth", 99_200_000,
-                   "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb", "upstream"),),
+                   "resolve/main/depth_anything_v2_metric_vkitti_vits.pth", 99_220_000,  # the Small's tensors
+                   "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb", "upstream",
+                   arch="depth_anything_v2_vits"),),
         max_depth=80.0,
     ),
     StyleEntry(
@@ -170,15 +228,16 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
         "", "", "CC-BY-NC-4.0 (non-commercial use only)", True,
         (ModelFile("model", "depth_anything_v2_vitb.pth", HF + "Depth-Anything-V2-Base/resolve/main/"
                    "depth_anything_v2_vitb.pth", 389_961_218,
-                   "0d2b7002e62d39d655571c371333340bd88f67ab95050c03591555aa05645328", "upstream"),),
+                   "0d2b7002e62d39d655571c371333340bd88f67ab95050c03591555aa05645328", "upstream",
+                   arch="depth_anything_v2_vitb", size_exact=True),),
     ),
 )
 
 ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES
 FAMILY_TITLES = {
     "builtin": "Built-in",
-    "gan": "Downloaded GAN styles",
-    "arbitrary": "Arbitrary (style image)",
+    "gan": "Downloaded GAN Styles",
+    "arbitrary": "Arbitrary (Style Image)",
     "custom": "Custom",
 }
 _BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}

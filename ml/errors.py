@@ -58,6 +58,10 @@ class ChecksumMismatch(DownloadError):
     pass
 
 
+class NotAModelFile(DownloadError):
+    """A downloaded or installed file that is not a loadable model of the expected kind."""
+
+
 class TruncatedDownload(DownloadError):
     pass
 
@@ -68,3 +72,11 @@ class DiskFull(DownloadError):
 
 class DownloadCancelled(DownloadError):
     pass
+
+
+class WorkerHung(WorkerDied):
+    """The inference process stopped answering (stopped, deadlocked) and was killed."""
+
+
+class TemporaryFolderFull(RestyleError):
+    """The job's arrays could not be written to the temporary folder."""

@@ -10,23 +10,22 @@ by file name. Each spec derives its hyperparameters from the shapes.
 from __future__ import annotations
 
 import pickle
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .catalog import ADAIN_HALVES, ARCH_SIGNATURES
 from .errors import UnsafeModelFile, UnsupportedModel
 from .models.adain import AdaIN
 from .models.animegan2 import AnimeGAN2
 from .models.cyclegan import CycleGANGenerator
 from .models.transformer_net import TransformerNet
+from .store import LEGACY_BUFFER, MAX_MODEL_BYTES, WRAPPER_KEYS, check_weights, read_contents
 from .styles.base import StyleNet
 
 StateDict = dict[str, torch.Tensor]
-WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "generator", "netG", "G")
-LEGACY_BUFFER = re.compile(r"(^|\.)(running_mean|running_var|num_batches_tracked)$")
 
 
 def read_state_dict(path: Path, keep_norm_buffers: bool = False) -> StateDict:
@@ -35,7 +34,11 @@ def read_state_dict(path: Path, keep_norm_buffers: bool = False) -> StateDict:
     Normalisation running statistics are dropped (legacy InstanceNorm buffers of old GAN
     files) unless ``keep_norm_buffers`` is set for networks with real BatchNorm layers."""
     path = Path(path)
-    if path.suffix == ".safetensors":
+    # Names, dtypes and declared sizes first, from the file's table alone: a small file that
+    # expands to gigabytes, a truncated one, or integer weights are refused before torch reads it.
+    contents = read_contents(path, MAX_MODEL_BYTES)
+    check_weights(contents, path.name)
+    if contents.format == "safetensors":
         try:
             from safetensors.torch import load_file
         except ImportError as exc:
@@ -73,7 +76,22 @@ def canonical(data: object, name: str = "file", keep_norm_buffers: bool = False)
         key = key[len("module."):] if key.startswith("module.") else key
         if keep_norm_buffers or not LEGACY_BUFFER.search(key):
             state[key] = value
+    check_values(state, name)
     return state
+
+
+def check_values(state: StateDict, name: str) -> None:
+    """Refuse weights that load but cannot give a picture: not floating point, NaN or infinite."""
+    for key, tensor in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if not tensor.is_floating_point():
+            raise UnsupportedModel(f"{name} holds the tensor '{key}' as {str(tensor.dtype).removeprefix('torch.')}; "
+                                   "a model's weights are floating point. The file is damaged or was converted wrongly")
+        if not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise UnsupportedModel(f"{name} is damaged: the tensor '{key}' holds {bad:,} NaN or infinite value(s), "
+                                   "which would restyle to black or noise")
 
 
 def _all_tensors(data: dict) -> bool:
@@ -102,18 +120,17 @@ def _cyclegan(state: StateDict) -> CycleGANGenerator:
     return CycleGANGenerator(blocks)
 
 
+def _spec(arch: str, build: Callable[[StateDict], StyleNet | torch.nn.Module]) -> ArchSpec:
+    name, signature = ARCH_SIGNATURES[arch]  # one table, shared with the torch-free download check
+    return ArchSpec(arch, name, signature, build)
+
+
 ARCHITECTURES: tuple[ArchSpec, ...] = (
-    ArchSpec("animegan2", "AnimeGANv2", (("block_a.0.1.weight", (32, 3, 7, 7)), ("out_layer.0.weight", (3, 32, 1, 1))),
-             lambda s: AnimeGAN2()),
-    ArchSpec("cyclegan", "CycleGAN ResNet generator",
-             (("model.1.weight", (64, 3, 7, 7)), ("model.10.conv_block.1.weight", None)), _cyclegan),
-    ArchSpec("transformer_net", "fast-neural-style TransformerNet",
-             (("conv1.conv2d.weight", (32, 3, 9, 9)), ("deconv3.conv2d.weight", (3, 32, 9, 9))),
-             lambda s: TransformerNet()),
-    ArchSpec("adain_decoder", "AdaIN decoder", (("1.weight", (256, 512, 3, 3)), ("28.weight", (3, 64, 3, 3))),
-             lambda s: AdaIN().decoder),
-    ArchSpec("adain_vgg", "AdaIN normalised VGG-19", (("0.weight", (3, 3, 1, 1)), ("29.weight", (512, 256, 3, 3))),
-             lambda s: AdaIN().vgg),
+    _spec("animegan2", lambda s: AnimeGAN2()),
+    _spec("cyclegan", _cyclegan),
+    _spec("transformer_net", lambda s: TransformerNet()),
+    _spec("adain_decoder", lambda s: AdaIN().decoder),
+    _spec("adain_vgg", lambda s: AdaIN().vgg),
 )
 
 
@@ -154,5 +171,6 @@ def load_style_network(paths: dict[str, Path]) -> tuple[str, StyleNet]:
         spec_id, model = next(iter(kinds.items()))
         if isinstance(model, StyleNet):
             return spec_id, model
-        raise UnsupportedModel(f"{spec_id} is one half of AdaIN: it needs both the decoder and the VGG file")
+        half, other = ADAIN_HALVES.get(spec_id, (spec_id, "its other half"))
+        raise UnsupportedModel(f"this file is only the AdaIN {half}: AdaIN also needs {other}")
     raise UnsupportedModel(f"these files do not make one model: {', '.join(sorted(kinds))}")

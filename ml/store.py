@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
+import io
 import json
+import logging
 import os
+import pickle
+import re
 import shutil
 import socket
+import stat
+import struct
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .catalog import ALL_STYLES, ModelFile, StyleEntry
+from .catalog import ALL_STYLES, ARCH_SIGNATURES, DEPTH_MODELS, ModelFile, StyleEntry
 from .errors import (
     ChecksumMismatch,
     DiskFull,
@@ -28,9 +37,15 @@ from .errors import (
     DownloadError,
     ModelNotFound,
     NetworkUnavailable,
+    NotAModelFile,
     OnlineAccessDisabled,
+    RestyleError,
     TruncatedDownload,
+    UnsafeModelFile,
+    UnsupportedModel,
 )
+
+log = logging.getLogger(__name__)
 
 MIRROR_ENV = "NEURAL_RESTYLE_MIRROR"
 CHUNK = 1 << 16
@@ -38,6 +53,14 @@ USER_AGENT = "NeuralRestyle/0.1 (Blender extension)"
 HASHES_FILE = "hashes.json"
 ProgressFn = Callable[[int, int | None], None]  # bytes done, bytes expected (None: unknown)
 CancelFn = Callable[[], bool]
+# The largest model file accepted, counted as the bytes its tensors take once loaded. The biggest
+# published checkpoint is 390 MB; a few-MB file that expands to gigabytes is refused before loading.
+MAX_MODEL_BYTES = 1 << 30
+MAX_PICKLE_BYTES = 64 << 20  # the pickled key table of a 390 MB checkpoint is under 100 kB
+MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "generator", "netG", "G")
+LEGACY_BUFFER = re.compile(r"(^|\.)(running_mean|running_var|num_batches_tracked)$")
+OFFLINE_HINT = "Preferences > System > Network > Allow Online Access"
 
 
 def sha256_of(path: Path) -> str:
@@ -46,6 +69,295 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# -- what a model file holds, read without unpickling code or loading tensors ------------------
+# torch is not imported here (Blender's process checks downloads); the pickle is read by an
+# unpickler whose only callables are the stand-ins below, so nothing in the file can run.
+STORAGE_DTYPES = {  # torch's typed storage names as pickled by torch.save: dtype, bytes per element
+    "FloatStorage": ("float32", 4), "DoubleStorage": ("float64", 8), "HalfStorage": ("float16", 2),
+    "BFloat16Storage": ("bfloat16", 2), "LongStorage": ("int64", 8), "IntStorage": ("int32", 4),
+    "ShortStorage": ("int16", 2), "CharStorage": ("int8", 1), "ByteStorage": ("uint8", 1),
+    "BoolStorage": ("bool", 1), "ComplexFloatStorage": ("complex64", 8), "ComplexDoubleStorage": ("complex128", 16),
+}
+SAFETENSORS_DTYPES = {
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1), "U8": ("uint8", 1),
+    "BOOL": ("bool", 1), "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
+}
+FLOAT_DTYPES = {"float64", "float32", "float16", "bfloat16"}
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelContents:
+    """The tensors a model file declares (wrappers unwrapped, ``module.`` prefixes stripped)."""
+
+    tensors: dict[str, TensorInfo]
+    loaded_bytes: int  # what the tensors' storages take in memory once loaded
+    format: str  # "pytorch", "pytorch-legacy" or "safetensors"
+
+
+class _Storage:
+    def __init__(self, dtype: str, itemsize: int, key: str, numel: int) -> None:
+        self.dtype, self.itemsize, self.key, self.numel = dtype, itemsize, key, numel
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Tensor:
+    def __init__(self, storage: object, offset: object, size: object, *rest: object) -> None:
+        if not isinstance(storage, _Storage) or not isinstance(size, tuple):
+            raise UnsupportedModel("a tensor without storage")
+        self.storage, self.shape = storage, tuple(int(n) for n in size)
+
+
+class _Dict(dict):  # type: ignore[type-arg]  # OrderedDict stand-in; takes the state_dict's _metadata
+    pass
+
+
+def _rebuild_parameter(data: object, *rest: object) -> object:
+    return data
+
+
+class _TableReader(pickle.Unpickler):
+    """An unpickler that knows only a state dict's vocabulary; any other global is refused."""
+
+    ALLOWED: dict[str, Callable[..., Any]] = {
+        "collections.OrderedDict": _Dict,
+        "torch._utils._rebuild_tensor_v2": _Tensor,
+        "torch._utils._rebuild_tensor": _Tensor,
+        "torch._utils._rebuild_parameter": _rebuild_parameter,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full in self.ALLOWED:
+            return self.ALLOWED[full]
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)
+        raise UnsafeModelFile(
+            f"it contains objects other than tensors ({full}), and loading it could run code. "
+            "Only plain weight files are accepted"
+        )
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            raise UnsupportedModel("an unknown kind of storage")
+        dtype, itemsize = STORAGE_DTYPES[pid[1].name]
+        return _Storage(dtype, itemsize, str(pid[2]), int(pid[4]))
+
+
+def _unpickle(data: bytes | io.BufferedIOBase) -> Any:
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    return _TableReader(stream).load()
+
+
+def _state_of(data: object, name: str) -> dict[str, _Tensor]:
+    """Unwrap ``{"state_dict": {...}}``-style wrappers and strip ``module.`` prefixes."""
+    for _ in range(3):
+        if isinstance(data, dict) and not all(isinstance(v, _Tensor) for v in data.values()):
+            data = next((data[k] for k in WRAPPER_KEYS if isinstance(data.get(k), dict)), data)
+    if not isinstance(data, dict) or not data or not all(isinstance(k, str) and isinstance(v, _Tensor)
+                                                         for k, v in data.items()):
+        raise UnsupportedModel(f"{name} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in data.items()}
+
+
+def _too_big(name: str, size: int, limit: int) -> UnsupportedModel:
+    return UnsupportedModel(
+        f"{name} would take {size / 1e6:,.0f} MB once loaded, more than the {limit / 1e6:,.0f} MB any style or "
+        "depth model needs: it was not loaded (a damaged file or a compression bomb)"
+    )
+
+
+def _contents_of_zip(path: Path, name: str, limit: int) -> ModelContents:
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        unpacked = sum(info.file_size for info in infos)
+        if unpacked > limit:  # sizes from the central directory, checked before anything is expanded
+            raise _too_big(name, unpacked, limit)
+        table = next((i for i in infos if i.filename.endswith("data.pkl") and i.filename.count("/") == 1), None)
+        if table is None:
+            raise UnsupportedModel(f"{name} is a zip archive but not a PyTorch model file (no data.pkl)")
+        if table.file_size > MAX_PICKLE_BYTES:
+            raise _too_big(name, table.file_size, MAX_PICKLE_BYTES)
+        state = _state_of(_unpickle(archive.read(table)), name)
+        folder = table.filename.rsplit("/", 1)[0]
+        sizes = {info.filename: info.file_size for info in infos}
+        storages: dict[str, int] = {}
+        for tensor in state.values():
+            storage = tensor.storage
+            need = storage.numel * storage.itemsize
+            have = sizes.get(f"{folder}/data/{storage.key}")
+            if have is None or have < need:
+                raise UnsupportedModel(f"{name} is truncated or damaged: the data of a tensor is missing")
+            storages[storage.key] = need
+    loaded = sum(storages.values())
+    if loaded > limit:
+        raise _too_big(name, loaded, limit)
+    return ModelContents({k: TensorInfo(v.storage.dtype, v.shape) for k, v in state.items()}, loaded, "pytorch")
+
+
+def _contents_of_legacy(path: Path, name: str, limit: int) -> ModelContents:
+    """The pre-1.6 format: pickles of magic, version and system info, the state dict, then raw storages."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if _unpickle(handle) != LEGACY_MAGIC:  # type: ignore[arg-type]
+            raise UnsupportedModel(f"{name} is not a PyTorch model file")
+        _unpickle(handle)  # type: ignore[arg-type]  # protocol version
+        _unpickle(handle)  # type: ignore[arg-type]  # system info
+        state = _state_of(_unpickle(handle), name)  # type: ignore[arg-type]
+    storages = {t.storage.key: t.storage.numel * t.storage.itemsize for t in state.values()}
+    loaded = sum(storages.values())
+    if loaded > limit:
+        raise _too_big(name, loaded, limit)
+    if loaded > size:
+        raise UnsupportedModel(f"{name} is truncated or damaged: it declares more data than it holds")
+    return ModelContents({k: TensorInfo(v.storage.dtype, v.shape) for k, v in state.items()}, loaded,
+                         "pytorch-legacy")
+
+
+def _contents_of_safetensors(path: Path, name: str, limit: int) -> ModelContents:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise UnsupportedModel(f"{name} is truncated: a safetensors file starts with an 8-byte header size")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_PICKLE_BYTES, size - 8):
+            raise UnsupportedModel(f"{name} is truncated or damaged: its header claims {length:,} bytes")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError as exc:
+            raise UnsupportedModel(f"{name} is damaged: its safetensors header is not valid JSON") from exc
+    if not isinstance(header, dict):
+        raise UnsupportedModel(f"{name} is damaged: its safetensors header is not a table of tensors")
+    tensors: dict[str, TensorInfo] = {}
+    loaded = 0
+    data_size = size - 8 - length
+    for key, value in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype, itemsize = SAFETENSORS_DTYPES[value["dtype"]]
+            shape = tuple(int(n) for n in value["shape"])
+            start, end = (int(n) for n in value["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnsupportedModel(f"{name} is damaged: the entry for '{key}' is not readable") from exc
+        numel = 1
+        for n in shape:
+            numel *= n
+        if min(shape, default=1) < 0 or not 0 <= start <= end <= data_size or end - start != numel * itemsize:
+            raise UnsupportedModel(f"{name} is truncated or damaged: the data of '{key}' is not in the file")
+        tensors[key.removeprefix("module.")] = TensorInfo(dtype, shape)
+        loaded += end - start
+    if not tensors:
+        raise UnsupportedModel(f"{name} holds no tensors")
+    if loaded > limit:
+        raise _too_big(name, loaded, limit)
+    return ModelContents(tensors, loaded, "safetensors")
+
+
+def regular_file(path: Path, name: str | None = None) -> Path:
+    """The file behind ``path`` (symlinks followed) when it is a regular, non-empty file."""
+    path = Path(path)
+    try:
+        target = path.resolve(strict=True)
+        info = target.stat()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        raise UnsupportedModel(f"{path} does not exist (or is a broken link)") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsupportedModel(f"{path} is a folder, not a model file: pick the .pth or .safetensors file inside it")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsupportedModel(f"{path} is not a regular file (a device, pipe or socket)")
+    if info.st_size == 0:
+        raise UnsupportedModel(f"{name or path.name} is empty (0 bytes): the download or copy did not complete")
+    return target
+
+
+def read_contents(path: Path, limit: int = MAX_MODEL_BYTES, name: str | None = None) -> ModelContents:
+    """Every tensor's name, dtype and shape, and the memory they need, without loading any.
+
+    ``name`` is the file's real name when ``path`` is a temporary copy (its suffix decides the format).
+    Raises UnsupportedModel (not a model, truncated, too big) or UnsafeModelFile (code in the pickle)."""
+    shown = Path(name or Path(path).name)
+    path = regular_file(path, shown.name)
+    suffix = shown.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise UnsupportedModel(f"{shown.name} is not a model file: accepted are {', '.join(MODEL_SUFFIXES)}")
+    name = shown.name
+    try:
+        if suffix == ".safetensors":
+            return _contents_of_safetensors(path, name, limit)
+        if zipfile.is_zipfile(path):
+            return _contents_of_zip(path, name, limit)
+        with open(path, "rb") as handle:
+            start = handle.read(1)
+        try:
+            return _contents_of_legacy(path, name, limit)
+        except UnsafeModelFile:
+            raise
+        except (RestyleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError) as exc:
+            if start == b"\x80":  # a binary pickle, so a damaged model rather than some other file
+                raise
+            text = start.isascii() and (start.isalnum() or start in b"<{[ \t\r\n")
+            raise UnsupportedModel(f"{name} is not a PyTorch model file (it holds "
+                                   f"{'a web page or text' if text else 'other data'})") from exc
+    except UnsafeModelFile as exc:
+        raise UnsafeModelFile(f"Refused {name}: {exc}") from exc
+    except RestyleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, struct.error, MemoryError, RecursionError) as exc:  # damaged bytes, none of it ran code
+        raise UnsupportedModel(f"{name} is not a readable model file (truncated or damaged: "
+                               f"{type(exc).__name__})") from exc
+    except OSError as exc:
+        raise UnsupportedModel(f"{name} cannot be read ({exc.strerror or exc})") from exc
+
+
+def matching_arch(contents: ModelContents) -> str | None:
+    """The architecture id whose signature the tensors carry, if any."""
+    for arch, (_, signature) in ARCH_SIGNATURES.items():
+        if all(key in contents.tensors and (shape is None or contents.tensors[key].shape == shape)
+               for key, shape in signature):
+            return arch
+    return None
+
+
+def check_weights(contents: ModelContents, name: str) -> None:
+    """Refuse integer, bool or complex weights: they load, then restyle to garbage or black."""
+    for key, tensor in contents.tensors.items():
+        if tensor.dtype not in FLOAT_DTYPES and not key.endswith("num_batches_tracked"):
+            raise UnsupportedModel(
+                f"{name} holds the tensor '{key}' as {tensor.dtype}; a model's weights are floating point. "
+                "The file is damaged or was converted wrongly"
+            )
+
+
+def check_model_file(path: Path, arch: str = "", limit: int = MAX_MODEL_BYTES, name: str | None = None
+                     ) -> ModelContents:
+    """A file that is a model of architecture ``arch`` (any known one when empty), checked without
+    running or loading it: what a download must pass before it is trusted."""
+    contents = read_contents(path, limit, name)
+    name = name or Path(path).name
+    check_weights(contents, name)
+    found = matching_arch(contents)
+    if arch and found != arch:
+        expected = ARCH_SIGNATURES[arch][0]
+        what = ARCH_SIGNATURES[found][0] if found else "no known architecture"
+        raise UnsupportedModel(f"{name} is not a {expected} model (it holds {what})")
+    return contents
 
 
 class ModelStore:
@@ -57,11 +369,14 @@ class ModelStore:
         timeout: float = 30.0,
         retries: int = 3,
         retry_wait: float = 1.0,
+        offline_reason: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.online = online
-        self.mirror = (mirror or os.environ.get(MIRROR_ENV) or "").rstrip("/") or None
+        self.mirror = (mirror or os.environ.get(MIRROR_ENV) or "").strip().rstrip("/") or None
         self.timeout, self.retries, self.retry_wait = timeout, retries, retry_wait
+        # Why downloads are off, as the user can change it (Preferences, or how Blender was started).
+        self.offline_reason = offline_reason or f"Online access is off ({OFFLINE_HINT})"
 
     # -- where things are ---------------------------------------------------------------
     def path_of(self, file: ModelFile) -> Path:
@@ -71,7 +386,7 @@ class ModelStore:
         return {f.role: self.path_of(f) for f in entry.files}
 
     def is_installed(self, entry: StyleEntry) -> bool:
-        return all(self.path_of(f).exists() for f in entry.files)
+        return all(self.path_of(f).is_file() for f in entry.files)
 
     def is_pinned(self, entry: StyleEntry) -> bool:
         return all(f.sha256 for f in entry.files)
@@ -79,23 +394,39 @@ class ModelStore:
     def url_of(self, file: ModelFile) -> str:
         if self.mirror is None:
             return file.url
+        scheme = urllib.parse.urlparse(self.mirror).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise DownloadError(
+                f"The mirror URL '{self.mirror}' is not an http:// or https:// address: fix it in Preferences > "
+                f"Add-ons > Neural Restyle > Mirror URL (or the {MIRROR_ENV} environment variable)"
+            )
         name = Path(urllib.parse.urlparse(file.url).path).name
         return f"{self.mirror}/{name}"
 
     # -- recorded hashes of unpinned files -------------------------------------------------
     def _recorded(self) -> dict[str, str]:
         try:
-            return json.loads((self.root / HASHES_FILE).read_text(encoding="utf-8"))
+            data = json.loads((self.root / HASHES_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
-    def _record(self, name: str, digest: str) -> None:
-        hashes = self._recorded()
-        hashes[name] = digest
+    def _write_records(self, hashes: dict[str, str]) -> None:
         target = self.root / HASHES_FILE
         temporary = target.with_suffix(".tmp")
         temporary.write_text(json.dumps(hashes, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(temporary, target)
+
+    def _record(self, name: str, digest: str) -> None:
+        self._write_records({**self._recorded(), name: digest})
+
+    def _forget(self, names: set[str]) -> None:
+        hashes = self._recorded()
+        if names & hashes.keys():
+            self._write_records({k: v for k, v in hashes.items() if k not in names})
+
+    def recorded_hash(self, name: str) -> str | None:
+        return self._recorded().get(name)
 
     def verify(self, entry: StyleEntry) -> str:
         """Check an installed entry's files against their hashes without changing anything."""
@@ -107,20 +438,39 @@ class ModelStore:
                 raise ChecksumMismatch(f"{file.filename} does not match its checksum: remove it and download again")
         return "ok"
 
-    def _verify(self, name: str, path: Path, pinned: str | None) -> None:
-        """Check a new file against its pinned hash, or the one recorded on first download."""
+    def _check_hash(self, name: str, path: Path, pinned: str | None) -> str:
+        """The file's sha256 when it matches its pinned or recorded hash (or has none yet)."""
         digest = sha256_of(path)
         expected = pinned or self._recorded().get(name)
-        if expected is None:
-            self._record(name, digest)
-            return
-        if digest != expected:
+        if expected is not None and digest != expected:
             path.unlink(missing_ok=True)
             source = "the published checksum" if pinned else "the file first downloaded on this machine"
             raise ChecksumMismatch(
                 f"{name} does not match {source} (sha256 {digest[:12]}..., expected {expected[:12]}...): "
                 "it was removed. It may be corrupted or tampered with"
             )
+        return digest
+
+    def _check_model(self, name: str, path: Path, file: ModelFile, origin: str) -> None:
+        """An unpinned file must be a model of the expected architecture before anything trusts it:
+        a captive portal's web page or a damaged archive is deleted and nothing is recorded."""
+        try:
+            check_model_file(path, file.arch, max(MAX_MODEL_BYTES, file.byte_limit(file.size) or 0), file.filename)
+        except RestyleError as exc:
+            path.unlink(missing_ok=True)
+            raise NotAModelFile(
+                f"{name} from {origin} is not a usable model file: {exc}. It was deleted and nothing was "
+                "recorded about it, so Download can try again (check the network, proxy or mirror)"
+            ) from exc
+
+    def _accept(self, name: str, path: Path, file: ModelFile, origin: str) -> None:
+        """Checksum, then (for unpinned files) contents; the first hash is recorded only after both."""
+        digest = self._check_hash(name, path, file.sha256)
+        if file.sha256:
+            return
+        self._check_model(name, path, file, origin)
+        if self._recorded().get(name) is None:
+            self._record(name, digest)
 
     # -- download ---------------------------------------------------------------------------
     def download(self, entry: StyleEntry, progress: ProgressFn | None = None,
@@ -130,54 +480,99 @@ class ModelStore:
         if not self.online:
             urls = ", ".join(f.url for f in entry.files)
             raise OnlineAccessDisabled(
-                f"Online access is off (Preferences > System > Network), so '{entry.name}' cannot be "
-                f"downloaded. Download {urls} yourself and install it with Add Custom Style from File, "
-                "or allow online access"
+                f"{self.offline_reason}, so '{entry.name}' cannot be downloaded. Download {urls} yourself and "
+                "install it with Add Custom Style from File"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        missing = [f for f in entry.files if not self.path_of(f).exists()]
-        total = sum(f.size or 0 for f in missing) or None
-        done_before = 0
+        missing = [f for f in entry.files if not self.path_of(f).is_file()]
+        transfers = {f.url: f.transfer_size for f in missing}  # a shared archive is fetched once
+        total = sum(size or 0 for size in transfers.values()) or None
+        finished = 0
         for file in missing:
-            def report(done: int, expected: int | None, offset: int = done_before) -> None:
-                if progress is not None:
-                    progress(offset + done, total if total else expected)
+            if self.path_of(file).is_file():
+                continue  # extracted from an archive fetched for an earlier file
+            start = finished
+
+            def report(done: int, expected: int | None, start: int = start) -> None:
+                if progress is not None:  # estimates may be low: never report past 100%
+                    known = total if total else (start + expected if expected else None)
+                    progress(start + done, max(known, start + done) if known else None)
 
             if file.archive_member:
-                self._download_archive_member(entry, file, report, cancelled)
+                finished += self._download_archive_member(file, report, cancelled)
             else:
                 part = self.root / (file.filename + ".part")
-                self._fetch(self.url_of(file), part, report, cancelled)
-                self._verify(file.filename, part, file.sha256)
+                url = self.url_of(file)
+                finished += self._fetch(url, part, report, cancelled, file.byte_limit(file.size))
+                self._accept(file.filename, part, file, url)
                 os.replace(part, self.path_of(file))
-            done_before += file.size or 0
         return self.paths(entry)
 
-    def _download_archive_member(self, entry: StyleEntry, file: ModelFile, report: ProgressFn,
-                                 cancelled: CancelFn | None) -> None:
+    def _download_archive_member(self, file: ModelFile, report: ProgressFn, cancelled: CancelFn | None) -> int:
+        """Fetch the archive, check every model it holds, install them all; returns the bytes fetched."""
         archive_name = Path(urllib.parse.urlparse(file.url).path).name or "archive.zip"
         part = self.root / (archive_name + ".part")
-        self._fetch(self.url_of(file), part, report, cancelled)
-        self._verify(archive_name, part, None)
+        url = self.url_of(file)
+        fetched = self._fetch(url, part, report, cancelled, file.byte_limit(file.archive_size))
+        extracted: list[tuple[Path, Path]] = []
         try:
+            digest = self._check_hash(archive_name, part, None)
             with zipfile.ZipFile(part) as archive:
-                members = set(archive.namelist())
+                members = {info.filename: info for info in archive.infolist()}
+                if file.archive_member not in members:
+                    raise NotAModelFile(f"{archive_name} from {url} does not contain {file.archive_member}: it was "
+                                        "deleted and nothing was recorded about it")
                 siblings = [f for e in _entries_sharing(file.url) for f in e.files]
                 for sibling in siblings:  # one download installs every model of the archive
-                    if sibling.archive_member in members and not self.path_of(sibling).exists():
-                        temporary = self.path_of(sibling).with_suffix(".extracting")
-                        with archive.open(sibling.archive_member) as src, open(temporary, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
-                        os.replace(temporary, self.path_of(sibling))
-                if file.archive_member not in members:
-                    raise DownloadError(f"{archive_name} does not contain {file.archive_member}")
+                    info = members.get(sibling.archive_member or "")
+                    if info is None or self.path_of(sibling).is_file():
+                        continue
+                    temporary = self.path_of(sibling).with_name(sibling.filename + ".extracting")
+                    extracted.append((temporary, self.path_of(sibling)))
+                    self._extract(archive, info, temporary, sibling, archive_name, url)
+                    self._check_model(sibling.filename, temporary, sibling, f"{archive_name} ({url})")
+            for temporary, target in extracted:
+                os.replace(temporary, target)
+            extracted.clear()
+            if self._recorded().get(archive_name) is None:
+                self._record(archive_name, digest)  # only now: every model in it was checked
         except zipfile.BadZipFile as exc:
-            raise DownloadError(f"{archive_name} is not a valid zip archive") from exc
+            raise NotAModelFile(f"{archive_name} from {url} is not a valid zip archive (a web page instead of the "
+                                "file?): it was deleted and nothing was recorded about it") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(f"The disk holding {self.root} is full: free some space and download again") from exc
+            raise DownloadError(f"Could not unpack {archive_name} into {self.root}: {exc.strerror or exc}") from exc
         finally:
             part.unlink(missing_ok=True)
+            for temporary, _ in extracted:
+                temporary.unlink(missing_ok=True)
+        return fetched
 
-    def _fetch(self, url: str, part: Path, report: ProgressFn, cancelled: CancelFn | None) -> None:
-        """Download url into part, resuming what an earlier attempt left there."""
+    def _extract(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, file: ModelFile,
+                 archive_name: str, url: str) -> None:
+        """Copy one member out, never more than the catalog's size allows (a deflate bomb stops early)."""
+        limit = file.byte_limit(file.size) or MAX_MODEL_BYTES
+        bomb = NotAModelFile(
+            f"{archive_name} from {url} is not the published archive: {info.filename} expands past the "
+            f"{limit / 1e6:.1f} MB the model can be. It was deleted and nothing was recorded about it"
+        )
+        if info.file_size > limit:
+            raise bomb
+        written = 0
+        with archive.open(info) as src, open(target, "wb") as dst:
+            while block := src.read(CHUNK):
+                written += len(block)
+                if written > limit:  # the declared size can lie
+                    raise bomb
+                dst.write(block)
+
+    def _fetch(self, url: str, part: Path, report: ProgressFn, cancelled: CancelFn | None,
+               limit: int | None = None) -> int:
+        """Download url into part, resuming what an earlier attempt left there; returns its size.
+
+        A body that passes ``limit`` (the catalog's size with a margin) is not the file: the
+        download stops and the partial file is deleted, so an endless response cannot fill the disk."""
         last_error: Exception | None = None
         expected: int | None = None
         for attempt in range(self.retries):
@@ -193,6 +588,12 @@ class ModelStore:
                     length = rsp.headers.get("Content-Length")
                     expected = (have if resumed else 0) + int(length) if length is not None else None
                     done = have if resumed else 0
+                    if limit is not None and expected is not None and expected > limit:
+                        part.unlink(missing_ok=True)
+                        raise DownloadError(
+                            f"{url} announces {expected / 1e6:,.1f} MB, more than this model can be "
+                            f"({limit / 1e6:,.1f} MB): it is not the model file, nothing was downloaded"
+                        )
                     with open(part, "ab" if resumed else "wb") as out:
                         while True:
                             if cancelled is not None and cancelled():
@@ -200,15 +601,23 @@ class ModelStore:
                             block = rsp.read(CHUNK)
                             if not block:
                                 break
-                            out.write(block)
                             done += len(block)
+                            if limit is not None and done > limit:
+                                out.close()
+                                part.unlink(missing_ok=True)
+                                raise DownloadError(
+                                    f"{url} sent more than {limit / 1e6:,.1f} MB, more than this model can be: "
+                                    "the download was stopped and the partial file deleted (the server is not "
+                                    "sending the model file)"
+                                )
+                            out.write(block)
                             report(done, expected)
                 if expected is None or done >= expected:
-                    return
+                    return done
                 last_error = TruncatedDownload(f"the connection closed after {done} of {expected} bytes")
             except urllib.error.HTTPError as exc:
                 if exc.code == 416 and have:  # asked for bytes past the end: the file was complete
-                    return
+                    return have
                 if exc.code in (404, 410):
                     raise ModelNotFound(f"{url} answered {exc.code} (not found): the file has moved or the "
                                         "mirror does not have it") from exc
@@ -223,7 +632,9 @@ class ModelStore:
                     errno.ECONNRESET, errno.ECONNREFUSED):
                     last_error = exc
                 else:
-                    raise
+                    raise DownloadError(f"Could not write {part}: {exc.strerror or exc}") from exc
+            except http.client.HTTPException as exc:  # a malformed response: retry like a dropped one
+                last_error = exc
         if isinstance(last_error, TruncatedDownload):
             raise TruncatedDownload(f"Download of {url} stopped early ({last_error}); run Download again to "
                                     "resume where it stopped")
@@ -236,24 +647,38 @@ class ModelStore:
         file = next((f for f in entry.files if f.role == role), None)
         if file is None:
             raise DownloadError(f"'{entry.name}' has no file with the role '{role}'")
+        source = regular_file(source)
         self.root.mkdir(parents=True, exist_ok=True)
         temporary = self.root / (file.filename + ".installing")
-        shutil.copyfile(source, temporary)
-        self._verify(file.filename, temporary, file.sha256)
-        os.replace(temporary, self.path_of(file))
+        try:
+            shutil.copyfile(source, temporary)
+            self._accept(file.filename, temporary, file, str(source))
+            os.replace(temporary, self.path_of(file))
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise DownloadError(f"Could not copy {source} into {self.root}: {exc.strerror or exc}") from exc
         return self.path_of(file)
 
     def remove(self, entry: StyleEntry) -> int:
-        """Delete an entry's files; returns the bytes freed."""
+        """Delete an entry's files and forget the hashes recorded for them; returns the bytes freed."""
+        if not entry.files:
+            raise RestyleError(f"'{entry.name}' is built into Neural Restyle: it has no file and cannot be removed")
         freed = 0
+        forget = set()
         for file in entry.files:
             path = self.path_of(file)
-            if path.exists():
-                freed += path.stat().st_size
+            if path.is_file() or path.is_symlink():
+                freed += path.stat().st_size if path.exists() else 0
                 path.unlink()
+            forget.add(file.filename)
+            if file.archive_member and not any(self.path_of(f).is_file() for e in _entries_sharing(file.url)
+                                               for f in e.files):
+                forget.add(Path(urllib.parse.urlparse(file.url).path).name or "archive.zip")
+        # A later download is checked afresh (it must still be a model of the right kind before it
+        # is trusted), so a bad first download can never lock the genuine file out.
+        self._forget(forget)
         return freed
 
 
 def _entries_sharing(url: str) -> list[StyleEntry]:
-    return [entry for entry in ALL_STYLES if any(f.url == url for f in entry.files)]
-
+    return [entry for entry in ALL_STYLES + DEPTH_MODELS if any(f.url == url for f in entry.files)]

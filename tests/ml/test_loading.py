@@ -47,7 +47,7 @@ def test_adain_needs_both_files(tmp_path):
     decoder = checkpoints.save(parts["decoder"], tmp_path / "decoder.pth")
     vgg = checkpoints.save(parts["vgg"], tmp_path / "vgg_normalised.pth")
     assert load_style_network({"decoder": decoder, "vgg": vgg})[0] == "adain"
-    with pytest.raises(UnsupportedModel, match="needs both"):
+    with pytest.raises(UnsupportedModel, match="only the AdaIN decoder: AdaIN also needs vgg_normalised.pth"):
         load_style_network({"decoder": decoder})
 
 

@@ -93,11 +93,15 @@ def test_unpinned_file_records_its_hash_and_refuses_a_later_different_file(tmp_p
     entry = entry_for(data, pinned=False)
     model_store.download(entry)
     assert not model_store.is_pinned(entry)
-    model_store.remove(entry)
+    model_store.path_of(entry.files[0]).unlink()  # lost, not removed: the record stays
     server.files["/model.pth"] = saved_bytes(checkpoints.animegan2_state(seed=1))
     with pytest.raises(ChecksumMismatch, match="first downloaded on this machine"):
         model_store.download(entry)
     assert not model_store.is_installed(entry)
+    model_store.remove(entry)  # Remove forgets the record: the next download is checked afresh
+    assert model_store.recorded_hash("model.pth") is None
+    model_store.download(entry)
+    assert model_store.is_installed(entry)
 
 
 def test_truncated_file_after_every_retry_is_a_clear_error(tmp_path, server):
