@@ -22,6 +22,8 @@ from .run import engine_options, package_root, scene_has_camera
 
 log = logging.getLogger(__name__)
 RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
+RENDER_STYLE_KEY = "restyle_style"  # ... and the style it was restyled with
+FILES_KEY = "restyle_files"  # on a Stylize Render result: the frame files that run wrote, one a line
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
@@ -75,7 +77,11 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             prefs = preferences.get(context)
             client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
             sources: list[np.ndarray] = []
+            paths: list[str] = []
             results: list[np.ndarray] = []
+            # This scene's earlier result lists the files it wrote: those may be written again.
+            own_files = [path for image in _earlier_results(scene.name, entry.id)
+                         for path in str(image.get(FILES_KEY, "")).splitlines()]
             saved_frame = scene.frame_current
             try:
                 for frame in range(start, end + 1):
@@ -84,11 +90,13 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
                     sources.append(source)
                     results.append(result)
                     if folder:
-                        path = outputs.output_path(folder, f"{scene.name}.{entry.id}.{frame:04d}", ".png")
+                        path = outputs.output_path(folder, f"{scene.name}.{entry.id}.{frame:04d}", ".png",
+                                                   replaceable=own_files)
                         self._write(path, result, written)
+                        paths.append(path)
             finally:
                 scene.frame_set(saved_frame)
-            name = self._store_result(scene.name, entry.id, results[-1])
+            name = self._store_result(scene.name, entry.id, results[-1], paths)
         except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
             _undo_files(written, made_folders)
             if not isinstance(exc, RestyleError | OSError):
@@ -104,18 +112,20 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
         return {"FINISHED"}
 
     @staticmethod
-    def _store_result(scene_name: str, style: str, rgb: np.ndarray) -> str:
-        """The last frame as an image named ``<scene>.<style>``. An earlier result of this
-        extension nothing uses is replaced; an image the user has (or uses) under that name is
-        never touched: the new one gets a free name instead."""
+    def _store_result(scene_name: str, style: str, rgb: np.ndarray, paths: list[str]) -> str:
+        """The last frame as an image named ``<scene>.<style>``. Earlier results of this
+        extension for the same scene and style that nothing uses are replaced; an image the
+        user has under that name is never touched: the new one gets a free name instead."""
         name = f"{scene_name}.{style}"
         with compat.CreatedData() as created:
             rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
             image = created.add(image_from_pixels(name, rgba, False))
-            image[RENDER_RESULT_KEY] = scene_name
-            old = bpy.data.images.get(name)
-            if old is not None and old != image and old.get(RENDER_RESULT_KEY) == scene_name and old.users == 0:
-                bpy.data.images.remove(old)
+            image[RENDER_RESULT_KEY], image[RENDER_STYLE_KEY] = scene_name, style
+            image[FILES_KEY] = "\n".join(paths)
+            unused = [old for old in _earlier_results(scene_name, style) if old != image and old.users == 0]
+            if unused:
+                bpy.data.batch_remove(unused)
+            if bpy.data.images.get(name) is None:
                 image.name = name
             created.commit()
         return image.name
@@ -149,6 +159,12 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             finally:
                 if not existed and os.path.lexists(path):
                     written.add(path)
+
+
+def _earlier_results(scene_name: str, style: str) -> list[bpy.types.Image]:
+    """Images this extension made for the scene and style (found by their marks, never by name)."""
+    return [image for image in bpy.data.images
+            if image.get(RENDER_RESULT_KEY) == scene_name and image.get(RENDER_STYLE_KEY) == style]
 
 
 def _missing_folders(folder: str) -> list[str]:
