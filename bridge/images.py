@@ -10,32 +10,55 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import bpy
 import numpy as np
 
 from ..ml import color
+from ..ml.errors import RestyleError
+from . import outputs
 
-UDIM_TOKENS = ("<UDIM>", "<UVTILE>")
+# A datablock named the way Blender itself tells them apart: its name and the file path
+# of the library it is linked from ("" for local data). Held across modal steps instead
+# of an RNA reference, which the user can invalidate (delete, undo) at any moment.
+IdKey = tuple[str, str]
 
 
-class ImageReadError(Exception):
+class ImageReadError(RestyleError):
     """An image whose pixels cannot be read (missing file, unsupported kind)."""
+
+
+def id_key(datablock: bpy.types.ID) -> IdKey:
+    library = datablock.library
+    return (datablock.name, library.filepath if library is not None else "")
+
+
+def id_label(key: IdKey) -> str:
+    """How a datablock is named to the user: linked data says where it comes from."""
+    name, library = key
+    return f"{name} (linked from {os.path.basename(library) or library})" if library else name
+
+
+def find_image(key: IdKey) -> bpy.types.Image | None:
+    return bpy.data.images.get((key[0], key[1] or None))
 
 
 @dataclass
 class TextureSource:
     """One array to restyle: a whole image, or one UDIM tile of it."""
 
-    image: bpy.types.Image
+    image: IdKey  # the image's name and library, never a reference that can go stale
     tile: int | None  # UDIM tile number, None for ordinary images
     pixels: np.ndarray  # H x W x C, sRGB-encoded
     highlights: np.ndarray | None  # linear excess above 1.0 for float images
 
     @property
     def key(self) -> str:
-        return self.image.name if self.tile is None else f"{self.image.name}#{self.tile}"
+        name = self.image[0] if not self.image[1] else f"{self.image[1]}/{self.image[0]}"
+        return name if self.tile is None else f"{name}#{self.tile}"
 
 
 def _pixels_of(image: bpy.types.Image) -> np.ndarray:
@@ -50,7 +73,7 @@ def _pixels_of(image: bpy.types.Image) -> np.ndarray:
 
 def _missing_reason(image: bpy.types.Image) -> str:
     if image.source == "FILE" and image.packed_file is None:
-        path = bpy.path.abspath(image.filepath)
+        path = bpy.path.abspath(image.filepath, library=image.library)
         if not os.path.exists(path):
             return f"file not found: {path}"
         return f"could not be read: {path}"
@@ -78,12 +101,21 @@ def decode(source: TextureSource, styled: np.ndarray) -> np.ndarray:
     return out
 
 
+def uv_tile(tile: int) -> str:
+    """A UDIM number as Mari's <UVTILE> token spells it: 1001 is u1_v1, 1012 is u2_v2."""
+    offset = tile - 1001
+    return f"u{offset % 10 + 1}_v{offset // 10 + 1}"
+
+
 def udim_tile_path(image: bpy.types.Image, tile: int) -> str:
-    path = bpy.path.abspath(image.filepath_raw)
-    for token in UDIM_TOKENS:
-        if token in path:
-            return path.replace(token, str(tile))
-    # A tiled image whose path names one tile (name.1001.png): swap the number.
+    path = bpy.path.abspath(image.filepath_raw, library=image.library)
+    if "<UDIM>" in path:
+        return path.replace("<UDIM>", str(tile))
+    if "<UVTILE>" in path:
+        return path.replace("<UVTILE>", uv_tile(tile))
+    # A tiled image whose path names one tile (name.1001.png or name.u1_v1.png): swap it.
+    if re.search(r"(?<=[._])u\d+_v\d+(?=\.[^.]+$)", path):
+        return re.sub(r"(?<=[._])u\d+_v\d+(?=\.[^.]+$)", uv_tile(tile), path)
     return re.sub(r"(?<=[._])1\d{3}(?=\.[^.]+$)", str(tile), path)
 
 
@@ -94,7 +126,7 @@ def read_sources(image: bpy.types.Image) -> list[TextureSource]:
     if image.source not in ("FILE", "GENERATED"):
         raise ImageReadError(f"source '{image.source.lower()}' (movie or sequence) is not supported")
     pixels, highlights = _encode(image, _pixels_of(image))
-    return [TextureSource(image, None, pixels, highlights)]
+    return [TextureSource(id_key(image), None, pixels, highlights)]
 
 
 def _read_tile(image: bpy.types.Image, tile: int) -> TextureSource:
@@ -109,7 +141,7 @@ def _read_tile(image: bpy.types.Image, tile: int) -> TextureSource:
         pixels, highlights = _encode(temporary, _pixels_of(temporary))
     finally:
         bpy.data.images.remove(temporary)
-    return TextureSource(image, tile, pixels, highlights)
+    return TextureSource(id_key(image), tile, pixels, highlights)
 
 
 def _to_rgba(array: np.ndarray) -> np.ndarray:
@@ -138,78 +170,100 @@ def output_folder(override: str = "") -> str | None:
     return bpy.path.abspath("//restyled")
 
 
-def _safe_file_name(name: str) -> str:
-    return re.sub(r"[^\w.\-]+", "_", name)
-
-
 def create_image(
     name: str,
     like: bpy.types.Image,
     tiles: dict[int | None, np.ndarray],
-    pack: bool,
-    scratch_folder: str,
-    folder_override: str = "",
+    folder: str | None,
+    stem: str,
+    written: outputs.WrittenFiles,
 ) -> bpy.types.Image:
-    """A new image holding the restyled arrays, saved under //restyled/ or packed.
+    """A new image holding the restyled arrays: saved as ``folder``/``stem``.png (.exr for
+    float images), or packed when ``folder`` is None.
 
-    ``tiles`` maps a UDIM tile number (or None for an ordinary image) to its array.
+    ``tiles`` maps a UDIM tile number (or None for an ordinary image) to its array. Every
+    file is written through outputs (a free name, verified) and recorded in ``written``
+    so that a failed job can take back exactly what it wrote.
     """
     is_float = like.is_float
     extension, file_format = (".exr", "OPEN_EXR") if is_float else (".png", "PNG")
-    folder = None if pack else output_folder(folder_override)
-    target_folder = folder or scratch_folder
-    os.makedirs(target_folder, exist_ok=True)
-    stem = _safe_file_name(name)
-    if None in tiles:
-        array = tiles[None]
-        image = bpy.data.images.new(name, array.shape[1], array.shape[0], alpha=True, float_buffer=is_float)
-        try:
-            if not is_float:
-                image.colorspace_settings.name = like.colorspace_settings.name
-            _fill(image, array)
-            image.file_format = file_format  # type: ignore[assignment]
-            if folder is not None:
-                target = os.path.join(folder, stem + extension)
-                image.filepath_raw = bpy.path.relpath(target) if bpy.data.filepath else target
-                image.save()
-            else:
-                image.pack()
-        except BaseException:
-            bpy.data.images.remove(image)
-            raise
-        return image
-    return _create_tiled(name, like, tiles, target_folder, stem, extension, file_format, pack=folder is None)
-
-
-def _create_tiled(name, like, tiles, folder, stem, extension, file_format, pack) -> bpy.types.Image:
-    paths = []
-    for number, array in sorted(tiles.items()):
-        writer = bpy.data.images.new(f"{name}.{number}", array.shape[1], array.shape[0], alpha=True,
-                                     float_buffer=like.is_float)
-        try:
-            _fill(writer, array)
-            writer.file_format = file_format
-            writer.filepath_raw = os.path.join(folder, f"{stem}.{number}{extension}")
-            writer.save()
-            paths.append(writer.filepath_raw)
-        finally:
-            bpy.data.images.remove(writer)
-    image = bpy.data.images.load(paths[0], check_existing=False)
+    if folder is not None:
+        outputs.ensure_folder(folder)
+    if None not in tiles:
+        return _create_tiled(name, like, tiles, folder, stem, extension, file_format, written)
+    array = tiles[None]
+    image = bpy.data.images.new(name, array.shape[1], array.shape[0], alpha=True, float_buffer=is_float)
     try:
-        image.name = name
-        image.source = "TILED"
-        image.filepath_raw = os.path.join(folder, f"{stem}.<UDIM>{extension}")
-        for number in sorted(tiles)[1:]:
-            if image.tiles.get(number) is None:
-                image.tiles.new(tile_number=number)
-        if not like.is_float:
+        if not is_float:
             image.colorspace_settings.name = like.colorspace_settings.name
-        image.reload()
-        if pack:
+        _fill(image, array)
+        image.file_format = file_format  # type: ignore[assignment]
+        if folder is not None:
+            target = outputs.output_path(folder, stem, extension)
+            written.add(target)
+            outputs.save_verified(image, target, file_format)
+            image.filepath_raw = bpy.path.relpath(target) if bpy.data.filepath else target
+        else:
             image.pack()
-        elif bpy.data.filepath:
-            image.filepath_raw = bpy.path.relpath(image.filepath_raw)
     except BaseException:
         bpy.data.images.remove(image)
         raise
     return image
+
+
+def _create_tiled(
+    name: str,
+    like: bpy.types.Image,
+    tiles: dict[int | None, np.ndarray],
+    folder: str | None,
+    stem: str,
+    extension: str,
+    file_format: str,
+    written: outputs.WrittenFiles,
+) -> bpy.types.Image:
+    numbers = sorted(number for number in tiles if number is not None)
+    scratch = None
+    if folder is None:  # packed: the tiles go through a private folder, removed afterwards
+        try:
+            scratch = tempfile.mkdtemp(prefix="neural-restyle-out-")
+        except OSError as exc:
+            raise outputs.OutputWriteError(
+                f"cannot create a temporary folder in {tempfile.gettempdir()}: {exc.strerror or exc}") from exc
+    try:
+        pattern = outputs.output_path(scratch or folder or "", stem, extension, tiles=numbers)
+        paths = []
+        for number in numbers:
+            array = tiles[number]
+            writer = bpy.data.images.new(f"{name}.{number}", array.shape[1], array.shape[0], alpha=True,
+                                         float_buffer=like.is_float)
+            try:
+                _fill(writer, array)
+                path = pattern.replace("<UDIM>", str(number))
+                if scratch is None:
+                    written.add(path)
+                outputs.save_verified(writer, path, file_format)
+                paths.append(path)
+            finally:
+                bpy.data.images.remove(writer)
+        image = bpy.data.images.load(paths[0], check_existing=False)
+        try:
+            image.name = name
+            image.source = "TILED"
+            image.filepath_raw = pattern
+            for number in numbers[1:]:
+                if image.tiles.get(number) is None:
+                    image.tiles.new(tile_number=number)
+            if not like.is_float:
+                image.colorspace_settings.name = like.colorspace_settings.name
+            image.reload()
+            if scratch is not None:
+                image.pack()
+            elif bpy.data.filepath:
+                image.filepath_raw = bpy.path.relpath(image.filepath_raw)
+        except BaseException:
+            bpy.data.images.remove(image)
+            raise
+        return image
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -105,14 +105,18 @@ def test_saved_blend_writes_files_next_to_it(studio, tmp_path):
     run("pencil", output="FILES")
     photo, hdr = bpy.data.images["photo.png.pencil"], bpy.data.images["hdr.exr.pencil"]
     assert photo.filepath.startswith("//restyled") and photo.packed_file is None
-    assert (tmp_path / "restyled" / "photo.png.pencil.png").exists()
-    assert (tmp_path / "restyled" / "hdr.exr.pencil.exr").exists()
+    # Each file carries the .blend's stem, the image name, the style and a tag of the full name.
+    assert Path(bpy.path.abspath(photo.filepath)).exists()
+    assert Path(bpy.path.abspath(photo.filepath)).name.startswith("shot-photo.png.pencil-")
+    assert Path(bpy.path.abspath(hdr.filepath)).name.startswith("shot-hdr.exr.pencil-")
+    assert Path(bpy.path.abspath(hdr.filepath)).suffix == ".exr"
     assert hdr.is_float and (pixels_of(hdr)[..., :3] > 1.0).any()  # highlights survive
     tiled = bpy.data.images["udim.1001.png.pencil"] if "udim.1001.png.pencil" in bpy.data.images else None
     assert tiled is not None and tiled.source == "TILED"
     assert sorted(t.number for t in tiled.tiles) == [1001, 1002]
-    assert sorted(p.name for p in (tmp_path / "restyled").glob("udim*")) == [
-        "udim.1001.png.pencil.1001.png", "udim.1001.png.pencil.1002.png"]
+    tiles = sorted(p.name for p in (tmp_path / "restyled").glob("shot-udim*"))
+    assert [name[-9:] for name in tiles] == [".1001.png", ".1002.png"]
+    assert tiled.filepath.endswith(".<UDIM>.png")
 
 
 def test_unsaved_blend_packs_results(studio):
@@ -125,8 +129,9 @@ def test_unsaved_blend_packs_results(studio):
 def test_udim_tiles_are_each_restyled(studio, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "udim.blend"))
     run("oil")
+    pattern = bpy.path.abspath(bpy.data.images["udim.1001.png.oil"].filepath)
     for number, source in ((1001, "udim.1001.png"), (1002, "udim.1002.png")):
-        out = bpy.data.images.load(str(tmp_path / "restyled" / f"udim.1001.png.oil.{number}.png"))
+        out = bpy.data.images.load(pattern.replace("<UDIM>", str(number)))
         original = bpy.data.images.load(str(Path(studio["folder"]) / source))
         assert np.abs(pixels_of(out) - pixels_of(original)).mean() > 0.005
 
