@@ -239,6 +239,8 @@ def _style_for(command: str, style_id: str) -> StyleEntry:
 
 def _writable_file(option: str, text: str) -> str:
     """An absolute path a file can be written to, checked by creating (and removing) a probe beside it."""
+    if "\x00" in text:  # pathlib's checks quietly answer False for these; opening raises
+        raise UsageError(f"argument {option}: the path {text!r} contains a NUL character")
     try:
         path = Path(text).expanduser().absolute()
         if path.is_dir():
@@ -254,6 +256,8 @@ def _writable_file(option: str, text: str) -> str:
 def _writable_folder(option: str, text: str) -> str:
     """A folder that exists and can be written, or that can be created: its nearest existing
     parent is checked, nothing is created here (a wrong command line leaves no trace)."""
+    if "\x00" in text:
+        raise UsageError(f"argument {option}: the path {text!r} contains a NUL character")
     if text.startswith("//"):  # relative to each .blend: checked by the job when the file is open
         return text
     try:

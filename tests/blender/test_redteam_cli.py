@@ -1,0 +1,249 @@
+"""Red team: the restyle command line under wrong arguments and bad batches.
+
+What a pipeline TD expects: a wrong command line exits 2 with one line naming the argument,
+before any .blend is opened, rendered or saved; a --blend batch goes on past every bad file
+and always writes its report; nothing ever escapes as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from tests.blender.support import ADDON_MODULE
+
+
+@pytest.fixture
+def cli(addon):
+    return importlib.import_module(f"{ADDON_MODULE}.cli")
+
+
+def textured_blend(path: Path, seed: int) -> Path:
+    """A saved .blend with a cube whose material shows a small image, on every Blender line."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    image = bpy.data.images.new(f"Tex{seed}", 16, 16)
+    pixels = np.random.default_rng(seed).random((16, 16, 4)).astype(np.float32)
+    pixels[..., 3] = 1.0
+    image.pixels.foreach_set(pixels.ravel())
+    image.pack()
+    material = bpy.data.materials.new(f"Mat{seed}")
+    if material.node_tree is None:  # 4.2 and 4.5: no node tree until use_nodes is set
+        material.use_nodes = True
+    node = material.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    material.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.data.materials.append(material)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``folder`` with its size, modification time and first bytes."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:64])
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def shot(cli, empty_scene, tmp_path):
+    """The open file: a saved shot in its own folder; returns (folder, path)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    path = textured_blend(folder / "shot.blend", 1)
+    return folder, path
+
+
+def _run(cli, argv):
+    """main() must answer with an exit code, whatever happens."""
+    code = cli.main(argv)
+    assert isinstance(code, int)
+    return code
+
+
+# -- usage errors: exit 2, one clear line, nothing touched ----------------------------------
+USAGE = {
+    "frames not a number": (["stylize-render", "--style", "toon", "--frames", "abc"], "--frames: 'abc' is not a frame"),
+    "frames backwards": (["stylize-render", "--style", "toon", "--frames", "5-2"], "'5-2' ends before it starts"),
+    "frames open end": (["stylize-render", "--style", "toon", "--frames", "1-"], "--frames: '1-' is not a frame"),
+    "frames negative": (["stylize-render", "--style", "toon", "--frames=-3"], "--frames: '-3' is not a frame"),
+    "frames with dots": (["stylize-render", "--style", "toon", "--frames", "1..4"], "'1..4' is not a frame"),
+    "frames huge": (["stylize-render", "--style", "toon", "--frames", "1-9999999"], "the last frame Blender has"),
+    "render with a depth model": (["stylize-render", "--style", "depth-anything-v2-small"], "is a depth model"),
+    "render with a style-image style": (["stylize-render", "--style", "adain"], "stylize-render cannot use"),
+    "render with an unknown style": (["stylize-render", "--style", "van-gogh-9000"], "Unknown style 'van-gogh-9000'"),
+    "textures with a depth model": (["stylize-textures", "--style", "depth-builtin-fast"], "is a depth model"),
+    "custom style not installed": (["stylize-textures", "--style", "custom-long-gone"], "not installed any more"),
+    "negative tile size": (["stylize-textures", "--style", "toon", "--tile-size=-64"], "--tile-size: -64 is outside"),
+    "tile size not whole": (["stylize-textures", "--style", "toon", "--tile-size", "1e3"], "'1e3' is not a whole"),
+    "strength NaN": (["stylize-textures", "--style", "toon", "--strength", "nan"], "--strength: nan is outside"),
+    "option of another subcommand": (["stylize-textures", "--style", "toon", "--frames", "1-4"], "unrecognized"),
+    "unknown depth model": (["import-photo", "x.jpg", "--depth-model", "midas"], "unknown depth model 'midas'"),
+    "download an unknown model": (["models", "download", "gpt-5"], "Unknown style 'gpt-5'"),
+    "save-as not a .blend": (["stylize-textures", "--style", "toon", "--save-as", "{tmp}/out.txt"], "end in .blend"),
+    "save-as with --blend": (["stylize-textures", "--style", "toon", "--blend", "{shot}", "--save-as", "{tmp}/o.blend"],
+                             "--save-as: not with --blend"),
+    "save-as in a missing folder": (["stylize-textures", "--style", "toon", "--save-as", "{tmp}/no/such/o.blend"],
+                                    "does not exist"),
+    "save-as under a file": (["stylize-textures", "--style", "toon", "--save-as", "{shot}/o.blend"], "does not exist"),
+    "report is a folder": (["stylize-textures", "--style", "toon", "--report", "{tmp}"], "is a folder, not a file"),
+    "report in a missing folder": (["stylize-textures", "--style", "toon", "--report", "{tmp}/none/r.json"],
+                                   "does not exist"),
+    "report where nothing can be written": (["models", "list", "--report", "/proc/restyle-report.json"],
+                                            "argument --report: cannot write"),
+    "report with a NUL byte": (["stylize-textures", "--style", "toon", "--report", "{tmp}/r\x00.json"],
+                               "argument --report"),
+    "output folder under a file": (["stylize-render", "--style", "toon", "--output-dir", "{shot}/frames"],
+                                   "is a file, so"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE))
+def test_usage_error_exits_2_before_touching_anything(cli, shot, capsys, case):
+    folder, path = shot
+    argv, expected = USAGE[case]
+    if case.startswith("render") or case.startswith("frames"):
+        argv = [*argv, "--output-dir", str(folder / "frames")] if "--output-dir" not in argv else argv
+    argv = [a.format(tmp=folder, shot=path) for a in argv]
+    if "--report" not in argv and not argv[0] == "models":
+        argv += ["--report", str(folder / "report.json")]
+    before = snapshot(folder)
+    objects = sorted(o.name for o in bpy.data.objects)
+    style = bpy.context.scene.restyle.style
+    assert _run(cli, argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert snapshot(folder) == before  # no report, no frames, no restyled/, the .blend as it was
+    assert sorted(o.name for o in bpy.data.objects) == objects and bpy.context.scene.restyle.style == style
+
+
+def test_save_on_a_never_saved_file_is_refused_before_the_work(cli, empty_scene, capsys):
+    bpy.ops.mesh.primitive_cube_add()
+    materials = len(bpy.data.materials)
+    assert _run(cli, ["stylize-textures", "--style", "toon", "--save"]) == 2
+    assert "never saved: use --save-as PATH" in capsys.readouterr().err
+    assert len(bpy.data.materials) == materials  # nothing restyled first and lost after
+
+
+# -- batches: carry on past every bad file, always report -------------------------------
+def test_batch_carries_on_past_every_kind_of_bad_file(cli, empty_scene, tmp_path, capsys):
+    good = [textured_blend(tmp_path / f"good{i}.blend", i) for i in (1, 2)]
+    corrupt = tmp_path / "corrupt.blend"
+    corrupt.write_bytes(b"BLENDER-v500" + bytes(200))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a blend file")
+    folder = tmp_path / "folder.blend"
+    folder.mkdir()
+    unsaveable = textured_blend(tmp_path / "locked.blend", 3)
+    (tmp_path / "locked.blend@").mkdir()  # Blender writes file@ first: a folder there makes saving fail
+    report = tmp_path / "report.json"
+    files = [good[0], tmp_path / "missing.blend", corrupt, text, folder, unsaveable, good[0], good[1]]
+    code = _run(cli, ["stylize-textures", "--style", "pixel", "--blend", *map(str, files), "--report", str(report)])
+    assert code == 1
+    data = json.loads(report.read_text())
+    by_input = {Path(i["input"]).name: i for i in data["items"]}
+    assert len(data["items"]) == 7  # good0 listed twice, processed once
+    assert "listed more than once" in capsys.readouterr().err
+    assert by_input["good1.blend"]["status"] == by_input["good2.blend"]["status"] == "done"
+    assert "no such file" in by_input["missing.blend"]["error"]
+    assert "cannot open" in by_input["corrupt.blend"]["error"]
+    assert "cannot open" in by_input["notes.txt"]["error"]
+    assert "is a folder" in by_input["folder.blend"]["error"]
+    assert "could not save" in by_input["locked.blend"]["error"]
+    assert data["summary"] == {"done": 2, "failed": 5}
+    assert text.read_text() == "not a blend file"
+
+
+def test_a_job_that_raises_anything_fails_only_its_file(cli, empty_scene, tmp_path, monkeypatch):
+    shots = [textured_blend(tmp_path / f"s{i}.blend", i) for i in (1, 2, 3)]
+    real = cli.ACTIONS["stylize-textures"]
+
+    def flaky(args):
+        if bpy.data.filepath.endswith("s2.blend"):
+            raise KeyError("a bug nobody foresaw")
+        return real(args)
+
+    monkeypatch.setitem(cli.ACTIONS, "stylize-textures", flaky)
+    before = shots[1].read_bytes()
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(tmp_path / "s*.blend"),
+                      "--report", str(report)]) == 1
+    items = json.loads(report.read_text())["items"]
+    assert [i["status"] for i in items] == ["done", "failed", "done"]
+    assert "unexpected KeyError" in items[1]["error"] and "a bug nobody foresaw" in items[1]["error"]
+    assert shots[1].read_bytes() == before  # the failed file was not saved half-done
+
+
+def test_an_interrupted_batch_still_writes_its_report(cli, empty_scene, tmp_path, monkeypatch, capsys):
+    for i in (1, 2, 3):
+        textured_blend(tmp_path / f"s{i}.blend", i)
+
+    def interrupted(args):
+        if bpy.data.filepath.endswith("s2.blend"):
+            raise KeyboardInterrupt
+        return "fine"
+
+    monkeypatch.setitem(cli.ACTIONS, "stylize-textures", interrupted)
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(tmp_path / "s*.blend"),
+                      "--report", str(report)]) == 1
+    assert "interrupted" in capsys.readouterr().err
+    items = json.loads(report.read_text())["items"]
+    assert [Path(i["input"]).name for i in items] == ["s1.blend", "s2.blend", "s3.blend"]
+    assert items[0]["status"] == "done"
+    assert all(i["status"] == "failed" and "interrupted" in i["error"] for i in items[1:])
+
+
+def test_an_error_outside_any_item_exits_1_with_a_message_and_a_report(cli, shot, tmp_path, monkeypatch, capsys):
+    def broken(args, report):
+        raise AttributeError("'NoneType' object has no attribute 'restyle'")
+
+    monkeypatch.setattr(cli, "run_scene_command", broken)
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "toon", "--report", str(report)]) == 1
+    err = capsys.readouterr().err
+    assert "stopped: unexpected AttributeError" in err and "Traceback" not in err
+    assert json.loads(report.read_text())["summary"] == {"done": 0, "failed": 0}
+
+
+def test_the_handler_itself_never_raises(cli, monkeypatch, capsys):
+    def broken():
+        raise MemoryError("no memory for a parser")
+
+    monkeypatch.setattr(cli, "build_parser", broken)
+    assert cli.command_handler(["models", "list"]) == 1
+    assert "unexpected MemoryError" in capsys.readouterr().err
+
+
+def test_a_path_that_is_not_utf8_is_reported_not_raised(cli, empty_scene, tmp_path, capsys):
+    name = os.fsdecode(b"shot-\xff.blend")  # as Blender hands over a Latin-1 file name on Linux
+    report = tmp_path / "r.json"
+    code = _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(tmp_path / name),
+                      "--report", str(report)])
+    assert code == 1
+    item = json.loads(report.read_text())["items"][0]
+    assert item["status"] == "failed" and "no such file" in item["error"]
+    assert "\\udcff" in capsys.readouterr().err  # shown escaped, not a UnicodeEncodeError
+
+
+def test_an_excluded_collection_does_not_break_object_selection(cli, empty_scene, tmp_path):
+    path = textured_blend(tmp_path / "layers.blend", 4)
+    hidden = bpy.data.collections.new("Hidden")
+    bpy.context.scene.collection.children.link(hidden)
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.active_object
+    for collection in list(plane.users_collection):
+        collection.objects.unlink(plane)
+    hidden.objects.link(plane)
+    bpy.context.view_layer.layer_collection.children["Hidden"].exclude = True
+    bpy.ops.wm.save_mainfile()
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(path), "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["status"] == "done"
