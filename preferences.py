@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from .ml.store import MIRROR_ENV, ModelStore
+from .ml.store import MIRROR_ENV, OFFLINE_HINT, ModelStore
 
 ADDON_ID = __package__ or "neural_restyle"
 
@@ -43,7 +43,7 @@ class RestylePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "mirror_url")
         layout.prop(self, "worker_threads")
         if not bpy.app.online_access:
-            layout.label(text="Online access is off: models can only be added from files", icon="INFO")
+            layout.label(text=f"{offline_reason()}: models can only be added from files", icon="INFO")
 
 
 def get(context: bpy.types.Context) -> RestylePreferences | None:
@@ -58,11 +58,26 @@ def model_root(context: bpy.types.Context, create: bool = True) -> Path:
     return Path(bpy.utils.extension_path_user(ADDON_ID, path="models", create=create))
 
 
+def started_offline() -> bool:
+    """Blender was started with --offline-mode (or --online-mode): the preference is locked then.
+    The flag is ``bpy.app.online_access_override`` in 4.2 to 5.0."""
+    return bool(getattr(bpy.app, "online_access_override", False) or getattr(bpy.app, "online_access_overriden", False))
+
+
+def offline_reason() -> str:
+    """Why downloads are off, pointing at what the user can actually change."""
+    if started_offline():
+        return "Blender was started offline (e.g. with --offline-mode): restart it without that option to download"
+    return f"Online access is off ({OFFLINE_HINT})"
+
+
 def model_store(context: bpy.types.Context) -> ModelStore:
-    """The store, allowed online only when Blender's online access is on."""
+    """The store, allowed online only when Blender's online access is on. Built on the main thread:
+    the store itself is plain Python that a download thread may use."""
     prefs = get(context)
     mirror = (prefs.mirror_url if prefs is not None else "") or os.environ.get(MIRROR_ENV)
-    return ModelStore(model_root(context), online=bpy.app.online_access, mirror=mirror or None)
+    return ModelStore(model_root(context), online=bpy.app.online_access, mirror=mirror or None,
+                      offline_reason=None if bpy.app.online_access else offline_reason())
 
 
 CLASSES: tuple[type, ...] = (RestylePreferences,)

@@ -24,12 +24,17 @@ from typing import Any
 import numpy as np
 
 from . import protocol
-from .errors import JobCancelled, WorkerDied, WorkerFailed
+from .errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 180.0  # cold start imports torch, which can take a while on a slow disk
 CANCEL_GRACE_S = 0.5  # a worker that does not stop within this is killed (and restarts next job)
+# The worker sends a heartbeat every second (ml.worker.HEARTBEAT_S) from its own thread, busy or
+# not. A worker silent for this long is stopped or deadlocked (SIGSTOP, a hung driver): it is
+# killed and the job fails with a clear error instead of blocking a headless run forever.
+LIVENESS_TIMEOUT_S = 60.0
+TIMEOUT_ENV = "NEURAL_RESTYLE_WORKER_TIMEOUT"
 _EOF = "_eof"
 
 
@@ -41,9 +46,20 @@ class ItemResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _liveness_default() -> float:
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return LIVENESS_TIMEOUT_S
+    return value if value > 0 else LIVENESS_TIMEOUT_S
+
+
 class WorkerClient:
-    def __init__(self, package_root: str, python: str | None = None, threads: int = 0) -> None:
+    def __init__(self, package_root: str, python: str | None = None, threads: int = 0,
+                 liveness_timeout: float | None = None) -> None:
         self.package_root = os.path.abspath(package_root)
+        self.liveness_timeout = liveness_timeout or _liveness_default()
+        self.last_message_at = time.monotonic()  # when the worker last said anything (heartbeats included)
         self.python = python or sys.executable
         self.threads = threads
         self.process: subprocess.Popen[str] | None = None
@@ -98,10 +114,14 @@ class WorkerClient:
     def _read_events(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            self.last_message_at = time.monotonic()
             try:
-                self.events.put(protocol.decode(line))
+                message = protocol.decode(line)
             except ValueError:
                 self.stderr_tail.append(line.rstrip())
+                continue
+            if message.get("event") != "heartbeat":  # liveness only: nothing to handle
+                self.events.put(message)
         self.events.put({"event": _EOF})
 
     def _read_stderr(self, process: subprocess.Popen[str]) -> None:
@@ -116,6 +136,35 @@ class WorkerClient:
         except queue.Empty:
             return {"event": "timeout"}
 
+    def silent_for(self, since: float) -> float:
+        """Seconds without any message from the worker, counted from ``since`` at the earliest."""
+        return time.monotonic() - max(self.last_message_at, since)
+
+    def hung(self, since: float, doing: str) -> WorkerHung:
+        """Kill a worker that stopped answering; the error to raise."""
+        silent = self.silent_for(since)
+        self.kill()
+        return WorkerHung(
+            f"The restyle worker stopped answering {doing} (no message for {silent:.0f} s, limit "
+            f"{self.liveness_timeout:.0f} s): it was stopped and will restart with the next job. Blender and your "
+            f"scene are unchanged (the limit is set by {TIMEOUT_ENV})"
+        )
+
+    def _answer(self, wanted: Callable[[protocol.Message], bool], doing: str, timeout: float) -> protocol.Message:
+        """The next event ``wanted`` accepts, waiting while the worker stays alive."""
+        since = time.monotonic()
+        deadline = since + timeout
+        while True:
+            event = self._next_event(min(0.5, max(0.01, deadline - time.monotonic())))
+            kind = event.get("event")
+            if kind == _EOF:
+                raise WorkerDied(self._death_message(doing))
+            if kind != "timeout" and wanted(event):
+                return event
+            if self.silent_for(since) > self.liveness_timeout:
+                raise self.hung(since, doing)
+            if time.monotonic() > deadline:
+                raise WorkerDied(self._death_message(doing))
     def _send(self, **message: object) -> None:
         if not self.alive or self.process is None or self.process.stdin is None:
             raise WorkerDied(self._death_message("before the request was sent"))
@@ -156,12 +205,8 @@ class WorkerClient:
         self.start()
         sent = time.perf_counter()
         self._send(op="ping", sent=sent)
-        while True:
-            event = self._next_event(30.0)
-            if event.get("event") == "pong":
-                return time.perf_counter() - sent
-            if event.get("event") in (_EOF, "timeout"):
-                raise WorkerDied(self._death_message("during a ping"))
+        self._answer(lambda event: event.get("event") == "pong", "during a ping", 30.0)
+        return time.perf_counter() - sent
 
     def submit_depth(self, images: Sequence[tuple[str, np.ndarray]], model_file: str, max_depth: float | None = None,
                      device: str = "auto") -> Job:
@@ -176,16 +221,11 @@ class WorkerClient:
         self.start()
         request = f"inspect-{next(self._job_ids)}"
         self._send(op="inspect", path=path, request=request)
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self._next_event(max(0.1, deadline - time.monotonic()))
-            kind = event.get("event")
-            if kind == "inspected" and event.get("request") == request:
-                if event.get("error"):
-                    raise WorkerFailed(str(event["error"]))
-                return event
-            if kind in (_EOF, "timeout"):
-                raise WorkerDied(self._death_message("while reading a model file"))
+        event = self._answer(lambda e: e.get("event") == "inspected" and e.get("request") == request,
+                             "while reading a model file", timeout)
+        if event.get("error"):
+            raise WorkerFailed(str(event["error"]))
+        return event
 
     # -- jobs ---------------------------------------------------------------------------
     def submit(
@@ -207,7 +247,10 @@ class WorkerClient:
         if self.busy:
             raise WorkerFailed("A restyle job is already running")
         self.start()
-        folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
+        try:
+            folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
+        except OSError as exc:
+            raise self._temporary_failure(exc) from exc
         items = []
         try:
             if style_image is not None:
@@ -219,11 +262,23 @@ class WorkerClient:
                 items.append({"id": item_id, "input": path, "output": os.path.join(folder, f"out{number}.npy")})
             job = Job(self, str(next(self._job_ids)), folder, items)
             self._send(op=op, job=job.id, items=items, threads=self.threads, **extra)
+        except OSError as exc:  # a full or read-only temporary folder
+            shutil.rmtree(folder, ignore_errors=True)
+            raise self._temporary_failure(exc) from exc
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         self.busy = True
         return job
+
+    @staticmethod
+    def _temporary_failure(exc: OSError) -> TemporaryFolderFull:
+        where = tempfile.gettempdir()
+        return TemporaryFolderFull(
+            f"The images could not be handed to the restyle worker: writing to the temporary folder {where} failed "
+            f"({exc.strerror or exc}). Free some space there (or point TMPDIR / Preferences > File Paths > "
+            "Temporary Files elsewhere) and try again. Nothing was changed"
+        )
 
 
 class Job:
@@ -237,6 +292,7 @@ class Job:
         self.finished = False
         self.warnings: list[str] = []
         self._cancel_requested_at: float | None = None
+        self._started_at = time.monotonic()
 
     def poll(self) -> bool:
         """Handle every event that has arrived; True once the job has finished.
@@ -252,6 +308,8 @@ class Job:
                 try:
                     event = self.client.events.get_nowait()
                 except queue.Empty:
+                    if self.client.silent_for(self._started_at) > self.client.liveness_timeout:
+                        raise self.client.hung(self._started_at, "in the middle of the job") from None
                     return False
                 self._handle(event)
             return True
@@ -271,7 +329,11 @@ class Job:
             self.fraction, self.text = float(event["fraction"]), str(event.get("text", ""))
         elif kind == "item_done":
             item = next(i for i in self.items if i["id"] == event["item"])
-            array = np.load(item["output"], allow_pickle=False)
+            try:
+                array = np.load(item["output"], allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                self.results[item["id"]] = ItemResult(item["id"], error=f"its result could not be read back ({exc})")
+                return
             self.results[item["id"]] = ItemResult(item["id"], array=array, info=event)
             if event.get("warning") and event["warning"] not in self.warnings:
                 self.warnings.append(event["warning"])

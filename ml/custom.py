@@ -1,88 +1,231 @@
 """Style models the user added from files: kept in the store under custom/, listed in
-custom.json beside them. Plain Python, no torch (the worker identifies the file first)."""
+custom.json beside them. Plain Python, no torch (the worker identifies the file first).
+
+The list is never lost: it is written atomically with the previous good copy kept as
+custom.json.bak; a damaged custom.json is read as far as it can be, completed from the
+backup and from the model files in custom/, and kept aside (custom.json.damaged) on the
+next change instead of being overwritten.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
-from .catalog import ModelFile, StyleEntry, get_style
-from .errors import RestyleError, UnknownStyleError
+from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, ModelFile, StyleEntry, get_style
+from .errors import RestyleError, UnknownStyleError, UnsupportedModel
+
+log = logging.getLogger(__name__)
 
 INDEX = "custom.json"
+BACKUP = INDEX + ".bak"
+DAMAGED = INDEX + ".damaged"
+FOLDER = "custom"
 PREFIX = "custom-"
+FIELDS = {"id", "name", "file", "arch"}
+MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
+class CustomStyleMissing(RestyleError):
+    """A listed custom style whose model file is no longer on disk."""
+
+
+@dataclass
+class CustomList:
+    items: list[dict[str, str]] = field(default_factory=list)
+    problem: str | None = None  # what was wrong with custom.json and what was recovered
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
-def _read(root: Path) -> list[dict[str, str]]:
+def _valid(item: object) -> TypeGuard[dict[str, str]]:
+    return isinstance(item, dict) and FIELDS <= item.keys() and all(isinstance(item[k], str) for k in FIELDS) \
+        and item["id"].startswith(PREFIX) and "/" not in item["file"] and "\\" not in item["file"]
+
+
+def _salvage(text: str) -> list[object]:
+    """The objects of a JSON list up to the first damaged one (a truncated or garbled file)."""
+    decoder = json.JSONDecoder()
+    found: list[object] = []
+    position = text.find("[") + 1
+    if position == 0:
+        return found
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        try:
+            item, position = decoder.raw_decode(text, position)
+        except ValueError:
+            return found
+        found.append(item)
+
+
+def _parse(path: Path) -> tuple[list[object], bool] | None:
+    """The file's items and whether it was intact; None when there is no file."""
     try:
-        data = json.loads((root / INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [item for item in data if isinstance(item, dict) and {"id", "name", "file", "arch"} <= item.keys()]
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return [], False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _salvage(text), False
+    return (data, True) if isinstance(data, list) else ([], False)
+
+
+def read_list(root: Path) -> CustomList:
+    """The custom styles listed in ``root``, with a note when the list had to be repaired."""
+    parsed = _parse(root / INDEX)
+    if parsed is None and not (root / BACKUP).exists():
+        return CustomList(_orphans(root, []))
+    raw, intact = parsed if parsed is not None else ([], False)
+    items: list[dict[str, str]] = [item for item in raw if _valid(item)]
+    dropped = len(raw) - len(items)
+    problem = None
+    if not intact or dropped:
+        backup = _parse(root / BACKUP)
+        recovered = 0
+        for item in backup[0] if backup else []:  # the last good list fills in what is unreadable
+            if _valid(item) and item["id"] not in {i["id"] for i in items} and (root / FOLDER / item["file"]).is_file():
+                items.append(item)
+                recovered += 1
+        problem = (f"{root / INDEX} is damaged: {len(items)} custom style(s) were recovered from it"
+                   f"{f' and its last good copy ({recovered})' if recovered else ''}")
+    before = len(items)
+    items = _orphans(root, items)
+    if len(items) > before:
+        note = f"{len(items) - before} model file(s) in {root / FOLDER} that the list did not name were listed again"
+        problem = f"{problem}; {note}" if problem else note
+    if problem:
+        log.warning("%s", problem)
+    return CustomList(items, problem)
+
+
+def _orphans(root: Path, items: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Model files in custom/ that no item names (a damaged list, an interrupted add) listed again."""
+    folder = root / FOLDER
+    if not folder.is_dir():
+        return items
+    named = {item["file"] for item in items}
+    taken = {item["id"] for item in items}
+    found = list(items)
+    for path in sorted(folder.iterdir()):
+        if path.name in named or path.suffix.lower() not in MODEL_SUFFIXES or not path.is_file():
+            continue
+        style_id = path.stem if path.stem.startswith(PREFIX) else PREFIX + _slug(path.stem)
+        if style_id in taken:
+            continue
+        taken.add(style_id)
+        name = style_id.removeprefix(PREFIX).replace("-", " ").title()
+        found.append({"id": style_id, "name": name, "file": path.name, "arch": "model", "source": "recovered"})
+    return found
 
 
 def _write(root: Path, items: list[dict[str, str]]) -> None:
+    """Write the list atomically; keep the previous good list as a backup and a damaged one aside."""
     root.mkdir(parents=True, exist_ok=True)
+    index = root / INDEX
     temporary = root / (INDEX + ".tmp")
-    temporary.write_text(json.dumps(items, indent=1), encoding="utf-8")
-    os.replace(temporary, root / INDEX)
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(items, indent=1))
+        handle.flush()
+        os.fsync(handle.fileno())
+    current = _parse(index)
+    if current is not None and current[1]:
+        shutil.copyfile(index, root / (BACKUP + ".tmp"))  # the index itself never disappears
+        os.replace(root / (BACKUP + ".tmp"), root / BACKUP)
+    elif current is not None:
+        shutil.copyfile(index, root / DAMAGED)  # kept for the user, never silently overwritten
+    os.replace(temporary, index)
 
 
 def _entry(item: dict[str, str]) -> StyleEntry:
-    file = ModelFile("model", f"custom/{item['file']}", url="")
+    file = ModelFile("model", f"{FOLDER}/{item['file']}", url="")
     description = f"Your model '{item['name']}' ({item['arch']}, added from {item.get('source', 'a file')})"
     return StyleEntry(item["id"], item["name"], description, "custom", "", "", "as its author licensed it", False,
                       (file,))
 
 
 def custom_styles(root: Path) -> list[StyleEntry]:
-    return [_entry(item) for item in _read(root)]
+    return [_entry(item) for item in read_list(root).items]
 
 
 def add_custom(root: Path, source: Path, arch: str, name: str | None = None) -> StyleEntry:
-    """Copy a checked model file into the store and list it; returns its entry."""
-    name = name or source.stem.replace("_", " ").title()
-    items = _read(root)
-    style_id = PREFIX + _slug(name)
-    taken = {item["id"] for item in items}
-    number = 2
-    base = style_id
-    while style_id in taken:
-        style_id, number = f"{base}-{number}", number + 1
-    folder = root / "custom"
+    """Copy a checked model file into the store and list it; returns its entry.
+
+    ``arch`` is the architecture id the worker found. Half of AdaIN is refused: it can never run alone."""
+    if arch in ADAIN_HALVES:
+        half, other = ADAIN_HALVES[arch]
+        raise UnsupportedModel(
+            f"{source.name} is only the AdaIN {half}: a style needs {other} as well, so it was not added. "
+            "Use 'Any Style Image (AdaIN)' in the style menu: Download it, or install both files from disk"
+        )
+    arch_name = ARCH_SIGNATURES[arch][0] if arch in ARCH_SIGNATURES else arch
+    name = (name or source.stem.replace("_", " ").title()).strip() or "Model"
+    items = read_list(root).items
+    # Adding a model again under the name of a style whose file went missing repairs that style.
+    replaced = next((item for item in items if item["name"] == name and not (root / FOLDER / item["file"]).is_file()),
+                    None)
+    if replaced is not None:
+        items = [item for item in items if item is not replaced]
+        style_id = replaced["id"]
+    else:
+        style_id = PREFIX + _slug(name)
+        taken = {item["id"] for item in items}
+        number = 2
+        base = style_id
+        while style_id in taken:
+            style_id, number = f"{base}-{number}", number + 1
+    folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{style_id}{source.suffix or '.pth'}"
-    temporary = target.with_suffix(".copying")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-    item = {"id": style_id, "name": name, "file": target.name, "arch": arch, "source": source.name}
-    _write(root, [*items, item])
+    target = folder / f"{style_id}{source.suffix.lower() or '.pth'}"
+    temporary = target.with_name(target.name + ".copying")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+        item = {"id": style_id, "name": name, "file": target.name, "arch": arch_name, "source": source.name}
+        _write(root, [*items, item])
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
     return _entry(item)
 
 
 def remove_custom(root: Path, style_id: str) -> None:
-    items = _read(root)
+    items = read_list(root).items
     keep = [item for item in items if item["id"] != style_id]
     if len(keep) == len(items):
         raise RestyleError(f"'{style_id}' is not one of your custom styles")
     for item in items:
         if item["id"] == style_id:
-            (root / "custom" / item["file"]).unlink(missing_ok=True)
+            (root / FOLDER / item["file"]).unlink(missing_ok=True)
     _write(root, keep)
 
 
 def find_style(style_id: str, root: Path | None) -> StyleEntry:
-    """A catalog style, or one of the user's custom styles in the store at ``root``."""
+    """A catalog style, or one of the user's custom styles in the store at ``root``.
+
+    A custom style whose file is gone raises CustomStyleMissing naming where it was and how to fix it."""
     if style_id.startswith(PREFIX) and root is not None:
         for entry in custom_styles(root):
             if entry.id == style_id:
+                path = root / entry.files[0].filename
+                if not path.is_file():
+                    raise CustomStyleMissing(
+                        f"The model file of your custom style '{entry.name}' is missing: it was at {path}. Put the "
+                        f"file back there, or add the model again with Add Custom Style from File named "
+                        f"'{entry.name}' (or remove the style)"
+                    )
                 return entry
         raise UnknownStyleError(f"The custom style '{style_id}' is not installed any more")
     return get_style(style_id)

@@ -36,6 +36,7 @@ from .styles.base import StyleNet
 log = logging.getLogger("neural_restyle.worker")
 
 PROGRESS_INTERVAL_S = 0.05
+HEARTBEAT_S = 1.0  # the client kills a worker silent for much longer (ml.client.LIVENESS_TIMEOUT_S)
 
 
 class Worker:
@@ -51,11 +52,25 @@ class Worker:
             self.out.write(protocol.encode(message))
             self.out.flush()
 
+    def heartbeat(self, interval: float = HEARTBEAT_S) -> None:
+        """Say "alive" every ``interval`` seconds from a thread of its own, busy or idle: the client
+        tells a long job from a stopped or deadlocked process by these."""
+        while True:
+            time.sleep(interval)
+            try:
+                self.send(event="heartbeat")
+            except (OSError, ValueError):  # the client closed the pipe: nothing left to tell
+                return
+
     def read_requests(self, stream: TextIO) -> None:
         for line in stream:
             if not line.strip():
                 continue
-            message = protocol.decode(line)
+            try:
+                message = protocol.decode(line)
+            except ValueError:
+                log.warning("ignored a malformed request: %.80r", line)
+                continue
             if message.get("op") == "cancel":
                 self.cancelled_jobs.add(str(message.get("job")))
             else:
@@ -67,9 +82,15 @@ class Worker:
                   torch_path=torch.__file__)
         while True:
             message = self.inbox.get()
-            op = message.get("op")
-            if op == "shutdown":
+            if message.get("op") == "shutdown":
                 return
+            self.handle(message)
+
+    def handle(self, message: protocol.Message) -> None:
+        """The one guarded handler: whatever fails in a request becomes an error message for its
+        job, and the warm worker carries on."""
+        op = message.get("op")
+        try:
             if op == "ping":
                 self.send(event="pong", sent=message.get("sent"))
             elif op == "run":
@@ -79,7 +100,13 @@ class Worker:
             elif op == "depth":
                 self.run_depth(message)
             else:
-                self.send(event="error", job=message.get("job"), message=f"unknown request '{op}'")
+                raise RestyleError(f"unknown request '{op}'")
+        except Exception as exc:  # noqa: BLE001 - a bad model, input or request must not kill the worker
+            text = _failure_message(exc)
+            if op == "inspect":
+                self.send(event="inspected", request=message.get("request"), error=text)
+            else:
+                self.send(event="error", job=message.get("job"), message=text)
 
     def model(self, style_id: str, files: dict[str, str]) -> StyleNet:
         """A built-in style, or a network from model files (cached while the files are unchanged)."""
@@ -99,61 +126,49 @@ class Worker:
     def run_depth(self, message: protocol.Message) -> None:
         """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
         job = str(message["job"])
-        try:
-            model_file = message["files"].get("model") or ""
-            path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS  # none given: the built-in model
-            key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
-            if key not in self.models:
-                self.models[key] = (load_depth_network(path, message.get("max_depth")) if model_file
-                                    else load_fast_depth(path))
-            net = self.models[key]
-            device, warning = resolve_device(str(message.get("device", "auto")))
-            # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
-            reduced = reduced_dtype(device, str(message.get("precision", "auto")), model_allows=True)
-            for item in message["items"]:
-                if job in self.cancelled_jobs:
-                    self.send(event="cancelled", job=job)
-                    return
-                started = time.perf_counter()
-                image = np.load(item["input"], allow_pickle=False)
-                if isinstance(net, FastDepth):
-                    depth = estimate_fast_depth(net, image)
-                else:
-                    assert isinstance(net, DepthAnythingV2)
-                    depth = estimate_depth(net, image, device, reduced)
-                np.save(item["output"], depth, allow_pickle=False)
-                self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
-                          device=str(device), warning=warning)
-        except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
-            self.send(event="error", job=job, message=_failure_message(exc))
-            return
+        model_file = message["files"].get("model") or ""
+        path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS  # none given: the built-in model
+        key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
+        if key not in self.models:
+            self.models[key] = (load_depth_network(path, message.get("max_depth")) if model_file
+                                else load_fast_depth(path))
+        net = self.models[key]
+        device, warning = resolve_device(str(message.get("device", "auto")))
+        # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
+        reduced = reduced_dtype(device, str(message.get("precision", "auto")), model_allows=True)
+        for item in message["items"]:
+            if job in self.cancelled_jobs:
+                self.send(event="cancelled", job=job)
+                return
+            started = time.perf_counter()
+            image = np.load(item["input"], allow_pickle=False)
+            if isinstance(net, FastDepth):
+                depth = estimate_fast_depth(net, image)
+            else:
+                assert isinstance(net, DepthAnythingV2)
+                depth = estimate_depth(net, image, device, reduced)
+            np.save(item["output"], depth, allow_pickle=False)
+            self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
+                      device=str(device), warning=warning)
         self.send(event="done", job=job)
 
     def inspect(self, message: protocol.Message) -> None:
         """Which architecture a file holds, without keeping it."""
-        try:
-            spec, net = build(read_state_dict(Path(message["path"])), Path(message["path"]).name)
-        except (RestyleError, OSError) as exc:
-            self.send(event="inspected", request=message.get("request"), error=str(exc))
-            return
+        spec, net = build(read_state_dict(Path(message["path"])), Path(message["path"]).name)
         params = sum(p.numel() for p in net.parameters())
         self.send(event="inspected", request=message.get("request"), arch=spec.id, name=spec.name, params=params)
 
     def run_job(self, message: protocol.Message) -> None:
         job = str(message["job"])
         items = message["items"]
-        try:
-            options = RestyleOptions(**message.get("options", {})).validated()
-            model = self.model(str(message["style"]), dict(message.get("files", {})))
-            if isinstance(model, AdaIN):
-                style_path = message.get("style_image")
-                if not style_path:
-                    raise RestyleError("Pick a style image for the arbitrary style")
-                model.set_style(_style_tensor(np.load(style_path, allow_pickle=False)),
-                                float(message.get("style_weight", 1.0)))
-        except Exception as exc:  # noqa: BLE001 - a bad model or input must not kill the warm worker
-            self.send(event="error", job=job, message=_failure_message(exc))
-            return
+        options = RestyleOptions(**message.get("options", {})).validated()  # failures: handle()'s guard
+        model = self.model(str(message["style"]), dict(message.get("files", {})))
+        if isinstance(model, AdaIN):
+            style_path = message.get("style_image")
+            if not style_path:
+                raise RestyleError("Pick a style image for the arbitrary style")
+            model.set_style(_style_tensor(np.load(style_path, allow_pickle=False)),
+                            float(message.get("style_weight", 1.0)))
         threads = int(message.get("threads", 0))
         if threads > 0:
             torch.set_num_threads(threads)
@@ -183,13 +198,9 @@ class Worker:
             except JobCancelled:
                 self.send(event="cancelled", job=job)
                 return
-            except (RestyleError, ValueError, OSError) as exc:
+            except (RestyleError, ValueError, OSError) as exc:  # this image alone failed
                 self.send(event="item_failed", job=job, item=item["id"], message=str(exc))
                 continue
-            except Exception as exc:  # noqa: BLE001 - a model failure must reach the user, not kill the worker
-                log.exception("restyle failed")
-                self.send(event="error", job=job, message=f"{type(exc).__name__}: {exc}")
-                return
             self.send(
                 event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
                 tiles=report.tiles, passes=report.passes, seamless=report.seamless,
@@ -230,6 +241,7 @@ def main() -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
     worker = Worker(protocol_out)
     threading.Thread(target=worker.read_requests, args=(sys.stdin,), daemon=True).start()
+    threading.Thread(target=worker.heartbeat, daemon=True).start()
     worker.serve()
     return 0
 

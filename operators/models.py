@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Literal
@@ -10,19 +11,63 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import preferences
-from ..ml.catalog import ALL_STYLES, get_style
+from ..ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
 from ..ml.client import shared_client
-from ..ml.custom import PREFIX, add_custom, remove_custom
+from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
 from ..ml.errors import DownloadCancelled, RestyleError
-from ..ml.store import sha256_of
+from ..ml.store import ModelStore, check_model_file, regular_file, sha256_of
 from . import state
 from .run import package_root
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
+log = logging.getLogger(__name__)
 
 
-def megabytes(size: int | None) -> str:
-    return "unknown size" if not size else f"{size / 1e6:.1f} MB"
+def megabytes(size: int | None, estimate: bool = False) -> str:
+    if not size:
+        return "unknown size"
+    return f"{'about ' if estimate else ''}{size / 1e6:.1f} MB"
+
+
+def _catalog_entry(model_id: str) -> StyleEntry:
+    """A downloadable catalog entry: styles and depth models alike."""
+    for entry in ALL_STYLES + DEPTH_MODELS:
+        if entry.id == model_id:
+            return entry
+    return get_style(model_id)  # raises the clear "Unknown style" error
+
+
+class DownloadTask:
+    """A download on a background thread. Everything it needs is resolved on the main thread
+    before it starts (the store holds plain paths and flags): the thread never touches bpy, and
+    the operator only reads these plain attributes from its timer."""
+
+    def __init__(self, store: ModelStore, entry: StyleEntry) -> None:
+        self.store, self.entry = store, entry
+        self.done, self.total = 0, entry.download_size
+        self.cancel_requested = False
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self.run, name="neural-restyle-download", daemon=True)
+
+    def _progress(self, done: int, total: int | None) -> None:
+        self.done, self.total = done, total
+
+    def run(self) -> None:
+        try:
+            self.store.download(self.entry, progress=self._progress, cancelled=lambda: self.cancel_requested)
+        except (RestyleError, OSError) as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - a thread's exception would only reach the console
+            log.exception("download failed")
+            self.error = RestyleError(f"Download of {self.entry.name} failed: {type(exc).__name__}: {exc}")
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def status_text(self) -> str:
+        percent = f" ({self.fraction:.0%})" if self.total else ""
+        return f"Downloading {self.entry.name}: {megabytes(self.done)} of {megabytes(self.total)}{percent}"
 
 
 class RESTYLE_OT_download_model(bpy.types.Operator):
@@ -34,97 +79,132 @@ class RESTYLE_OT_download_model(bpy.types.Operator):
 
     model_id: StringProperty(name="Model")  # type: ignore[valid-type]
 
-    _thread: threading.Thread | None = None
+    _task: DownloadTask | None = None
     _timer: bpy.types.Timer | None = None
-    _cancel = False
-    _error: Exception | None = None
-    _progress: tuple[int, int | None] = (0, None)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         if state.CURRENT.running:
             cls.poll_message_set("Another job is running")
             return False
+        if not bpy.app.online_access:
+            cls.poll_message_set(f"{preferences.offline_reason()}. Or add the file with Add Custom Style from File")
+            return False
         return True
 
-    def _work(self, context: bpy.types.Context) -> None:
-        entry = get_style(self.model_id)
-        store = preferences.model_store(context)
-
-        def progress(done: int, total: int | None) -> None:
-            self._progress = (done, total)
-
+    def _prepare(self, context: bpy.types.Context) -> DownloadTask | None:
+        """Everything from bpy, on the main thread: the entry, the folder, online access, the mirror."""
         try:
-            store.download(entry, progress=progress, cancelled=lambda: self._cancel)
-        except (RestyleError, OSError) as exc:
-            self._error = exc
+            entry = _catalog_entry(self.model_id)
+        except RestyleError as exc:
+            self.report({"ERROR"}, str(exc))
+            return None
+        if not entry.files:
+            self.report({"ERROR"}, f"'{entry.name}' is built into Neural Restyle: there is nothing to download")
+            return None
+        return DownloadTask(preferences.model_store(context), entry)
 
-    def _status_text(self) -> str:
-        done, total = self._progress
-        percent = f" ({done / total:.0%})" if total else ""
-        return f"Downloading {get_style(self.model_id).name}: {megabytes(done)} of {megabytes(total)}{percent}"
-
-    def _finish(self) -> Result:
-        if isinstance(self._error, DownloadCancelled):
-            self.report({"WARNING"}, str(self._error))
+    def _finish(self, task: DownloadTask) -> Result:
+        if isinstance(task.error, DownloadCancelled):
+            self.report({"WARNING"}, str(task.error))
             return {"CANCELLED"}
-        if self._error is not None:
-            self.report({"ERROR"}, str(self._error))
+        if task.error is not None:
+            self.report({"ERROR"}, str(task.error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Downloaded {get_style(self.model_id).name}")
+        self.report({"INFO"}, f"Downloaded {task.entry.name}")
         return {"FINISHED"}
 
     def execute(self, context: bpy.types.Context) -> Result:
-        try:
-            get_style(self.model_id)
-        except RestyleError as exc:
-            self.report({"ERROR"}, str(exc))
+        task = self._prepare(context)
+        if task is None:
             return {"CANCELLED"}
-        self._work(context)  # blocking: background mode and scripts
-        return self._finish()
+        task.run()  # blocking: background mode and scripts
+        return self._finish(task)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if bpy.app.background or context.window is None:
             return self.execute(context)
-        self._thread = threading.Thread(target=self._work, args=(context,), daemon=True)
+        task = self._prepare(context)
+        if task is None:
+            return {"CANCELLED"}
+        self._task = task
         state.CURRENT.running, state.CURRENT.fraction, state.CURRENT.text = True, 0.0, "Starting download"
-        self._thread.start()
+        task.thread.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
+    def _end(self, context: bpy.types.Context) -> None:
+        state.CURRENT.running = False
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        task = self._task
+        assert task is not None
         if event.type == "ESC":
-            self._cancel = True
+            task.cancel_requested = True
         if event.type not in ("TIMER", "ESC"):
             return {"PASS_THROUGH"}
-        done, total = self._progress
-        state.CURRENT.fraction = done / total if total else 0.0
-        state.CURRENT.text = self._status_text()
+        state.CURRENT.fraction = task.fraction
+        state.CURRENT.text = task.status_text()
         if context.workspace is not None:
             context.workspace.status_text_set(state.CURRENT.text + " - Esc to cancel")
         for area in context.screen.areas if context.screen else ():
             area.tag_redraw()
-        assert self._thread is not None
-        if self._thread.is_alive():
+        if task.thread.is_alive():
             return {"RUNNING_MODAL"}
-        state.CURRENT.running = False
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        return self._finish()
+        self._end(context)
+        return self._finish(task)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the modal operator (file loaded, window closed): stop the thread too."""
+        if self._task is not None:
+            self._task.cancel_requested = True
+        self._end(context)
 
 
 class RESTYLE_OT_remove_model(bpy.types.Operator):
-    """Delete this style's model file(s) to free disk space"""
+    """Delete this style's model file(s) from disk to free space (asks first)"""
 
     bl_idname = "restyle.remove_model"
     bl_label = "Remove"
     bl_options = {"REGISTER", "INTERNAL"}
 
     model_id: StringProperty(name="Model")  # type: ignore[valid-type]
+
+    def _describe(self, context: bpy.types.Context) -> tuple[str, int]:
+        """The style's name and the bytes its files take on disk."""
+        root = preferences.model_root(context, create=False)
+        if self.model_id.startswith(PREFIX):
+            item = next((i for i in read_list(root).items if i["id"] == self.model_id), None)
+            if item is None:
+                raise RestyleError(f"'{self.model_id}' is not one of your custom styles")
+            path = root / "custom" / item["file"]
+            return item["name"], path.stat().st_size if path.is_file() else 0
+        entry = _catalog_entry(self.model_id)
+        if not entry.files:
+            raise RestyleError(f"'{entry.name}' is built into Neural Restyle: it has no file and cannot be removed")
+        store = preferences.model_store(context)
+        return entry.name, sum(p.stat().st_size for p in store.paths(entry).values() if p.is_file())
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        try:
+            name, size = self._describe(context)
+        except RestyleError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        # Deleting up to 390 MB that may take long to download again: ask first. execute() stays
+        # direct for scripts and the CLI.
+        return context.window_manager.invoke_confirm(  # type: ignore[no-any-return]
+            self, event, title=f"Remove {name}?",
+            message=f"Delete its model file(s) ({megabytes(size)}) from disk? Download or add it again to use it",
+            confirm_text="Remove", icon="WARNING",
+        )
 
     def execute(self, context: bpy.types.Context) -> Result:
         root = preferences.model_root(context)
@@ -133,11 +213,12 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
                 remove_custom(root, self.model_id)
                 self.report({"INFO"}, f"Removed the custom style {self.model_id}")
                 return {"FINISHED"}
-            freed = preferences.model_store(context).remove(get_style(self.model_id))
-        except RestyleError as exc:
+            entry = _catalog_entry(self.model_id)
+            freed = preferences.model_store(context).remove(entry)
+        except (RestyleError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Removed {get_style(self.model_id).name}: {megabytes(freed)} freed")
+        self.report({"INFO"}, f"Removed {entry.name}: {megabytes(freed)} freed")
         return {"FINISHED"}
 
 
@@ -150,7 +231,8 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
-    filter_glob: StringProperty(default="*.pth;*.pt;*.ckpt;*.safetensors", options={"HIDDEN"})  # type: ignore[valid-type]
+    filter_glob: StringProperty(  # type: ignore[valid-type]
+        default="*.pth;*.pt;*.ckpt;*.bin;*.safetensors", options={"HIDDEN"})
     name: StringProperty(name="Name", description="Name of the new style (default: from the file name)")  # type: ignore[valid-type]
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
@@ -159,25 +241,31 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         source = Path(bpy.path.abspath(self.filepath))
-        if not source.is_file():
-            self.report({"ERROR"}, f"No such file: {source}")
+        try:
+            entry, text = self._install(context, source)
+        except (RestyleError, OSError) as exc:
+            self.report({"ERROR"}, f"{source.name or source} was not added: {exc}")
             return {"CANCELLED"}
+        if entry.family != "depth":  # a depth checkpoint is picked in the photo import instead
+            context.scene.restyle.style = entry.id  # type: ignore[attr-defined]
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+    def _install(self, context: bpy.types.Context, source: Path) -> tuple[StyleEntry, str]:
+        # The cheap, torch-free checks first (folder, empty, extension, truncated, too big, code in
+        # the pickle, integer weights): a clear message without starting the worker.
+        target = regular_file(source)
+        check_model_file(target, name=source.name)
         store = preferences.model_store(context)
-        digest = sha256_of(source)
-        for entry in ALL_STYLES:  # a published file we know by its checksum
+        digest = sha256_of(target)
+        for entry in ALL_STYLES + DEPTH_MODELS:  # a published file we know by its checksum
             for file in entry.files:
                 if file.sha256 == digest:
-                    store.install_file(entry, file.role, source)
-                    self.report({"INFO"}, f"Installed {source.name} as {entry.name}")
-                    context.scene.restyle.style = entry.id  # type: ignore[attr-defined]
-                    return {"FINISHED"}
+                    store.install_file(entry, file.role, target)
+                    return entry, f"Installed {source.name} as {entry.name}"
         prefs = preferences.get(context)
-        try:
-            info = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0).inspect(str(source))
-            entry = add_custom(preferences.model_root(context), source, info["name"], self.name or None)
-        except (RestyleError, OSError) as exc:
-            self.report({"ERROR"}, f"{source.name} was not added: {exc}")
-            return {"CANCELLED"}
-        context.scene.restyle.style = entry.id  # type: ignore[attr-defined]
-        self.report({"INFO"}, f"Added '{entry.name}' ({info['name']}, {info['params']:,} parameters)")
-        return {"FINISHED"}
+        # The worker loads it for real (weights fit the network, no NaN or infinite values).
+        info = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0).inspect(str(target))
+        entry = add_custom(preferences.model_root(context), source, str(info["arch"]), self.name or None)
+        return entry, f"Added '{entry.name}' ({info['name']}, {info['params']:,} parameters)"
+

@@ -98,7 +98,7 @@ def test_worker_runs_a_model_from_its_file_and_inspects_files(client, tmp_path):
     assert out["a"].array.shape == (80, 72, 3)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a model")
-    with pytest.raises(WorkerFailed, match="not a readable PyTorch model file"):
+    with pytest.raises(WorkerFailed, match="junk.pth is not a PyTorch model file"):
         client.inspect(str(junk))
 
 
