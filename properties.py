@@ -20,9 +20,29 @@ DEVICE_HELP = {
     "cuda": "Run on an NVIDIA GPU",
     "mps": "Run on an Apple Silicon GPU",
 }
+# Blender's Title Case for menu entries and headings: every word capitalised except short
+# joining words; words with capitals of their own (GAN, AdaIN) are left as they are.
+_SMALL_WORDS = frozenset("a an and as at but by for from in into of on or the to via with".split())
+FAMILY_DESCRIPTIONS = {
+    "builtin": "Styles computed by the add-on itself: no download needed",
+    "gan": "Published style networks, downloaded on first use",
+    "arbitrary": "Styles that take the look of any image you choose",
+    "custom": "Style models you added from files",
+}
 _device_items: list[tuple[str, str, str]] = []  # Blender keeps pointers into these strings
 _style_items: list[tuple[str, str, str, str, int]] = []
 _custom_cache: dict[str, object] = {"key": None, "entries": []}
+
+
+def title_case(text: str) -> str:
+    """``"Downloaded GAN styles"`` -> ``"Downloaded GAN Styles"``; idempotent."""
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        bracket = word[:1] if word[:1] in "([" else ""
+        core = word[len(bracket):]
+        if core[:1].islower() and (index == 0 or bracket or core.lower() not in _SMALL_WORDS):
+            words[index] = bracket + core[0].upper() + core[1:]
+    return " ".join(words)
 
 
 def _stable_number(entry: StyleEntry) -> int:
@@ -54,17 +74,22 @@ def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[
     for entry in entries:
         if entry.family != family:
             family = entry.family
-            heading = 900_000 + list(FAMILY_TITLES).index(family)
-            items.append(("", FAMILY_TITLES[family], "", "NONE", heading))  # a heading in the menu
-        label = f"{entry.name} (non-commercial)" if entry.non_commercial else entry.name
+            families = list(FAMILY_TITLES)
+            heading = 900_000 + (families.index(family) if family in families else len(families))
+            title = title_case(FAMILY_TITLES.get(family, family))
+            items.append(("", title, FAMILY_DESCRIPTIONS.get(family, title), "NONE", heading))  # a menu heading
+        label = f"{entry.name} (Non-Commercial)" if entry.non_commercial else entry.name
         icon = {"builtin": "BRUSH_DATA", "gan": "IMPORT", "arbitrary": "IMAGE_DATA"}.get(entry.family, "FILE")
-        items.append((entry.id, label, entry.description, icon, _stable_number(entry)))
+        description = entry.description or f"The {entry.name} style"
+        items.append((entry.id, title_case(label) if entry.family != "custom" else label, description, icon,
+                      _stable_number(entry)))
     _style_items[:] = items
     return _style_items
 
 
 def known_devices() -> dict[str, bool]:
-    """The worker's answer once it has run, a torch-free guess before that."""
+    """The worker's answer once it has run, a torch-free guess before that (made once and kept:
+    this runs on every redraw of the device menu and the panel)."""
     return reported_devices() or guess_devices()
 
 
@@ -72,7 +97,7 @@ def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
     devices = known_devices()
     items = [("AUTO", "Auto", "The fastest device this machine has (CUDA, then Apple MPS, then CPU)")]
     for key in ("cpu", "cuda", "mps"):
-        label = DEVICE_LABELS[key] if devices.get(key) else f"{DEVICE_LABELS[key]} (unavailable)"
+        label = DEVICE_LABELS[key] if devices.get(key) else f"{DEVICE_LABELS[key]} (Unavailable)"
         items.append((key.upper(), label, DEVICE_HELP[key]))
     _device_items[:] = items
     return _device_items
@@ -94,6 +119,8 @@ class RestyleSettings(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", description="Where the style network runs", items=device_items)  # type: ignore[valid-type]
     precision: EnumProperty(  # type: ignore[valid-type]
         name="Precision",
+        description="Number format of the style network's arithmetic: lower precision is faster and uses less "
+                    "memory",
         items=[
             ("AUTO", "Auto", "Reduced precision (bf16/fp16) where the model's measured error allows it"),
             ("FULL", "Full", "Always compute in 32-bit floating point"),
@@ -124,6 +151,7 @@ class RestyleSettings(bpy.types.PropertyGroup):
     )
     output: EnumProperty(  # type: ignore[valid-type]
         name="Output",
+        description="Where the restyled images are kept",
         items=[
             ("FILES", "Files", "Save restyled images under //restyled/ beside the .blend (packed while unsaved)"),
             ("PACK", "Pack", "Pack restyled images into the .blend"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import bpy
 
 from .. import preferences
@@ -10,7 +12,7 @@ from ..ml.custom import find_style
 from ..ml.errors import RestyleError
 from ..operators import state
 from ..operators.models import megabytes
-from ..properties import known_devices, settings_of
+from ..properties import known_devices
 
 
 def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, entry: StyleEntry) -> bool:
@@ -20,9 +22,15 @@ def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, en
     col.label(text=f"License: {entry.license}", icon="INFO")
     if entry.non_commercial:
         col.label(text="Non-commercial use only", icon="ERROR")
-    store = preferences.model_store(context)
-    if store.is_installed(entry):
-        if entry.family != "custom" and not store.is_pinned(entry):
+    try:
+        store = preferences.model_store(context)
+        installed = store.is_installed(entry)
+        pinned = installed and (entry.family == "custom" or store.is_pinned(entry))
+    except (RestyleError, OSError) as exc:  # an unreadable model folder must not blank the panel
+        col.label(text=f"Model folder unreadable: {exc}", icon="ERROR")
+        return False
+    if installed:
+        if not pinned:
             col.label(text="Unpinned: checked against its first download", icon="UNLOCKED")
         box.operator("restyle.remove_model", icon="TRASH").model_id = entry.id
         return True
@@ -35,6 +43,38 @@ def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, en
     return False
 
 
+def chosen_style(context: bpy.types.Context, style_id: str) -> StyleEntry | None:
+    """The chosen style, or None when the id is empty (an enum value whose item is gone:
+    a removed custom style saved in an old .blend) or unknown."""
+    if not style_id:
+        return None
+    try:
+        return find_style(style_id, preferences.model_root(context, create=False))
+    except (RestyleError, OSError):
+        return None
+
+
+def draw_actions(layout: bpy.types.UILayout) -> None:
+    """The progress of a running job and the buttons, drawn whatever state the settings are in."""
+    status = state.CURRENT
+    if status.running:
+        box = layout.box()
+        fraction = float(status.fraction or 0.0)
+        fraction = min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else 0.0
+        box.progress(factor=fraction, text=f"{fraction:.0%} {status.text}")
+        box.label(text="Press Esc to cancel", icon="CANCEL")
+    row = layout.row()
+    row.scale_y = 1.4
+    row.operator("restyle.stylize_textures", icon="BRUSH_DATA")
+    layout.operator("restyle.revert_materials", icon="LOOP_BACK")
+    layout.operator("restyle.stylize_render", icon="RENDER_STILL")
+    layout.operator("restyle.install_model_file", icon="FILEBROWSER")
+    layout.separator()
+    layout.label(text="Geometry from Depth")
+    layout.operator("restyle.import_photo_mesh", icon="IMAGE_DATA")
+    layout.operator("restyle.mesh_from_depth_pass", icon="MOD_REMESH")
+
+
 class VIEW3D_PT_restyle(bpy.types.Panel):
     bl_label = "Neural Restyle"
     bl_idname = "VIEW3D_PT_restyle"
@@ -44,17 +84,22 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        assert layout is not None
-        settings = settings_of(context)
+        if layout is None:
+            return
+        # Odd states must not raise in draw(): a draw error blanks the whole tab on every redraw.
+        settings = getattr(context.scene, "restyle", None) if context.scene is not None else None
+        if settings is None:
+            layout.label(text="No scene settings: enable Neural Restyle for this file", icon="ERROR")
+            return
         layout.use_property_split = True
         layout.use_property_decorate = False
 
         col = layout.column()
         col.prop(settings, "style")
-        try:
-            entry = find_style(settings.style, preferences.model_root(context, create=False))
-        except RestyleError as exc:
-            col.label(text=str(exc), icon="ERROR")
+        entry = chosen_style(context, str(settings.style))
+        if entry is None:
+            col.label(text="Choose a style: the one saved in this file is not installed any more", icon="ERROR")
+            draw_actions(layout)
             return
         hint = col.row()
         hint.alignment = "RIGHT"
@@ -80,18 +125,4 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
             col.prop(settings, "output_folder")
 
         layout.use_property_split = False
-        status = state.CURRENT
-        if status.running:
-            box = layout.box()
-            box.progress(factor=status.fraction, text=f"{status.fraction:.0%} {status.text}")
-            box.label(text="Press Esc to cancel", icon="CANCEL")
-        row = layout.row()
-        row.scale_y = 1.4
-        row.operator("restyle.stylize_textures", icon="BRUSH_DATA")
-        layout.operator("restyle.revert_materials", icon="LOOP_BACK")
-        layout.operator("restyle.stylize_render", icon="RENDER_STILL")
-        layout.operator("restyle.install_model_file", icon="FILEBROWSER")
-        layout.separator()
-        layout.label(text="Geometry from Depth")
-        layout.operator("restyle.import_photo_mesh", icon="IMAGE_DATA")
-        layout.operator("restyle.mesh_from_depth_pass", icon="MOD_REMESH")
+        draw_actions(layout)

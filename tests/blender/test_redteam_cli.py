@@ -247,3 +247,92 @@ def test_an_excluded_collection_does_not_break_object_selection(cli, empty_scene
     report = tmp_path / "r.json"
     assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(path), "--report", str(report)]) == 0
     assert json.loads(report.read_text())["items"][0]["status"] == "done"
+
+
+# -- UI conventions and odd states (properties.py, panels/) ----------------------------
+def test_device_menu_never_runs_ldconfig_on_redraw(addon, monkeypatch):
+    properties = importlib.import_module(f"{ADDON_MODULE}.properties")
+    hardware = importlib.import_module(f"{ADDON_MODULE}.ml.hardware")
+    import ctypes.util
+
+    calls = []
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: calls.append(name) or real(name))
+    hardware.guess_devices.cache_clear()
+    for _ in range(50):  # fifty redraws of the Device menu
+        properties.device_items(None, bpy.context)
+    assert len(calls) <= 1
+
+
+class _Layout:
+    """Stands in for Blender's UILayout (there is none in background mode): accepts every call."""
+
+    def __init__(self, log):
+        object.__setattr__(self, "log", log)
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.log.append((name, kwargs.get("text", "")))
+            return _Layout(self.log)
+
+        return call
+
+    def __setattr__(self, name, value):
+        pass
+
+
+def _draw(context):
+    panel_class = importlib.import_module(f"{ADDON_MODULE}.panels.sidebar").VIEW3D_PT_restyle
+    log = []
+    panel = type("Panel", (), {"layout": _Layout(log)})()
+    panel_class.draw(panel, context)
+    return log
+
+
+@pytest.mark.parametrize("state", ["no scene", "no restyle settings", "style id gone", "custom style removed"])
+def test_panel_draws_odd_state_without_raising(addon, state):
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(style="toon", device="AUTO", output="FILES")
+    scene = SimpleNamespace(restyle=settings)
+    if state == "no scene":
+        scene = None
+    elif state == "no restyle settings":
+        scene = SimpleNamespace()
+    elif state == "style id gone":
+        settings.style = ""  # what Blender reads for a saved enum number whose item is gone
+    else:
+        settings.style = "custom-removed-last-week"
+    context = SimpleNamespace(scene=scene, preferences=bpy.context.preferences)
+    log = _draw(context)
+    texts = " ".join(text for _, text in log)
+    if state in ("no scene", "no restyle settings"):
+        assert "No scene settings" in texts
+    else:
+        assert "not installed any more" in texts
+        assert ("operator", "") in log  # the buttons are still there
+
+
+def test_every_setting_and_menu_entry_has_a_title_case_label_and_a_tooltip(addon):
+    properties = importlib.import_module(f"{ADDON_MODULE}.properties")
+    small = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"}
+
+    def title_cased(label):
+        words = [w.lstrip("([") for w in label.split()]
+        return all(not w or not w[0].islower() or (i and w in small) for i, w in enumerate(words))
+
+    rna = properties.RestyleSettings.bl_rna
+    for prop in rna.properties:
+        if prop.identifier in ("rna_type", "name"):
+            continue
+        assert prop.description, f"{prop.identifier} has no tooltip"
+        assert title_cased(prop.name), prop.name
+        if prop.type == "ENUM" and not prop.is_enum_flag and len(prop.enum_items):
+            for item in prop.enum_items:
+                assert item.description and title_cased(item.name), (prop.identifier, item.identifier)
+    for items in (properties.style_items(None, bpy.context), properties.device_items(None, bpy.context)):
+        for identifier, label, description, *_ in items:
+            assert description, (identifier, label)
+            assert title_cased(label), label
+    headings = [label for identifier, label, *_ in properties.style_items(None, bpy.context) if not identifier]
+    assert "Downloaded GAN Styles" in headings
