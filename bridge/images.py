@@ -188,7 +188,7 @@ def create_image(
     is_float = like.is_float
     extension, file_format = (".exr", "OPEN_EXR") if is_float else (".png", "PNG")
     if folder is not None:
-        outputs.ensure_folder(folder)
+        written.make_folder(folder)
     if None not in tiles:
         return _create_tiled(name, like, tiles, folder, stem, extension, file_format, written)
     array = tiles[None]

@@ -299,37 +299,39 @@ def _undo_slot(change: SlotChange) -> None:
         del change.obj[OBJECT_SLOTS_KEY]
 
 
+def undo_slots(changes: list[SlotChange]) -> None:
+    """Put back what assign() changed, newest first."""
+    for change in reversed(changes):
+        _undo_slot(change)
+    changes.clear()
+
+
 def assign(
-    plan: Plan, copies: dict[IdKey, bpy.types.Material], style: str
+    plan: Plan, copies: dict[IdKey, bpy.types.Material], style: str, changes: list[SlotChange]
 ) -> tuple[list[bpy.types.Material], list[str]]:
-    """Put the copies in the objects' slots, all or none.
+    """Put the copies in the objects' slots, recording each change in ``changes`` so that
+    the caller can undo them all (undo_slots) if a later step fails.
 
     Returns the earlier results this replaced and the objects that disappeared meanwhile."""
     replaced: list[bpy.types.Material] = []
     gone: list[str] = []
-    changes: list[SlotChange] = []
-    try:
-        for object_key in plan.objects:
-            obj = find_object(object_key)
-            if obj is None or not obj.is_editable:
-                gone.append(id_label(object_key))
+    for object_key in plan.objects:
+        obj = find_object(object_key)
+        if obj is None or not obj.is_editable:
+            gone.append(id_label(object_key))
+            continue
+        for index, slot in enumerate(obj.material_slots):
+            current = slot.material
+            if current is None:
                 continue
-            for index, slot in enumerate(obj.material_slots):
-                current = slot.material
-                if current is None:
-                    continue
-                copy = copies.get(id_key(original_of(current)))
-                if copy is None or current == copy:
-                    continue
-                switch = _needs_object_link(obj, slot)
-                changes.append(SlotChange(obj, index, current, switch))
-                _set_slot(obj, index, copy, switch)
-                if is_restyled(current) and current not in replaced:
-                    replaced.append(current)
-    except BaseException:
-        for change in reversed(changes):
-            _undo_slot(change)
-        raise
+            copy = copies.get(id_key(original_of(current)))
+            if copy is None or current == copy:
+                continue
+            switch = _needs_object_link(obj, slot)
+            changes.append(SlotChange(obj, index, current, switch))
+            _set_slot(obj, index, copy, switch)
+            if is_restyled(current) and current not in replaced:
+                replaced.append(current)
     for copy in copies.values():
         original = original_of(copy)
         for other in bpy.data.materials:

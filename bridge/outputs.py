@@ -139,21 +139,39 @@ def verify_file(path: str, expected_size: tuple[int, int] | None = None) -> str 
 
 
 class WrittenFiles:
-    """The files one job wrote, so that a failed job removes exactly those (and nothing else)."""
+    """The files (and folders) one job created, so that a failed job removes exactly those."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.folders: list[str] = []
 
     def add(self, path: str) -> None:
+        """Record ``path`` before writing it (a write that fails half-way still leaves a file)."""
         self.paths.append(path)
 
+    def make_folder(self, folder: str) -> None:
+        """ensure_folder(), remembering each folder level this call created."""
+        missing = []
+        probe = os.path.abspath(folder)
+        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        ensure_folder(folder)
+        self.folders.extend(missing)  # deepest first: the order they can be removed in
+
     def remove_all(self) -> list[str]:
-        """Delete every recorded file; returns the ones that could not be deleted."""
+        """Delete every recorded file and created folder left empty; returns what could not be deleted."""
         left: list[str] = []
         for path in reversed(self.paths):
             try:
                 _remove_quietly(path)
             except OSError:
                 left.append(path)
+        for folder in self.folders:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty: another result (or the user) put a file there meanwhile
         self.paths.clear()
+        self.folders.clear()
         return left

@@ -185,6 +185,7 @@ class StylizeRun:
         created: dict[IdKey, bpy.types.Image] = {}
         files: dict[IdKey, outputs.WrittenFiles] = {}
         copies = materials.Copies()
+        slot_changes: list[materials.SlotChange] = []
         try:
             for key, tiles in per_image.items():
                 source_image = images.find_image(key)
@@ -199,14 +200,15 @@ class StylizeRun:
                 image[materials.SOURCE_KEY] = source_image
                 created[key] = image
             materials.make_copies(self.plan, created, self.style, copies)
-            replaced, gone = materials.assign(self.plan, copies.materials, self.style)
+            replaced, gone = materials.assign(self.plan, copies.materials, self.style, slot_changes)
             if created and not any(copy.users for copy in copies.materials.values()):
                 raise NothingToRestyle("The selected objects or their materials were deleted while restyling")
         except BaseException:
+            materials.undo_slots(slot_changes)
             copies.remove()
             for image in created.values():
                 bpy.data.images.remove(image)
-            for written in files.values():
+            for written in reversed(list(files.values())):  # the first one made the folder
                 written.remove_all()
             raise
         for label in gone:
