@@ -22,6 +22,8 @@ def textured_blend(path: Path, seed: int) -> Path:
     bpy.ops.wm.read_homefile(use_empty=True)
     image = bpy.data.images.load(str(write_image(path.with_suffix(".png"), photo_like(40, 40, seed=seed))))
     material = bpy.data.materials.new(f"Mat{seed}")
+    if material.node_tree is None:  # 4.2 and 4.5: no node tree until use_nodes is set
+        material.use_nodes = True
     node = material.node_tree.nodes.new("ShaderNodeTexImage")
     node.image = image
     material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
