@@ -37,11 +37,13 @@ class ModelFile:
         return self.size_exact and not self.archive_member
 
     def byte_limit(self, size: int | None) -> int | None:
-        """The most bytes accepted for ``size``: exact sizes get no slack, estimates a quarter more.
-        A server that sends past it is not sending this file (an endless or hostile body)."""
+        """The most bytes accepted for ``size``: a published size gets a small margin, an estimate a
+        quarter more. A server that sends past it is not sending this file (an endless or hostile body)."""
         if size is None:
             return None
-        return size if self.size_exact and size == self.size else int(size * 1.25) + (1 << 20)
+        if self.size_exact and size == self.size:
+            return size + max(1 << 16, size // 100)
+        return int(size * 1.25) + (1 << 20)
 
 
 @dataclass(frozen=True)

@@ -591,8 +591,8 @@ class ModelStore:
                     if limit is not None and expected is not None and expected > limit:
                         part.unlink(missing_ok=True)
                         raise DownloadError(
-                            f"{url} announces {expected / 1e6:,.1f} MB, more than this model can be "
-                            f"({limit / 1e6:,.1f} MB): it is not the model file, nothing was downloaded"
+                            f"{url} announces {expected:,} bytes, more than this model can be ({limit:,} bytes): "
+                            "it is not the model file, nothing was downloaded"
                         )
                     with open(part, "ab" if resumed else "wb") as out:
                         while True:
@@ -606,7 +606,7 @@ class ModelStore:
                                 out.close()
                                 part.unlink(missing_ok=True)
                                 raise DownloadError(
-                                    f"{url} sent more than {limit / 1e6:,.1f} MB, more than this model can be: "
+                                    f"{url} sent more than {limit:,} bytes, more than this model can be: "
                                     "the download was stopped and the partial file deleted (the server is not "
                                     "sending the model file)"
                                 )

@@ -30,11 +30,8 @@ def megabytes(size: int | None, estimate: bool = False) -> str:
 
 
 def _catalog_entry(model_id: str) -> StyleEntry:
-    """A downloadable catalog entry: styles and depth models alike."""
-    for entry in ALL_STYLES + DEPTH_MODELS:
-        if entry.id == model_id:
-            return entry
-    return get_style(model_id)  # raises the clear "Unknown style" error
+    """A catalog entry, styles and depth models alike (an unknown id raises a clear error)."""
+    return get_style(model_id)
 
 
 class DownloadTask:
