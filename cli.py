@@ -300,6 +300,17 @@ def _blend_files(patterns: list[str]) -> list[str]:
     return files
 
 
+def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """--report and --save-as must not name a file the command reads: a report written over
+    a shot or a photo would destroy the artist's work. (--save-as onto the open file is --save.)"""
+    photos = [*getattr(args, "photos", []), getattr(args, "exr", None) or ""]
+    shots = list(args.blend or ([bpy.data.filepath] if bpy.data.filepath else []))
+    for option, target, read in (("--report", args.report, photos + shots),
+                                 ("--save-as", getattr(args, "save_as", None), photos)):
+        if target and os.path.realpath(target) in {os.path.realpath(p) for p in read if p}:
+            raise UsageError(f"restyle: argument {option}: '{target}' is one of the files this command reads")
+
+
 def validate(args: argparse.Namespace) -> None:
     """Every cheap check of the command line, before any work; raises UsageError."""
     if args.report:
@@ -310,6 +321,8 @@ def validate(args: argparse.Namespace) -> None:
                 get_style(args.model_id)
             except RestyleError as exc:
                 raise UsageError(f"restyle models download: argument model_id: {exc}") from None
+        if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):
+            raise UsageError(f"restyle: argument --report: '{args.report}' is the model file to install")
         return
     if args.command in ("stylize-textures", "stylize-render"):
         _style_for(args.command, args.style)
@@ -326,17 +339,18 @@ def validate(args: argparse.Namespace) -> None:
         if args.save_as:
             raise UsageError("restyle: argument --save-as: not with --blend (each file of a batch is saved in place)")
         args.blend = _blend_files(args.blend)
-        return
-    if args.save and args.save_as:
-        raise UsageError("restyle: argument --save: give --save or --save-as, not both")
-    if args.save_as:
-        if Path(args.save_as).suffix.lower() != ".blend":
-            raise UsageError(f"restyle: argument --save-as: '{args.save_as}' does not end in .blend")
-        args.save_as = _writable_file("--save-as", args.save_as)
-    if args.save:
-        if not bpy.data.filepath:
-            raise UsageError("restyle: argument --save: the open file was never saved: use --save-as PATH")
-        _writable_file("--save", bpy.data.filepath)
+    else:
+        if args.save and args.save_as:
+            raise UsageError("restyle: argument --save: give --save or --save-as, not both")
+        if args.save_as:
+            if Path(args.save_as).suffix.lower() != ".blend":
+                raise UsageError(f"restyle: argument --save-as: '{args.save_as}' does not end in .blend")
+            args.save_as = _writable_file("--save-as", args.save_as)
+        if args.save:
+            if not bpy.data.filepath:
+                raise UsageError("restyle: argument --save: the open file was never saved: use --save-as PATH")
+            _writable_file("--save", bpy.data.filepath)
+    _refuse_overwriting_inputs(args)
 
 
 # -- the work of each subcommand, on the open .blend --------------------------------------
@@ -444,10 +458,15 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
     action = ACTIONS[args.command]
     if not args.blend:
         item = Item(input=bpy.data.filepath or "(unsaved)")
-        _run_item(item, lambda: action(args))
-        if item.status == "done" and (args.save or args.save_as):
-            _run_item(item, lambda: _save(args.save_as))
-        report.add(item)
+        try:
+            _run_item(item, lambda: action(args))
+            if item.status == "done" and (args.save or args.save_as):
+                _run_item(item, lambda: _save(args.save_as))
+        except KeyboardInterrupt:
+            item.status, item.error = "failed", "interrupted"
+            raise
+        finally:
+            report.add(item)
         return
     pending = list(args.blend)
     try:

@@ -99,6 +99,10 @@ USAGE = {
                                             "argument --report: cannot write"),
     "report with a NUL byte": (["stylize-textures", "--style", "toon", "--report", "{tmp}/r\x00.json"],
                                "argument --report"),
+    "report over the open .blend": (["stylize-textures", "--style", "toon", "--report", "{shot}"],
+                                    "is one of the files this command reads"),
+    "report over a batch file": (["depth-mesh", "--blend", "{tmp}/*.blend", "--report", "{shot}"],
+                                 "is one of the files this command reads"),
     "output folder under a file": (["stylize-render", "--style", "toon", "--output-dir", "{shot}/frames"],
                                    "is a file, so"),
 }
@@ -199,6 +203,23 @@ def test_an_interrupted_batch_still_writes_its_report(cli, empty_scene, tmp_path
     assert [Path(i["input"]).name for i in items] == ["s1.blend", "s2.blend", "s3.blend"]
     assert items[0]["status"] == "done"
     assert all(i["status"] == "failed" and "interrupted" in i["error"] for i in items[1:])
+
+
+def test_an_interrupted_single_file_run_reports_it_and_saves_nothing(cli, shot, monkeypatch, capsys):
+    folder, path = shot
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.ACTIONS, "stylize-textures", interrupted)
+    before = snapshot(folder)
+    report = folder / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "toon", "--save", "--report", str(report)]) == 1
+    assert "interrupted" in capsys.readouterr().err
+    items = json.loads(report.read_text())["items"]
+    assert items[0]["status"] == "failed" and items[0]["error"] == "interrupted"
+    report.unlink()
+    assert snapshot(folder) == before  # --save did not save a half-done file
 
 
 def test_an_error_outside_any_item_exits_1_with_a_message_and_a_report(cli, shot, tmp_path, monkeypatch, capsys):
