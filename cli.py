@@ -305,6 +305,7 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
     a shot or a photo would destroy the artist's work. (--save-as onto the open file is --save.)"""
     photos = [*getattr(args, "photos", []), getattr(args, "exr", None) or ""]
     shots = list(args.blend or ([bpy.data.filepath] if bpy.data.filepath else []))
+    shots.append(getattr(args, "save_as", None) or "")  # the report must not replace the saved .blend either
     for option, target, read in (("--report", args.report, photos + shots),
                                  ("--save-as", getattr(args, "save_as", None), photos)):
         if target and os.path.realpath(target) in {os.path.realpath(p) for p in read if p}:
@@ -422,10 +423,13 @@ def do_import_photo(args: argparse.Namespace) -> str:
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
         raise RestyleError(f"no such photo: {', '.join(missing)}")
-    for photo in photos:  # one operator call per folder keeps each photo's own path
+    unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
+    if len(unique) < len(photos):
+        _say("restyle import-photo: a photo is listed more than once: imported once")
+    for photo in unique:  # one operator call per folder keeps each photo's own path
         _call(_operator("import_photo_mesh"), directory=str(photo.parent), files=[{"name": photo.name}],
               depth_model=args.depth_model, near=args.near, depth_range=args.depth_range, max_side=args.resolution)
-    return ", ".join(p.stem for p in photos)
+    return ", ".join(p.stem for p in unique)
 
 
 def do_depth_mesh(args: argparse.Namespace) -> str:

@@ -103,6 +103,8 @@ USAGE = {
                                     "is one of the files this command reads"),
     "report over a batch file": (["depth-mesh", "--blend", "{tmp}/*.blend", "--report", "{shot}"],
                                  "is one of the files this command reads"),
+    "report over the saved .blend": (["stylize-textures", "--style", "toon", "--save-as", "{tmp}/o.blend",
+                                      "--report", "{tmp}/o.blend"], "is one of the files this command reads"),
     "output folder under a file": (["stylize-render", "--style", "toon", "--output-dir", "{shot}/frames"],
                                    "is a file, so"),
 }
@@ -357,3 +359,16 @@ def test_every_setting_and_menu_entry_has_a_title_case_label_and_a_tooltip(addon
             assert title_cased(label), label
     headings = [label for identifier, label, *_ in properties.style_items(None, bpy.context) if not identifier]
     assert "Downloaded GAN Styles" in headings
+
+
+def test_a_photo_named_twice_is_imported_once(cli, empty_scene, tmp_path, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "wall.png"
+    Image.new("RGB", (24, 16), (120, 80, 40)).save(photo)
+    report = tmp_path / "r.json"
+    assert _run(cli, ["import-photo", str(photo), str(tmp_path / "." / "wall.png"), "--depth-model", "flat",
+                      "--report", str(report)]) == 0
+    assert "listed more than once" in capsys.readouterr().err
+    assert [c.name for c in bpy.data.collections] == ["wall"]
+    assert json.loads(report.read_text())["items"][0]["output"] == "wall"
