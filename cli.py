@@ -239,25 +239,21 @@ def _style_for(command: str, style_id: str) -> StyleEntry:
 
 def _writable_file(option: str, text: str) -> str:
     """An absolute path a file can be written to, checked by creating (and removing) a probe beside it."""
-    if "\x00" in text:  # pathlib's checks quietly answer False for these; opening raises
-        raise UsageError(f"argument {option}: the path {text!r} contains a NUL character")
     try:
         path = Path(text).expanduser().absolute()
         if path.is_dir():
-            raise UsageError(f"argument {option}: '{text}' is a folder, not a file")
+            raise UsageError(f"restyle: argument {option}: '{text}' is a folder, not a file")
         if not path.parent.is_dir():
-            raise UsageError(f"argument {option}: the folder '{path.parent}' does not exist")
+            raise UsageError(f"restyle: argument {option}: the folder '{path.parent}' does not exist")
         _probe(path.parent)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise UsageError(f"argument {option}: cannot write '{text}': {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"restyle: argument {option}: cannot write '{text}': {exc}") from None
     return str(path)
 
 
 def _writable_folder(option: str, text: str) -> str:
     """A folder that exists and can be written, or that can be created: its nearest existing
     parent is checked, nothing is created here (a wrong command line leaves no trace)."""
-    if "\x00" in text:
-        raise UsageError(f"argument {option}: the path {text!r} contains a NUL character")
     if text.startswith("//"):  # relative to each .blend: checked by the job when the file is open
         return text
     try:
@@ -266,10 +262,10 @@ def _writable_folder(option: str, text: str) -> str:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise UsageError(f"argument {option}: '{existing}' is a file, so '{text}' cannot be a folder")
+            raise UsageError(f"restyle: argument {option}: '{existing}' is a file, so '{text}' cannot be a folder")
         _probe(existing)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"argument {option}: cannot write in '{text}': {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"restyle: argument {option}: cannot write in '{text}': {exc}") from None
     return str(path)
 
 
@@ -575,6 +571,9 @@ def main(argv: list[str]) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
+        for text in argv:  # no path or name holds one; every file function would raise ValueError on it
+            if "\x00" in text:
+                raise UsageError(f"restyle: the argument {text!r} contains a NUL character")
         args = parser.parse_args(argv)
         validate(args)
     except UsageError as exc:
