@@ -302,7 +302,10 @@ def read_contents(path: Path, limit: int = MAX_MODEL_BYTES, name: str | None = N
         if zipfile.is_zipfile(path):
             return _contents_of_zip(path, name, limit)
         with open(path, "rb") as handle:
-            start = handle.read(1)
+            head = handle.read(4)
+        if head == b"PK\x03\x04":  # a zip whose end (the table of contents) is missing
+            raise UnsupportedModel(f"{name} is truncated or damaged: an incomplete PyTorch zip file")
+        start = head[:1]
         try:
             return _contents_of_legacy(path, name, limit)
         except UnsafeModelFile:
@@ -356,7 +359,7 @@ def check_model_file(path: Path, arch: str = "", limit: int = MAX_MODEL_BYTES, n
     if arch and found != arch:
         expected = ARCH_SIGNATURES[arch][0]
         what = ARCH_SIGNATURES[found][0] if found else "no known architecture"
-        raise UnsupportedModel(f"{name} is not a {expected} model (it holds {what})")
+        raise UnsupportedModel(f"{name} is not the expected {expected} model (it holds {what})")
     return contents
 
 

@@ -1,5 +1,6 @@
 """A local HTTP server for download tests: serves bytes by path, honours Range requests,
-and can be told to cut a response short or answer with an error."""
+and can be told to cut a response short, answer with an error, stream an endless body or
+announce a size it does not send."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, list[int]] = {}  # path -> byte counts at which to drop the next responses
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.endless: set[str] = set()  # paths answered with zeros forever, no Content-Length
+        self.announce: dict[str, int] = {}  # path -> a Content-Length to claim instead of the real one
+        self.sent: dict[str, int] = {}  # path -> bytes written for the last response
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -21,6 +25,9 @@ class FileServer:
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 path = self.path.split("?")[0]
                 server.requests.append((path, self.headers.get("Range")))
+                if path in server.endless:
+                    self._endless(path)
+                    return
                 data = server.files.get(path)
                 if data is None:
                     self.send_error(404)
@@ -36,7 +43,7 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(server.announce.get(path, len(body))))
                 self.end_headers()
                 cuts = server.cut_after.get(path)
                 if cuts:
@@ -45,6 +52,19 @@ class FileServer:
                     self.close_connection = True
                     return
                 self.wfile.write(body)
+
+            def _endless(self, path: str) -> None:
+                self.send_response(200)
+                self.end_headers()
+                block = bytes(1 << 16)
+                server.sent[path] = 0
+                try:
+                    while server.sent[path] < 1 << 30:  # a bound so a broken client cannot hang the test run
+                        self.wfile.write(block)
+                        server.sent[path] += len(block)
+                except OSError:  # the client hung up: what a careful client does
+                    pass
+                self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
