@@ -22,6 +22,7 @@ def available_devices() -> dict[str, bool]:
 
 def resolve_device(name: str) -> tuple[torch.device, str | None]:
     """The torch device for a user's choice, and a warning when it had to fall back."""
+    name = name.strip().lower()  # the panel's enum says "CUDA", the CLI "cuda"
     if name not in DEVICE_CHOICES:
         raise ValueError(f"unknown device '{name}' (choose one of {', '.join(DEVICE_CHOICES)})")
     available = available_devices()
@@ -47,6 +48,7 @@ def reduced_dtype(device: torch.device, precision: str, model_allows: bool) -> t
     small enough (``model_allows``); "full" always keeps fp32; "reduced" lowers it
     wherever the device supports it.
     """
+    precision = precision.strip().lower()
     if precision not in ("auto", "full", "reduced"):
         raise ValueError(f"unknown precision '{precision}' (choose auto, full or reduced)")
     if precision == "full" or (precision == "auto" and not model_allows):
