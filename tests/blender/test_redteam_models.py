@@ -1,0 +1,290 @@
+"""Red team in Blender: the model manager's operators under hostile downloads and bad files.
+
+Each case asserts the message the artist sees, that the operator cancels instead of raising a
+traceback, and that the model folder, the custom style list and the scene are as before."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import bpy
+import pytest
+import torch
+
+from tests.blender.scenes import pixels_of, select, write_image
+from tests.blender.support import ADDON_MODULE
+from tests.ml import checkpoints
+from tests.ml.http_server import FileServer
+from tests.ml.synthetic import photo_like
+
+PORTAL = b"<html><body>Sign in to continue to the guest network</body></html>\n" * 50
+
+
+def addon_module(name: str):
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+
+def saved_bytes(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def models(addon, tmp_path):
+    """An empty model folder and a local mirror, online access on."""
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    bpy.context.preferences.system.use_online_access = True
+    with FileServer() as server:
+        prefs.mirror_url, prefs.model_folder = server.url, str(tmp_path / "models")
+        yield SimpleNamespace(server=server, root=tmp_path / "models")
+        prefs.mirror_url, prefs.model_folder = "", ""
+    bpy.context.preferences.system.use_online_access = False
+
+
+def folder_state(root: Path) -> dict[str, str]:
+    """Every file under the model folder with its digest."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -- download, remove ---------------------------------------------------------------------------
+
+
+def test_offline_download_is_greyed_out_with_a_reason(models):
+    bpy.context.preferences.system.use_online_access = False
+    with pytest.raises(RuntimeError, match=r"Online access is off \(Preferences > System > Network"):
+        bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1")
+    assert models.server.requests == [] and folder_state(models.root) == {}
+
+
+def test_started_offline_names_the_command_line_not_preferences(models, monkeypatch):
+    bpy.context.preferences.system.use_online_access = False
+    monkeypatch.setattr(addon_module("preferences"), "started_offline", lambda: True)
+    with pytest.raises(RuntimeError, match=r"started offline \(e.g. with --offline-mode\)") as info:
+        bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1")
+    assert "Preferences" not in str(info.value)
+    store = addon_module("preferences").model_store(bpy.context)
+    with pytest.raises(addon_module("ml.errors").OnlineAccessDisabled, match="started offline"):
+        store.download(addon_module("ml.catalog").get_style("animegan2-face-paint-v1"))
+
+
+def test_captive_portal_download_cancels_records_nothing_and_the_real_file_installs_later(models):
+    models.server.files["/face_paint_512_v1.pt"] = PORTAL
+    with pytest.raises(RuntimeError, match="face_paint_512_v1.pt from .* is not a usable model file"):
+        bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1")
+    assert folder_state(models.root) == {}
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+    assert set(folder_state(models.root)) == {"face_paint_512_v1.pt", "hashes.json"}
+
+
+def test_endless_download_is_stopped_and_leaves_no_partial_file(models):
+    models.server.endless.add("/face_paint_512_v1.pt")
+    with pytest.raises(RuntimeError, match="sent more than .* bytes.*partial file deleted"):
+        bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1")
+    assert folder_state(models.root) == {}
+
+
+def test_remove_forgets_the_first_download_so_a_new_release_installs(models):
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+    assert bpy.ops.restyle.remove_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+    assert json.loads((models.root / "hashes.json").read_text()) == {}
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state(seed=5))
+    assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+
+
+@pytest.mark.parametrize("style", ["toon", "depth-builtin-fast"])
+def test_removing_a_builtin_style_is_an_error(models, style):
+    with pytest.raises(RuntimeError, match="built into Neural Restyle: it has no file and cannot be removed"):
+        bpy.ops.restyle.remove_model(model_id=style)
+    assert folder_state(models.root) == {}
+
+
+def test_remove_asks_before_deleting(models):
+    """In the UI, Remove opens a confirmation naming the size; nothing is deleted before the click."""
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+    before = folder_state(models.root)
+    asked = {}
+
+    def invoke_confirm(operator, event, **kwargs):
+        asked.update(kwargs)
+        return {"CANCELLED"}  # the artist moved the mouse away
+
+    operator_class = addon_module("operators.models").RESTYLE_OT_remove_model
+    fake = SimpleNamespace(model_id="animegan2-face-paint-v1", report=lambda *a: None)
+    fake._describe = lambda context: operator_class._describe(fake, context)
+    context = SimpleNamespace(preferences=bpy.context.preferences,
+                              window_manager=SimpleNamespace(invoke_confirm=invoke_confirm))
+    assert operator_class.invoke(fake, context, None) == {"CANCELLED"}
+    assert folder_state(models.root) == before
+    assert "Anime (Face Paint v1)" in asked["title"] and "8.6 MB" in asked["message"]
+
+
+def test_download_thread_gets_plain_python_only(models, monkeypatch):
+    """Everything from bpy is read on the main thread; the thread's task holds no bpy object."""
+    models_module = addon_module("operators.models")
+    preferences = addon_module("preferences")
+    threads = []
+    real = preferences.model_store
+
+    def recording(context):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(context)
+
+    monkeypatch.setattr(preferences, "model_store", recording)
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
+    assert threads == [True]
+    task = models_module.DownloadTask(real(bpy.context), addon_module("ml.catalog").get_style("cyclegan-monet"))
+    assert not any(type(value).__module__.startswith("bpy") for value in vars(task).values())
+    assert not any(type(value).__module__.startswith("bpy") for value in vars(task.store).values())
+
+
+# -- add custom style from file -----------------------------------------------------------------
+
+
+def bad_file(kind: str, folder: Path) -> tuple[Path, str]:
+    """A file (or folder) a user might pick, and the part of the message it must produce."""
+    if kind == "folder":
+        path = folder / "weights.pth"
+        path.mkdir()
+        return path, "is a folder, not a model file"
+    if kind == "empty":
+        path = folder / "empty.pth"
+        path.write_bytes(b"")
+        return path, r"empty \(0 bytes\)"
+    if kind == "web-page":
+        path = folder / "face_paint_512_v1.pt"
+        path.write_bytes(PORTAL)
+        return path, r"not a PyTorch model file \(it holds a web page or text\)"
+    if kind == "int-weights":
+        state = checkpoints.animegan2_state()
+        state["block_c.0.1.weight"] = state["block_c.0.1.weight"].to(torch.int32)
+        return checkpoints.save(state, folder / "int.pth"), "'block_c.0.1.weight' as int32"
+    if kind == "nan-weights":
+        state = checkpoints.animegan2_state()
+        state["block_e.0.1.weight"][0] = float("nan")
+        return checkpoints.save(state, folder / "nan.pth"), "'block_e.0.1.weight' holds .* NaN or infinite"
+    if kind == "adain-decoder-only":
+        path = checkpoints.save(checkpoints.adain_states()["decoder"], folder / "my_decoder.pth")
+        return path, "only the AdaIN decoder: a style needs vgg_normalised.pth"
+    if kind == "adain-vgg-only":
+        path = checkpoints.save(checkpoints.adain_states()["vgg"], folder / "my_vgg.pth")
+        return path, "only the AdaIN VGG encoder: a style needs decoder.pth"
+    if kind == "truncated-safetensors":
+        from safetensors.torch import save_file
+
+        whole = folder / "whole.safetensors"
+        save_file(checkpoints.animegan2_state(), str(whole))
+        path = folder / "cut.safetensors"
+        path.write_bytes(whole.read_bytes()[:4000])
+        return path, "cut.safetensors is truncated"
+    if kind == "onnx":
+        path = folder / "model.onnx"
+        path.write_bytes(b"\x08\x07" * 100)
+        return path, "model.onnx is not a model file: accepted are .pth"
+    if kind == "broken-link":
+        path = folder / "linked.pth"
+        path.symlink_to(folder / "moved-away.pth")
+        return path, r"does not exist \(or is a broken link\)"
+    if kind == "bomb":
+        plain = io.BytesIO(saved_bytes({"weight": torch.zeros(1 << 20)}))
+        path = folder / "bomb.pth"
+        import zipfile
+
+        with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info))
+        return path, "would take 4 MB once loaded"
+    raise AssertionError(kind)
+
+
+BAD_KINDS = ["folder", "empty", "web-page", "int-weights", "nan-weights", "adain-decoder-only", "adain-vgg-only",
+             "truncated-safetensors", "onnx", "broken-link", "bomb"]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_add_custom_style_refuses_bad_files_clearly(models, empty_scene, tmp_path, monkeypatch, kind):
+    if kind == "bomb":  # a 4 MB tensor against a 1 MB limit stands for 4 GB against the real one
+        monkeypatch.setattr(addon_module("operators.models"), "check_model_file",
+                            lambda path, name=None: addon_module("ml.store").check_model_file(path, "", 1 << 20, name))
+    path, message = bad_file(kind, tmp_path)
+    style_before = bpy.context.scene.restyle.style
+    before = folder_state(models.root)
+    with pytest.raises(RuntimeError, match=f"was not added: .*{message}"):
+        bpy.ops.restyle.install_model_file(filepath=str(path))
+    assert folder_state(models.root) == before
+    assert bpy.context.scene.restyle.style == style_before
+
+
+def test_upper_case_safetensors_is_added(models, empty_scene, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "STUDIO_LOOK.SAFETENSORS"
+    save_file(checkpoints.animegan2_state(), str(path))
+    assert bpy.ops.restyle.install_model_file(filepath=str(path), name="Studio Look") == {"FINISHED"}
+    assert bpy.context.scene.restyle.style == "custom-studio-look"
+    assert (models.root / "custom" / "custom-studio-look.safetensors").is_file()
+
+
+@pytest.fixture
+def textured_cube(empty_scene, tmp_path):
+    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(32, 32, seed=5))))
+    material = addon_module("bridge.compat").new_node_material("Bark")
+    tex = material.node_tree.nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    material.node_tree.links.new(tex.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.data.materials.append(material)
+    select([cube])
+    return cube
+
+
+def test_deleted_custom_style_file_says_where_it_was_not_click_download(models, textured_cube, tmp_path):
+    source = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "mine.pth")
+    assert bpy.ops.restyle.install_model_file(filepath=str(source), name="Mine") == {"FINISHED"}
+    model_file = models.root / "custom" / "custom-mine.pth"
+    model_file.unlink()
+    original = pixels_of(bpy.data.images["bark.png"]).copy()
+    with pytest.raises(RuntimeError, match=f"missing: it was at {model_file}") as info:
+        bpy.ops.restyle.stylize_textures()
+    assert "click Download" not in str(info.value)
+    assert textured_cube.material_slots[0].material.name == "Bark"
+    assert (pixels_of(bpy.data.images["bark.png"]) == original).all()
+    assert sorted(i.name for i in bpy.data.images) == ["bark.png"]
+
+
+def test_corrupted_custom_list_keeps_earlier_styles_in_the_menu(models, empty_scene, tmp_path):
+    for name, seed in (("First Look", 0), ("Second Look", 1)):
+        source = checkpoints.save(checkpoints.animegan2_state(seed=seed), tmp_path / f"{seed}.pth")
+        assert bpy.ops.restyle.install_model_file(filepath=str(source), name=name) == {"FINISHED"}
+    (models.root / "custom.json").write_text('[{"id": "custom-first-look", "na')  # a crash mid-write
+    properties = addon_module("properties")
+    ids = {ident for ident, *_ in properties.style_items(None, bpy.context)}
+    assert {"custom-first-look", "custom-second-look"} <= ids
+
+
+def test_published_file_with_a_pinned_hash_installs_as_its_style(models, empty_scene, tmp_path, monkeypatch):
+    catalog = addon_module("ml.catalog")
+    data = saved_bytes(checkpoints.animegan2_state())
+    entry = catalog._BY_ID["animegan2-face-paint-v2"]
+    pinned = (replace(entry.files[0], sha256=hashlib.sha256(data).hexdigest()),)
+    monkeypatch.setitem(catalog._BY_ID, entry.id, replace(entry, files=pinned))
+    monkeypatch.setattr(addon_module("operators.models"), "ALL_STYLES", (replace(entry, files=pinned),))
+    path = tmp_path / "FACE_PAINT_512_V2.PT"
+    path.write_bytes(data)
+    assert bpy.ops.restyle.install_model_file(filepath=str(path)) == {"FINISHED"}
+    assert (models.root / "face_paint_512_v2.pt").read_bytes() == data
