@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from . import preferences
 from .ml.catalog import ALL_STYLES, FAMILY_TITLES, StyleEntry
 from .ml.client import reported_devices
 from .ml.custom import INDEX, custom_styles
+from .ml.errors import RestyleError
 from .ml.hardware import guess_devices
+
+log = logging.getLogger(__name__)
 
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "mps": "Apple MPS"}
 DEVICE_HELP = {
@@ -63,7 +67,12 @@ def installed_custom_styles(context: bpy.types.Context | None) -> list[StyleEntr
     except OSError:
         return []
     if _custom_cache["key"] != key:
-        _custom_cache["key"], _custom_cache["entries"] = key, custom_styles(root)
+        try:
+            entries = custom_styles(root)
+        except (RestyleError, OSError, ValueError) as exc:  # an enum callback that raises empties the menu
+            log.warning("custom styles could not be read from %s: %s", index, exc)
+            entries = []
+        _custom_cache["key"], _custom_cache["entries"] = key, entries
     return list(_custom_cache["entries"])  # type: ignore[call-overload]
 
 

@@ -373,3 +373,16 @@ def test_a_photo_named_twice_is_imported_once(cli, empty_scene, tmp_path, capsys
     assert "listed more than once" in capsys.readouterr().err
     assert [c.name for c in bpy.data.collections] == ["wall"]
     assert json.loads(report.read_text())["items"][0]["output"] == "wall"
+
+
+def test_style_menu_survives_an_unreadable_custom_index(addon, tmp_path):
+    properties = importlib.import_module(f"{ADDON_MODULE}.properties")
+    custom = importlib.import_module(f"{ADDON_MODULE}.ml.custom")
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    (tmp_path / custom.INDEX).mkdir(parents=True)  # custom.json is a folder: reading it raises
+    prefs.model_folder = str(tmp_path)
+    try:
+        items = properties.style_items(None, bpy.context)
+    finally:
+        prefs.model_folder = ""
+    assert "toon" in [identifier for identifier, *_ in items]
