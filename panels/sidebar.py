@@ -39,7 +39,9 @@ def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, en
     row.enabled = bpy.app.online_access
     row.operator("restyle.download_model", icon="IMPORT").model_id = entry.id
     if not bpy.app.online_access:
-        box.label(text="Online access is off: use Add Custom Style from File", icon="INFO")
+        # The reason names what the user can change: --offline-mode locks the preference.
+        box.label(text=preferences.offline_reason(), icon="INFO")
+        box.label(text="Or add the model's file with Add Custom Style from File")
     return False
 
 

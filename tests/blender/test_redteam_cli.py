@@ -313,7 +313,8 @@ def _draw(context):
     return log
 
 
-@pytest.mark.parametrize("state", ["no scene", "no restyle settings", "style id gone", "custom style removed"])
+@pytest.mark.parametrize("state", ["no scene", "no restyle settings", "style id gone", "custom style removed",
+                                   "download offline"])
 def test_panel_draws_odd_state_without_raising(addon, state):
     from types import SimpleNamespace
 
@@ -323,6 +324,8 @@ def test_panel_draws_odd_state_without_raising(addon, state):
         scene = None
     elif state == "no restyle settings":
         scene = SimpleNamespace()
+    elif state == "download offline":
+        settings.style = "cyclegan-monet"
     elif state == "style id gone":
         settings.style = ""  # what Blender reads for a saved enum number whose item is gone
     else:
@@ -332,6 +335,10 @@ def test_panel_draws_odd_state_without_raising(addon, state):
     texts = " ".join(text for _, text in log)
     if state in ("no scene", "no restyle settings"):
         assert "No scene settings" in texts
+    elif state == "download offline":
+        assert not bpy.app.online_access
+        assert "Online access is off" in texts or "started offline" in texts
+        assert "Add Custom Style from File" in texts
     else:
         assert "not installed any more" in texts
         assert ("operator", "") in log  # the buttons are still there
