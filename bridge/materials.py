@@ -375,7 +375,7 @@ def remove_unused(materials: Iterable[bpy.types.Material]) -> None:
                 images += _images_in([group])
                 bpy.data.node_groups.remove(group)
         for image in dict.fromkeys(images):
-            if image.get(SOURCE_KEY) is not None and image.users == 0:
+            if SOURCE_KEY in image.keys() and image.users == 0:  # the source may be gone: the key stays
                 bpy.data.images.remove(image)
 
 

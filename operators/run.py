@@ -63,7 +63,7 @@ class Outcome:
     def summary(self, style: str) -> str:
         text = f"Restyled {self.textures} texture(s) in {self.materials} material(s) as '{style}'"
         if self.skipped:
-            text += f"; skipped {len(self.skipped)} data map(s): " + ", ".join(
+            text += f"; skipped {len(self.skipped)}: " + ", ".join(
                 f"{name} ({why})" for name, why in self.skipped.items()
             )
         if self.failed:
