@@ -53,7 +53,7 @@ def mirror(addon, model_files, tmp_path, monkeypatch):
 @pytest.fixture
 def textured_cube(empty_scene, tmp_path):
     image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(64, 64, seed=5))))
-    material = bpy.data.materials.new("Bark")
+    material = importlib.import_module(f"{ADDON_MODULE}.bridge.compat").new_node_material("Bark")  # 4.x: no tree
     tex = material.node_tree.nodes.new("ShaderNodeTexImage")
     tex.image = image
     material.node_tree.links.new(tex.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
