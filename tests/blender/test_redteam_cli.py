@@ -393,3 +393,18 @@ def test_style_menu_survives_an_unreadable_custom_index(addon, tmp_path):
     finally:
         prefs.model_folder = ""
     assert "toon" in [identifier for identifier, *_ in items]
+
+
+def test_frame_zero_is_rendered_as_frame_zero_not_the_current_frame(cli, empty_scene, tmp_path, monkeypatch):
+    scene = bpy.context.scene
+    scene.frame_current = 7
+    seen = {}
+
+    def fake_call(operator, **kwargs):
+        seen.update(kwargs, current=bpy.context.scene.frame_current)
+
+    monkeypatch.setattr(cli, "_call", fake_call)
+    assert _run(cli, ["stylize-render", "--style", "toon", "--frames", "0-2", "--output-dir", str(tmp_path)]) == 0
+    # The operator reads frame_start 0 as "the current frame": frame 0 must be the current one then.
+    assert seen["frame_start"] == 0 and seen["frame_end"] == 2 and seen["current"] == 0
+    assert scene.frame_current == 7  # put back afterwards
