@@ -447,6 +447,7 @@ class ModelStore:
         expected = pinned or self._recorded().get(name)
         if expected is not None and digest != expected:
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".version").unlink(missing_ok=True)
             source = "the published checksum" if pinned else "the file first downloaded on this machine"
             raise ChecksumMismatch(
                 f"{name} does not match {source} (sha256 {digest[:12]}..., expected {expected[:12]}...): "
@@ -461,6 +462,7 @@ class ModelStore:
             check_model_file(path, file.arch, max(MAX_MODEL_BYTES, file.byte_limit(file.size) or 0), file.filename)
         except RestyleError as exc:
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".version").unlink(missing_ok=True)
             raise NotAModelFile(
                 f"{name} from {origin} is not a usable model file: {exc}. It was deleted and nothing was "
                 "recorded about it, so Download can try again (check the network, proxy or mirror)"
@@ -548,6 +550,7 @@ class ModelStore:
             raise DownloadError(f"Could not unpack {archive_name} into {self.root}: {exc.strerror or exc}") from exc
         finally:
             part.unlink(missing_ok=True)
+            part.with_name(part.name + ".version").unlink(missing_ok=True)
             for temporary, _ in extracted:
                 temporary.unlink(missing_ok=True)
         return fetched
@@ -583,16 +586,28 @@ class ModelStore:
                 time.sleep(self.retry_wait * attempt)
             have = part.stat().st_size if part.exists() else 0
             headers = {"User-Agent": USER_AGENT}
+            # The version of the file the partial download came from: with If-Range a server whose
+            # file changed since sends it whole instead of the rest of the new one after the old start.
+            validator_file = part.with_name(part.name + ".version")
+            validator = _read_text(validator_file) if have else None
             if have:
                 headers["Range"] = f"bytes={have}-"
+                if validator:
+                    headers["If-Range"] = validator
             try:
                 with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout) as rsp:
-                    resumed = have and rsp.status == 206
+                    resumed = have and rsp.status == 206 and _range_start(rsp.headers.get("Content-Range")) == have
+                    version = rsp.headers.get("ETag") or rsp.headers.get("Last-Modified")
+                    if version and not resumed:
+                        validator_file.write_text(version, encoding="utf-8")
+                    elif not version:
+                        validator_file.unlink(missing_ok=True)
                     length = rsp.headers.get("Content-Length")
                     expected = (have if resumed else 0) + int(length) if length is not None else None
                     done = have if resumed else 0
                     if limit is not None and expected is not None and expected > limit:
                         part.unlink(missing_ok=True)
+                        validator_file.unlink(missing_ok=True)
                         raise DownloadError(
                             f"{url} announces {expected:,} bytes, more than this model can be ({limit:,} bytes): "
                             "it is not the model file, nothing was downloaded"
@@ -608,6 +623,7 @@ class ModelStore:
                             if limit is not None and done > limit:
                                 out.close()
                                 part.unlink(missing_ok=True)
+                                validator_file.unlink(missing_ok=True)
                                 raise DownloadError(
                                     f"{url} sent more than {limit:,} bytes, more than this model can be: "
                                     "the download was stopped and the partial file deleted (the server is not "
@@ -616,6 +632,7 @@ class ModelStore:
                             out.write(block)
                             report(done, expected)
                 if expected is None or done >= expected:
+                    validator_file.unlink(missing_ok=True)
                     return done
                 last_error = TruncatedDownload(f"the connection closed after {done} of {expected} bytes")
             except urllib.error.HTTPError as exc:
@@ -630,6 +647,7 @@ class ModelStore:
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     part.unlink(missing_ok=True)
+                    part.with_name(part.name + ".version").unlink(missing_ok=True)
                     raise DiskFull(f"The disk holding {self.root} is full: free some space and download again") from exc
                 if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError)) or exc.errno in (
                     errno.ECONNRESET, errno.ECONNREFUSED):
@@ -681,6 +699,19 @@ class ModelStore:
         # is trusted), so a bad first download can never lock the genuine file out.
         self._forget(forget)
         return freed
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes START-END/TOTAL`` answer."""
+    match = re.match(r"bytes (\d+)-", content_range or "")
+    return int(match.group(1)) if match else None
 
 
 def _entries_sharing(url: str) -> list[StyleEntry]:

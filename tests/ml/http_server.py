@@ -4,6 +4,7 @@ announce a size it does not send."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -33,15 +34,18 @@ class FileServer:
                     self.send_error(404)
                     return
                 start = 0
-                if self.headers.get("Range"):
+                etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+                if_range = self.headers.get("If-Range")
+                if self.headers.get("Range") and (if_range is None or if_range == etag):
                     start = int(self.headers["Range"].split("=")[1].split("-")[0])
                     if start >= len(data):
                         self.send_error(416)
                         return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
+                else:  # no range, or the file changed since the client's partial copy: all of it
                     self.send_response(200)
+                self.send_header("ETag", etag)
                 body = data[start:]
                 self.send_header("Content-Length", str(server.announce.get(path, len(body))))
                 self.end_headers()

@@ -117,6 +117,20 @@ def test_deflate_bomb_archive_is_refused_before_it_expands_and_not_trusted(tmp_p
     assert "saved_models.zip" in records(tmp_path)
 
 
+def test_file_that_changes_between_attempts_is_fetched_whole_not_spliced(tmp_path, server):
+    old = saved_bytes(checkpoints.animegan2_state())
+    new = saved_bytes(checkpoints.animegan2_state(seed=9))
+    server.files["/model.pth"] = old
+    server.cut_after["/model.pth"] = [len(old) // 2]
+    store = make_store(tmp_path, server, retries=1)
+    with pytest.raises(DownloadError, match="stopped early"):
+        store.download(unpinned())
+    server.files["/model.pth"] = new  # upstream replaced the file before the user retried
+    assert store.download(unpinned())["model"].read_bytes() == new
+    assert server.requests[-1][1] == f"bytes={len(old) // 2}-"  # it asked to resume; the server said no
+    assert store_files(tmp_path) == [HASHES_FILE, "model.pth"]
+
+
 def test_remove_forgets_the_recorded_hash(tmp_path, server):
     server.files["/model.pth"] = saved_bytes(checkpoints.animegan2_state())
     store = make_store(tmp_path, server)
