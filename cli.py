@@ -32,6 +32,7 @@ import bpy
 
 from . import preferences
 from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from .ml.custom import PREFIX as CUSTOM_PREFIX
 from .ml.custom import find_style
 from .ml.errors import RestyleError
 from .properties import settings_of
@@ -313,11 +314,13 @@ def validate(args: argparse.Namespace) -> None:
     if args.report:
         args.report = _writable_file("--report", args.report)
     if args.command == "models":
-        if args.action == "download":
+        # A catalog id that does not exist is a typo (2); a custom style that is already gone
+        # is a failed item (1), since the same command succeeded a moment ago.
+        if args.action == "download" or (args.action == "remove" and not args.model_id.startswith(CUSTOM_PREFIX)):
             try:
                 get_style(args.model_id)
             except RestyleError as exc:
-                raise UsageError(f"restyle models download: argument model_id: {exc}") from None
+                raise UsageError(f"restyle models {args.action}: argument model_id: {exc}") from None
         if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):
             raise UsageError(f"restyle: argument --report: '{args.report}' is the model file to install")
         return

@@ -86,6 +86,7 @@ USAGE = {
     "option of another subcommand": (["stylize-textures", "--style", "toon", "--frames", "1-4"], "unrecognized"),
     "unknown depth model": (["import-photo", "x.jpg", "--depth-model", "midas"], "unknown depth model 'midas'"),
     "download an unknown model": (["models", "download", "gpt-5"], "Unknown style 'gpt-5'"),
+    "remove an unknown model": (["models", "remove", "gpt-5"], "models remove: argument model_id: Unknown style"),
     "save-as not a .blend": (["stylize-textures", "--style", "toon", "--save-as", "{tmp}/out.txt"], "end in .blend"),
     "save-as with --blend": (["stylize-textures", "--style", "toon", "--blend", "{shot}", "--save-as", "{tmp}/o.blend"],
                              "--save-as: not with --blend"),
