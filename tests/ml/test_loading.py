@@ -107,3 +107,14 @@ def test_safetensors_files_load_and_are_detected(tmp_path):
     broken.write_bytes(b"\x00" * 16)
     with pytest.raises(UnsupportedModel):
         read_state_dict(broken)
+
+
+def test_legacy_format_checkpoint_passes_the_torch_free_check_and_loads(tmp_path):
+    """Upstream's 2017 CycleGAN files use torch's pre-1.6 format: the download check reads it too."""
+    from ml.store import check_model_file
+
+    path = tmp_path / "style_monet.pth"
+    torch.save(checkpoints.cyclegan_state(blocks=9, legacy=True), path, _use_new_zipfile_serialization=False)
+    contents = check_model_file(path, "cyclegan")
+    assert contents.format == "pytorch-legacy" and contents.loaded_bytes > 45_000_000
+    assert load_style_network({"model": path})[0] == "cyclegan"
