@@ -334,6 +334,11 @@ def validate(args: argparse.Namespace) -> None:
             raise UsageError(f"restyle import-photo: argument --depth-model: unknown depth model "
                              f"'{args.depth_model}' (choose from {', '.join(sorted(choices))})")
     if getattr(args, "output_dir", None):
+        if args.output_dir.startswith("//") and not args.blend and not bpy.data.filepath:
+            # Without a saved file Blender resolves "//frames" against the working folder:
+            # the frames would land wherever the command happened to be started.
+            raise UsageError(f"restyle: argument --output-dir: '{args.output_dir}' is relative to the .blend, "
+                             "but the open file was never saved: give a full path")
         args.output_dir = _writable_folder("--output-dir", args.output_dir)
     if args.blend:
         if args.save_as:

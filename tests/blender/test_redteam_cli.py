@@ -132,6 +132,15 @@ def test_usage_error_exits_2_before_touching_anything(cli, shot, capsys, case):
     assert sorted(o.name for o in bpy.data.objects) == objects and bpy.context.scene.restyle.style == style
 
 
+def test_blend_relative_output_of_a_never_saved_file_is_refused(cli, empty_scene, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bpy.ops.object.camera_add()
+    bpy.context.scene.camera = bpy.context.active_object
+    assert _run(cli, ["stylize-render", "--style", "toon", "--output-dir", "//frames"]) == 2
+    assert "relative to the .blend, but the open file was never saved" in capsys.readouterr().err
+    assert not (tmp_path / "frames").exists()  # "//frames" of an unsaved file is the working folder's
+
+
 def test_save_on_a_never_saved_file_is_refused_before_the_work(cli, empty_scene, capsys):
     bpy.ops.mesh.primitive_cube_add()
     materials = len(bpy.data.materials)
