@@ -581,6 +581,24 @@ def test_everything_deleted_while_restyling_changes_nothing(lab):
     assert snapshot(lab) == before
 
 
+def test_undo_while_restyling_does_not_crash_and_uses_the_restored_data(lab):
+    """An undo replaces every datablock in memory: a held RNA reference would point at freed data."""
+    obj = cube("Prop", textured("Wood", file_image(lab / "tex", "a.png", seed=35)))
+    select([obj])
+    bpy.ops.ed.undo_push(message="before the job")
+    job = _start_run([obj])
+    bpy.data.objects["Prop"].location.x = 5.0
+    bpy.ops.ed.undo_push(message="the user moves the object while the job runs")
+    bpy.ops.ed.undo()
+    try:
+        job.job.wait()
+        outcome = job.finish()
+    finally:
+        job.job.close()
+    assert outcome.textures == 1
+    assert bpy.data.objects["Prop"].material_slots[0].material.name == "Wood.toon"
+
+
 # -- 24-26: the job runner always cleans up ---------------------------------------------------------------
 class _FakeJob:
     def __init__(self, done: bool = True) -> None:
@@ -588,6 +606,8 @@ class _FakeJob:
         self.cancelled = self.closed = False
 
     def poll(self) -> bool:
+        if self.cancelled:
+            raise _module("ml.errors").JobCancelled()
         return self.done
 
     def wait(self) -> None:
@@ -640,6 +660,17 @@ def test_window_closing_mid_job_cancels_it_and_clears_the_flag(lab):
     runner.cancel(bpy.context)  # what Blender calls when the window closes or a file loads
     assert job.cancelled and job.closed and not state.CURRENT.running
     assert runner.modal(bpy.context, SimpleNamespace(type="TIMER")) == {"CANCELLED"}
+
+
+def test_escape_mid_job_cancels_reports_and_clears_the_flag(lab):
+    state = _module("operators.state")
+    job = _FakeJob(done=False)
+    runner = _runner(job)
+    assert runner._begin(bpy.context)
+    assert runner.modal(bpy.context, SimpleNamespace(type="MOUSEMOVE")) == {"PASS_THROUGH"}
+    assert runner.modal(bpy.context, SimpleNamespace(type="ESC")) == {"CANCELLED"}
+    assert job.cancelled and job.closed and not state.CURRENT.running
+    assert runner.reports[-1] == ("WARNING", "Cancelled: nothing was changed")
 
 
 def test_unexpected_error_in_the_real_operator_changes_nothing_and_unlocks(lab, monkeypatch):
