@@ -107,13 +107,16 @@ class JobOperator:
             return {"CANCELLED"}
 
     def _stop(self, context: bpy.types.Context) -> None:
-        """Every clean-up step, each on its own so that one failing cannot skip the rest."""
+        """The clean-up every way out of a job reaches: the running flag is cleared first,
+        and a job that fails to close (its worker gone) is logged, never raised from here."""
         job, self._job = self._job, None
+        state.end()
         try:
             if job is not None:
                 job.close()
+        except Exception:  # noqa: BLE001  the job's own error was reported already
+            log.warning("%s: the job did not close cleanly", self.job_label, exc_info=True)
         finally:
-            state.end()
             timer, self._timer = self._timer, None
             wm = context.window_manager
             if timer is not None and wm is not None:
