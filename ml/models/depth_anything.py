@@ -17,6 +17,7 @@ from torch import nn
 PATCH = 14
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+POS_OFFSET = 0.1  # DINOv2's offset on the patch counts when it scales the positional grid
 
 
 @dataclass(frozen=True)
@@ -101,20 +102,36 @@ class DinoViT(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, config.heads) for _ in range(config.depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
-    def _positions(self, rows: int, cols: int) -> torch.Tensor:
-        cls_pos, grid = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-        side = int(math.sqrt(grid.shape[1]))
-        grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        if (rows, cols) != (side, side):
-            grid = F.interpolate(grid.float(), size=(rows, cols), mode="bicubic", align_corners=False).to(grid.dtype)
-        return torch.cat([cls_pos, grid.flatten(2).transpose(1, 2)], dim=1)
+    def positions(self, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+        """The positional embedding for an input of ``height`` x ``width`` pixels, as DINOv2 makes it.
+
+        The 37 x 37 grid is resized by a SCALE FACTOR, (patches + 0.1) / 37 per axis, not to a target
+        size: bicubic then samples at (i + 0.5) / factor - 0.5, which the published weights were
+        trained with (the 0.1 keeps floor(37 x factor) from falling one short in floating point).
+        Only a square input of exactly the stored grid keeps the table unchanged. The resize runs in
+        float32 whatever the tokens' dtype, and the result is cast to it."""
+        rows, cols = height // PATCH, width // PATCH
+        stored = self.pos_embed.shape[1] - 1
+        if rows * cols == stored and height == width:
+            return self.pos_embed
+        table = self.pos_embed.float()
+        side = math.sqrt(stored)
+        grid = table[:, 1:].reshape(1, int(side), int(side), -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, scale_factor=((rows + POS_OFFSET) / side, (cols + POS_OFFSET) / side),
+                             mode="bicubic", align_corners=False, antialias=False)
+        if grid.shape[-2:] != (rows, cols):  # cannot happen with the offset; fail loudly rather than misalign
+            raise ValueError(f"positional grid resized to {tuple(grid.shape[-2:])}, expected {(rows, cols)}")
+        return torch.cat([table[:, :1], grid.flatten(2).transpose(1, 2)], dim=1).to(dtype)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) image -> (N, 1 + patches, dim) tokens: class token first, positions added."""
+        tokens = self.patch_embed(x)
+        tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        return tokens + self.positions(x.shape[-2], x.shape[-1], tokens.dtype)
 
     def intermediate(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """Normalised patch tokens (class token dropped) after each of ``layers``."""
-        rows, cols = x.shape[-2] // PATCH, x.shape[-1] // PATCH
-        tokens = self.patch_embed(x)
-        tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        tokens = tokens + self._positions(rows, cols)
+        tokens = self.embed(x)
         outputs = []
         for index, block in enumerate(self.blocks):
             tokens = block(tokens)
