@@ -48,7 +48,8 @@ def _slug(name: str) -> str:
 
 def _valid(item: object) -> TypeGuard[dict[str, str]]:
     return isinstance(item, dict) and FIELDS <= item.keys() and all(isinstance(item[k], str) for k in FIELDS) \
-        and item["id"].startswith(PREFIX) and "/" not in item["file"] and "\\" not in item["file"]
+        and item["id"].startswith(PREFIX) and "/" not in item["file"] and "\\" not in item["file"] \
+        and item["file"] not in ("", ".", "..")  # a hand-edited entry never reaches outside custom/
 
 
 def _salvage(text: str) -> list[object]:

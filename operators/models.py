@@ -215,7 +215,10 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         except (RestyleError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Removed {entry.name}: {megabytes(freed)} freed")
+        if freed:
+            self.report({"INFO"}, f"Removed {entry.name}: {megabytes(freed)} freed")
+        else:
+            self.report({"INFO"}, f"{entry.name} had no files on disk; what was recorded about it was forgotten")
         return {"FINISHED"}
 
 

@@ -23,7 +23,16 @@ import torch
 import ml.loading
 from ml.catalog import ALL_STYLES, DEPTH_MODELS, ModelFile, StyleEntry, get_style
 from ml.client import WorkerClient
-from ml.custom import BACKUP, DAMAGED, INDEX, CustomStyleMissing, add_custom, find_style, read_list
+from ml.custom import (
+    BACKUP,
+    DAMAGED,
+    INDEX,
+    CustomStyleMissing,
+    add_custom,
+    find_style,
+    read_list,
+    remove_custom,
+)
 from ml.errors import (
     DownloadError,
     NotAModelFile,
@@ -324,6 +333,19 @@ def test_garbage_custom_json_recovers_from_the_backup_and_is_kept_aside(tmp_path
     intact = json.loads((root / INDEX).read_text())
     assert [i["name"] for i in intact] == ["Studio A", "Studio B", "Studio C", "Studio D"]
     assert read_list(root).problem is None and (root / BACKUP).exists()
+
+
+def test_hand_edited_entry_pointing_outside_the_custom_folder_is_ignored_and_never_deleted(tmp_path):
+    root = three_custom_styles(tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the artist's notes")
+    items = json.loads((root / INDEX).read_text())
+    items.append({"id": "custom-evil", "name": "Evil", "file": "../../precious.txt", "arch": "AnimeGANv2"})
+    (root / INDEX).write_text(json.dumps(items))
+    assert "custom-evil" not in {item["id"] for item in read_list(root).items}
+    with pytest.raises(RestyleError, match="'custom-evil' is not one of your custom styles"):
+        remove_custom(root, "custom-evil")
+    assert precious.read_text() == "the artist's notes"
 
 
 @pytest.mark.parametrize("half", ["adain_decoder", "adain_vgg"])
