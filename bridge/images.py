@@ -162,9 +162,11 @@ def _fill(image: bpy.types.Image, array: np.ndarray) -> None:
 
 def output_folder(override: str = "") -> str | None:
     """Absolute folder for restyled files: the override, //restyled beside a saved .blend,
-    or None when neither exists (results are packed then)."""
-    if override:
-        return bpy.path.abspath(override)
+    or None when neither exists (results are packed then). A blend-relative override
+    ("//textures") in an unsaved file has no folder yet either: without this it would
+    resolve against the working directory, wherever Blender was started."""
+    if override and not (override.startswith("//") and not bpy.data.filepath):
+        return os.path.abspath(bpy.path.abspath(override))
     if not bpy.data.filepath:
         return None
     return bpy.path.abspath("//restyled")

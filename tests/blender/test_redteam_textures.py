@@ -366,6 +366,18 @@ def test_output_folder_that_cannot_be_created_is_a_clear_error(lab):
     assert snapshot(lab) == before
 
 
+@pytest.mark.filterwarnings("ignore:RestyleSettings.output_folder:RuntimeWarning")  # 4.5+: typed by hand
+def test_blend_relative_output_folder_in_an_unsaved_file_packs(lab, monkeypatch):
+    """'//out' means beside the .blend; an unsaved file has no such place (not the working directory)."""
+    monkeypatch.chdir(lab)
+    obj = cube("Prop", textured("Wood", file_image(lab / "tex", "a.png", seed=36)))
+    select([obj])
+    before = files_in(lab)
+    assert stylize("toon", output="FILES", output_folder="//out")[0] == {"FINISHED"}
+    assert files_in(lab) == before
+    assert slot_image(obj).packed_file is not None
+
+
 # -- 9-13: linked library data -----------------------------------------------------------------------
 def test_local_and_linked_mesh_objects_are_both_restyled(lab):
     make_library(lab / "lib.blend", lab / "tex")
