@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
+from ml import devices
 from ml.catalog import style_ids
 from ml.engine import RestyleOptions, RestyleReport, is_tileable, restyle
 from ml.errors import InvalidImageError, JobCancelled
@@ -218,3 +220,20 @@ def test_large_images_get_no_full_size_working_copies(monkeypatch):
     assert out.shape == image.shape and np.array_equal(out[..., 3], image[..., 3])
     extra = peak - out.nbytes
     assert extra < 0.3 * image.nbytes, f"{extra / image.nbytes:.2f}x the image in numpy working memory"
+
+
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["avx2", "avx512-bf16-or-amx"])
+@pytest.mark.parametrize("precision", ["auto", "reduced"])
+def test_cpu_precision_is_bf16_only_where_the_cpu_computes_bf16_natively(monkeypatch, native_bf16, precision):
+    """On an AVX2 CPU bf16 is emulated (slower than fp32): Reduced and Auto stay at fp32 there."""
+    monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: native_bf16)
+    chosen = devices.reduced_dtype(torch.device("cpu"), precision, model_allows=True)
+    assert chosen == (torch.bfloat16 if native_bf16 else None)
+    assert devices.reduced_dtype(torch.device("cpu"), "full", model_allows=True) is None
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 avx2 fma\n\n", encoding="utf-8")
+    assert {"avx2", "fma"} <= devices.cpu_flags(info) and "avx512_bf16" not in devices.cpu_flags(info)
+    assert devices.cpu_flags(tmp_path / "missing") == set()

@@ -85,6 +85,10 @@ def main() -> None:
     output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     gib = 1024**3
+    sys.path.insert(0, str(ROOT))
+    from tools.bench.machine import describe  # torch is imported here only after the measured child ran
+
+    print(describe())
     allocator = "heap not trimmed" if args.no_trim else "heap trimmed after each tile"
     print(f"AnimeGANv2, {args.size}x{args.size} RGBA float32 ({figures['image'] / gib:.2f} GiB), tile {args.tile}, "
           f"{allocator}, "

@@ -31,6 +31,7 @@ from ml.models.fused import plain_layers  # noqa: E402
 from ml.models.transformer_net import TransformerNet  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
+from tools.bench.machine import describe  # noqa: E402
 
 
 def matmul_flops(dtype: torch.dtype, device: str, n: int = 2048, repeat: int = 5) -> float:
@@ -113,6 +114,7 @@ def main() -> None:
     # moment of a shared machine cannot inflate the fractions.
     fp32_peak = max(fp32_peak, matmul_flops(torch.float32, device))
     bf16_peak = max(bf16_peak, matmul_flops(torch.bfloat16, device))
+    print(describe(device))
     print(f"{device}, {torch.get_num_threads()} threads, {args.size}x{args.size} ({mp:.2f} MP), tile {args.tile}; "
           f"measured matmul (best before/after): fp32 {fp32_peak / 1e9:.0f} GFLOP/s, "
           f"bf16 {bf16_peak / 1e9:.0f} GFLOP/s")

@@ -20,6 +20,7 @@ from ml.catalog import style_ids  # noqa: E402
 from ml.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
 from ml.styles import build_style  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
+from tools.bench.machine import describe  # noqa: E402
 
 
 def main() -> None:
@@ -29,6 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     image = photo_like(args.size, args.size, seed=0)
     mp = args.size * args.size / 1e6
+    print(describe("cpu"))
     print(f"{args.size}x{args.size} ({mp:.2f} MP), tile {args.tile}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"{'style':<11} {'whole s':>8} {'tiled s':>8} {'tiled/whole':>11} {'tiles':>5} {'MP/s':>6} "
