@@ -477,6 +477,15 @@ class ModelStore:
         if self._recorded().get(name) is None:
             self._record(name, digest)
 
+    def _make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DownloadError(
+                f"The model folder {self.root} cannot be created ({exc.strerror or exc}): choose another one in "
+                "Preferences > Add-ons > Neural Restyle > Model Folder"
+            ) from exc
+
     # -- download ---------------------------------------------------------------------------
     def download(self, entry: StyleEntry, progress: ProgressFn | None = None,
                  cancelled: CancelFn | None = None) -> dict[str, Path]:
@@ -488,7 +497,7 @@ class ModelStore:
                 f"{self.offline_reason}, so '{entry.name}' cannot be downloaded. Download {urls} yourself and "
                 "install it with Add Custom Style from File"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         missing = [f for f in entry.files if not self.path_of(f).is_file()]
         transfers = {f.url: f.transfer_size for f in missing}  # a shared archive is fetched once
         total = sum(size or 0 for size in transfers.values()) or None
@@ -669,7 +678,7 @@ class ModelStore:
         if file is None:
             raise DownloadError(f"'{entry.name}' has no file with the role '{role}'")
         source = regular_file(source)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         temporary = self.root / (file.filename + ".installing")
         try:
             shutil.copyfile(source, temporary)

@@ -11,11 +11,11 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import preferences
-from ..ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
 from ..ml.client import shared_client
 from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
 from ..ml.errors import DownloadCancelled, RestyleError
-from ..ml.store import ModelStore, check_model_file, regular_file, sha256_of
+from ..ml.store import ModelStore, check_model_file, matching_arch, regular_file, sha256_of
 from . import state
 from .run import package_root
 
@@ -255,14 +255,19 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
         # The cheap, torch-free checks first (folder, empty, extension, truncated, too big, code in
         # the pickle, integer weights): a clear message without starting the worker.
         target = regular_file(source)
-        check_model_file(target, name=source.name)
+        contents = check_model_file(target, name=source.name)
         store = preferences.model_store(context)
         digest = sha256_of(target)
         for entry in ALL_STYLES + DEPTH_MODELS:  # a published file we know by its checksum
             for file in entry.files:
                 if file.sha256 == digest:
                     store.install_file(entry, file.role, target)
-                    return entry, f"Installed {source.name} as {entry.name}"
+                    missing = [f.filename for f in entry.files if not store.path_of(f).is_file()]
+                    still = f"; it still needs {', '.join(missing)} before it can run" if missing else ""
+                    return entry, f"Installed {source.name} as {entry.name}{still}"
+        arch = matching_arch(contents)
+        if arch in ADAIN_HALVES:  # add_custom refuses half of AdaIN: say so before starting the worker
+            add_custom(preferences.model_root(context), source, str(arch))
         prefs = preferences.get(context)
         # The worker loads it for real (weights fit the network, no NaN or infinite values).
         info = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0).inspect(str(target))
