@@ -3,8 +3,9 @@
 Requests (to the worker's stdin):  {"op": "ping"} | {"op": "run", ...} | {"op": "cancel", "job": id}
                                    | {"op": "shutdown"}
 Events (from the worker's stdout): ready, pong, progress, item_done, item_failed, done,
-                                   cancelled, error. Big arrays never travel here: they are
-                                   .npy files in the job's own temporary folder.
+                                   cancelled, error, inspected, and heartbeat (every second,
+                                   busy or idle: the client's liveness check). Big arrays never
+                                   travel here: they are .npy files in the job's own temporary folder.
 """
 
 from __future__ import annotations
