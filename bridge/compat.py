@@ -1,8 +1,8 @@
 """Every difference between the Blender lines the manifest claims (4.2 LTS, 4.5 LTS, 5.0),
 in one place, so the rest of the extension, its tests and its demo use one API.
 
-- A new material has no node tree in 4.x until ``use_nodes`` is set; in 5.0 it always has
-  one and ``use_nodes`` is deprecated.
+- A new material (or world) has no node tree in 4.x until ``use_nodes`` is set; in 5.0 it
+  always has one and ``use_nodes`` is deprecated.
 - A multilayer EXR render is ``media_type = "MULTI_LAYER_IMAGE"`` in 5.0 (written as one
   part per pass) and ``file_format = "OPEN_EXR_MULTILAYER"`` in 4.x (one part); the
   channel names are the same.
@@ -37,6 +37,14 @@ def new_node_material(name: str) -> bpy.types.Material:
     if material.node_tree is None:  # 4.x: nodes only once asked for (5.0 always has them)
         material.use_nodes = True
     return material
+
+
+def new_node_world(name: str) -> bpy.types.World:
+    """A new world with its default node tree (Background into World Output), as in 5.0."""
+    world = bpy.data.worlds.new(name)
+    if world.node_tree is None:  # 4.x, as for materials
+        world.use_nodes = True
+    return world
 
 
 def _plain_properties(struct: bpy.types.bpy_struct) -> list[str]:

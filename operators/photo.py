@@ -157,7 +157,14 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
         model_file = str(preferences.model_store(context).paths(entry).get("model", ""))
         job = client.submit_depth([(str(i), p["displayed"]) for i, p in enumerate(photos)], model_file, entry.max_depth)
         results = job.wait()
-        return [results[str(i)].array for i in range(len(photos))]
+        depths = []
+        for i, photo in enumerate(photos):
+            result = results.get(str(i))
+            if result is None or result.array is None:  # never a silent flat plane for a failed estimate
+                reason = (result.error if result is not None else None) or "no result"
+                raise RestyleError(f"the depth of {photo['path'].name} could not be estimated: {reason}")
+            depths.append(result.array)
+        return depths
 
     def _build(self, context: bpy.types.Context, index: int, photo: dict, disparity: np.ndarray | None,
                entry: StyleEntry | None, created: compat.CreatedData) -> bpy.types.Object:

@@ -202,7 +202,8 @@ def main() -> int:
         if result != {"FINISHED"}:
             return 1
         panels.append((style, render(out / f"preview_{style}.png", args.samples)))
-        swatches.append((style, out / "restyled" / f"{SWATCH}.png.{style}.png"))
+        # The restyled image says where its file went (the output naming may add a tag to keep names apart).
+        swatches.append((style, Path(bpy.path.abspath(bpy.data.images[f"{SWATCH}.png.{style}"].filepath))))
     panels.append(("depth-pass mesh", reconstruct_preview(out, args.samples, meshes)))
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     panels.append(("photo -> mesh (built-in depth)", photo_preview(out, args.samples, textures[0])))

@@ -428,3 +428,23 @@ def test_depth_model_option_explains_every_choice(addon):
     assert "Auto" in tip and "Flat" in tip and "built-in" in tip
     for entry in addon_module("ml.catalog").DEPTH_MODELS:
         assert entry.name in tip
+
+
+def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene, tmp_path, monkeypatch):
+    small_scene()
+    photo = write_image(tmp_path / "yard.png", photo_like(24, 32, seed=3))
+    client_module = addon_module("ml.client")
+
+    class FailingJob:
+        def wait(self):
+            return {"0": client_module.ItemResult("0", None, "CUDA out of memory")}
+
+    class FailingClient:
+        def submit_depth(self, *_args, **_kwargs):
+            return FailingJob()
+
+    monkeypatch.setattr(addon_module("operators.photo"), "shared_client", lambda *_a, **_k: FailingClient())
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(photo), depth_model="AUTO")
+    assert "depth of yard.png could not be estimated: CUDA out of memory" in message
+    assert data_state() == before and settings_state() == settings
