@@ -145,5 +145,5 @@ def test_worker_estimates_depth_with_a_published_layout_checkpoint(client, tmp_p
 def test_depth_network_input_follows_the_published_recipe():
     from ml.depth import network_input_size
 
-    assert network_input_size(480, 640) == (518, 700)  # short side 518, multiples of 14
+    assert network_input_size(480, 640) == (518, 686)  # short side 518, the nearest multiples of 14
     assert network_input_size(1000, 500) == (1036, 518)
