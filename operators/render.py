@@ -70,6 +70,10 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             if entry.family == "arbitrary":
                 raise RestyleError("Stylize Render does not take arbitrary (style image) styles yet")
             files = {role: str(path) for role, path in store.paths(entry).items()}
+            if self.output_dir.startswith("//") and not bpy.data.filepath:
+                # Blender would resolve it against the current directory, wherever that is.
+                raise RestyleError(f"the output folder '{self.output_dir}' is relative to the .blend file, which "
+                                   "is not saved yet: save it first or choose an absolute folder")
             folder = bpy.path.abspath(self.output_dir) if self.output_dir else ""
             if folder:
                 made_folders = _missing_folders(folder)

@@ -448,3 +448,47 @@ def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene
     message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(photo), depth_model="AUTO")
     assert "depth of yard.png could not be estimated: CUDA out of memory" in message
     assert data_state() == before and settings_state() == settings
+
+
+def test_a_blend_relative_output_folder_in_an_unsaved_file_is_refused(empty_scene, tmp_path, monkeypatch):
+    small_scene()
+    bpy.context.scene.restyle.style = "toon"
+    monkeypatch.chdir(tmp_path)  # where Blender would otherwise have put "//frames"
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.stylize_render, output_dir="//frames")
+    assert "relative to the .blend file, which is not saved yet" in message
+    assert data_state() == before and settings_state() == settings and files_state(tmp_path) == {}
+
+
+def test_passes_of_two_view_layers_are_never_mixed(empty_scene, tmp_path):
+    """Combined from one view layer and Depth from another are not one render."""
+    small_scene()
+    channels = pass_channels()
+    mixed = {k.replace("ViewLayer.", "Foreground." if "Combined" in k else "Background."): v
+             for k, v in channels.items()}
+    path = write_exr(tmp_path / "two_layers.exr", mixed)
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.mesh_from_depth_pass, filepath=str(path))
+    assert "no Combined and Depth passes of one view layer" in message
+    assert data_state() == before and settings_state() == settings
+
+
+def test_the_rendered_view_layer_is_read_when_the_scene_has_two(empty_scene):
+    small_scene()
+    scene = bpy.context.scene
+    other = scene.view_layers.new("Other")
+    other.use_pass_z = True  # a second layer with its own Depth pass in the same file
+    settings = settings_state()
+    assert bpy.ops.restyle.mesh_from_depth_pass(max_side=20) == {"FINISHED"}
+    assert settings_state() == settings and not other.use_pass_normal
+    assert bpy.data.objects.get(f"{scene.camera.name} Depth Mesh") is not None
+
+
+def test_a_user_object_named_like_the_depth_mesh_is_left_alone(empty_scene):
+    camera = small_scene()
+    mine = bpy.data.objects.new(f"{camera.name} Depth Mesh", None)
+    bpy.context.scene.collection.objects.link(mine)
+    assert bpy.ops.restyle.mesh_from_depth_pass(max_side=20) == {"FINISHED"}
+    assert bpy.data.objects[f"{camera.name} Depth Mesh"] == mine and mine.type == "EMPTY"
+    built = [o for o in bpy.data.objects if o.type == "MESH" and o.name.startswith(f"{camera.name} Depth Mesh.")]
+    assert len(built) == 1
