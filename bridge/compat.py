@@ -25,6 +25,10 @@ IdT = TypeVar("IdT", bound=bpy.types.ID)
 
 HAS_MEDIA_TYPE = "media_type" in bpy.types.ImageFormatSettings.bl_rna.properties
 
+# Path properties that accept Blender's "//" (relative to the .blend) prefix say so from 4.5 on;
+# 5.0 warns about a "//" path in a property without the option, 4.2 refuses the option.
+BLEND_RELATIVE_PATH: set[str] = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
+
 # Restored first, in this order: each resets the properties that depend on it (the colour
 # depth and codec choices of a format), so the rest must be set after them.
 _FORMAT_KEYS = ("media_type", "file_format")

@@ -28,7 +28,7 @@ class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
 
     filepath: StringProperty(  # type: ignore[valid-type]
         name="Multilayer EXR", description="Use this render instead of rendering now (Combined and Depth passes)",
-        subtype="FILE_PATH", default="",
+        subtype="FILE_PATH", default="", options=compat.BLEND_RELATIVE_PATH,
     )
     max_side: IntProperty(  # type: ignore[valid-type]
         name="Resolution", description="Vertices along the longer side of the frame", default=512, min=2, max=8192,

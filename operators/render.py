@@ -37,7 +37,8 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
 
     frame_start: IntProperty(name="Start Frame", default=0, description="0: the current frame")  # type: ignore[valid-type]
     frame_end: IntProperty(name="End Frame", default=0, description="0: the start frame; never before it")  # type: ignore[valid-type]
-    output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="")  # type: ignore[valid-type]
+    output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="",  # type: ignore[valid-type]
+                               options=compat.BLEND_RELATIVE_PATH)
     outlines: FloatProperty(name="Outlines", default=0.0, min=0.0, max=1.0, subtype="FACTOR",  # type: ignore[valid-type]
                             description="Ink lines where depth jumps or normals turn sharply")
     depth_falloff: FloatProperty(name="Depth Falloff", default=0.0, min=0.0, max=1.0, subtype="FACTOR",  # type: ignore[valid-type]
