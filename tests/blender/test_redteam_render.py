@@ -176,6 +176,8 @@ def _exr_case(kind: str, tmp_path: Path) -> tuple[Path, str]:
         channels = pass_channels()
         channels["ViewLayer.Depth.Z"][:] = -2.0
         return write_exr(tmp_path / "negative.exr", channels), "negative distances"
+    if kind == "one-pixel":
+        return write_exr(tmp_path / "tiny.exr", pass_channels(1, 1)), "1x1 pixels, too small for a mesh"
     if kind == "text":
         path = tmp_path / "notes.exr"
         path.write_text("this is not an image")
@@ -190,8 +192,8 @@ def _exr_case(kind: str, tmp_path: Path) -> tuple[Path, str]:
     raise AssertionError(kind)
 
 
-EXR_CASES = ["depth-smaller", "green-smaller", "no-depth", "nan-depth", "nan-combined", "negative-depth", "text",
-             "png", "missing", "folder"]
+EXR_CASES = ["depth-smaller", "green-smaller", "no-depth", "nan-depth", "nan-combined", "negative-depth", "one-pixel",
+             "text", "png", "missing", "folder"]
 
 
 @pytest.mark.parametrize("kind", EXR_CASES)
@@ -492,3 +494,21 @@ def test_a_user_object_named_like_the_depth_mesh_is_left_alone(empty_scene):
     assert bpy.data.objects[f"{camera.name} Depth Mesh"] == mine and mine.type == "EMPTY"
     built = [o for o in bpy.data.objects if o.type == "MESH" and o.name.startswith(f"{camera.name} Depth Mesh.")]
     assert len(built) == 1
+
+
+def test_a_render_too_small_for_a_mesh_is_a_clear_error(empty_scene):
+    small_scene(width=4, height=3)
+    bpy.context.scene.render.resolution_percentage = 1  # Blender still renders one pixel
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.mesh_from_depth_pass)
+    assert "too small" in message  # Blender's own refusal, passed on as the reason
+    assert data_state() == before and settings_state() == settings
+
+
+def test_stylize_render_with_a_style_not_downloaded_renders_and_writes_nothing(empty_scene, tmp_path):
+    small_scene()
+    bpy.context.scene.restyle.style = "cyclegan-monet"
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.stylize_render, output_dir=str(tmp_path / "frames"))
+    assert "is not downloaded yet" in message
+    assert data_state() == before and settings_state() == settings and not (tmp_path / "frames").exists()
