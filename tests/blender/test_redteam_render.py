@@ -222,6 +222,7 @@ def test_a_good_pass_file_of_either_layout_builds_a_mesh(empty_scene, tmp_path, 
 # ---------------------------------------------------------------------- settings restored
 
 FORMATS = {
+    "png8": {"file_format": "PNG", "color_depth": "8", "color_mode": "RGBA"},  # Blender's default output
     "png16": {"file_format": "PNG", "color_depth": "16", "color_mode": "RGB", "compression": 90},
     "exr-half-dwaa": {"file_format": "OPEN_EXR", "color_depth": "16", "exr_codec": "DWAA"},
     "jpeg": {"file_format": "JPEG", "quality": 37, "color_mode": "BW"},
@@ -250,7 +251,7 @@ def test_depth_pass_restores_every_render_setting(empty_scene, output):
 
 def test_stylize_render_restores_every_render_setting_and_the_frame(empty_scene, tmp_path):
     small_scene()
-    _set_format("png16")
+    _set_format("png8")
     scene = bpy.context.scene
     scene.frame_set(7)
     scene.restyle.style = "toon"
@@ -258,7 +259,7 @@ def test_stylize_render_restores_every_render_setting_and_the_frame(empty_scene,
     assert bpy.ops.restyle.stylize_render(frame_start=2, frame_end=3, outlines=0.5,
                                           output_dir=str(tmp_path / "out")) == {"FINISHED"}
     assert settings_state() == settings and scene.frame_current == 7
-    assert scene.render.image_settings.color_depth == "16"
+    assert scene.render.image_settings.color_depth == "8"  # not left at 16
 
 
 # ---------------------------------------------------------------------- Stylize Render
