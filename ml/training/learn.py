@@ -243,9 +243,13 @@ class _Trainer:
 
     @torch.no_grad()
     def preview(self, image: torch.Tensor) -> np.ndarray:
+        """The image restyled by the current generator, at the image's own size (edges are
+        repeated up to the generator's 4-pixel alignment and cut off again)."""
         self.generator.eval()
+        h, w = image.shape[-2:]
+        padded = F.pad(image[None], (0, -w % 4, 0, -h % 4), mode="replicate")
         with self._autocast():
-            out = self.generator(image[None].to(self.device))
+            out = self.generator(padded.to(self.device))[..., :h, :w]
         return out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
     # -- checkpoints --------------------------------------------------------------------
@@ -304,7 +308,7 @@ def _preview_tensor(image: np.ndarray) -> torch.Tensor:
     longest = max(tensor.shape[-2:])
     if longest > PREVIEW_SIDE:
         scale = PREVIEW_SIDE / longest
-        size = [max(4, round(s * scale) // 4 * 4) for s in tensor.shape[-2:]]
+        size = [max(1, round(s * scale)) for s in tensor.shape[-2:]]
         tensor = F.interpolate(tensor[None], size=size, mode="area")[0]
     return tensor
 
