@@ -28,6 +28,9 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 import OpenEXR  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bridge.compat import new_node_material, new_node_world, set_multilayer_exr  # noqa: E402
+
 WIDTH, HEIGHT = 128, 96
 THREADS = 0  # 0: all cores; set per process when several generators run side by side
 HDRIS = sorted(glob.glob(os.path.join(bpy.utils.system_resource("DATAFILES"), "studiolights", "world", "*.exr")))
@@ -35,7 +38,7 @@ PRIMITIVES = ("cube", "uv_sphere", "cylinder", "cone", "torus", "monkey", "ico_s
 
 
 def random_material(rng: random.Random, name: str) -> bpy.types.Material:
-    material = bpy.data.materials.new(name)
+    material = new_node_material(name)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = nodes["Principled BSDF"]
     kind = rng.choice(("noise", "voronoi", "checker", "wave", "plain"))
@@ -93,7 +96,7 @@ def build_scene(seed: int) -> None:
                 bpy.context.active_object.data.materials.append(random_material(rng, f"wall{index}"))
     for index in range(rng.randint(3, 9)):
         add_object(rng, index)
-    world = bpy.data.worlds.new("world")
+    world = new_node_world("world")
     scene.world = world
     nodes, links = world.node_tree.nodes, world.node_tree.links
     environment = nodes.new("ShaderNodeTexEnvironment")
@@ -131,8 +134,7 @@ def render(seed: int, folder: Path) -> Path:
     scene = bpy.context.scene
     exr = Path(tempfile.mkdtemp()) / "frame.exr"
     scene.render.filepath, scene.render.use_file_extension = str(exr), False
-    scene.render.image_settings.media_type = "MULTI_LAYER_IMAGE"
-    scene.render.image_settings.color_depth = "32"
+    set_multilayer_exr(scene.render.image_settings)
     bpy.ops.render.render(write_still=True)
     channels = {}
     with OpenEXR.File(str(exr), separate_channels=True) as f:
