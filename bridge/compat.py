@@ -43,6 +43,15 @@ def new_node_material(name: str) -> bpy.types.Material:
     return material
 
 
+def uses_nodes(material: bpy.types.Material) -> bool:
+    """Whether the material renders through its node tree. In 4.x a material can keep a node
+    tree while Use Nodes is off and then renders its flat colour; in 5.0 materials always use
+    their nodes (the property is deprecated)."""
+    if material.node_tree is None:
+        return False
+    return bpy.app.version >= (5, 0, 0) or bool(material.use_nodes)
+
+
 def new_node_world(name: str) -> bpy.types.World:
     """A new world with its default node tree (Background into World Output), as in 5.0."""
     world = bpy.data.worlds.new(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from .compat import uses_nodes
 from .images import IdKey, find_image, id_key, id_label
 
 ORIGINAL_KEY = "restyle_original"  # on a restyled material or node group copy: what it was made from
@@ -158,7 +159,9 @@ def collect(objects: Iterable[bpy.types.Object]) -> Plan:
                 originals.append(material)
     plan.materials = [id_key(m) for m in originals]
     for material in originals:
-        if material.node_tree is None:
+        if not uses_nodes(material):
+            if material.node_tree is not None:  # 4.x: a tree that does not render; restyling it changes nothing
+                plan.skipped.setdefault(id_label(id_key(material)), "material does not use nodes (turn Use Nodes on)")
             continue
         for stack, node in _image_nodes(material.node_tree):
             if node.image is None:

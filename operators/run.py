@@ -34,6 +34,10 @@ def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Cont
     if context.scene is None or context.scene.camera is None:
         operator.poll_message_set("The scene needs an active camera")
         return False
+    if context.scene.camera.type != "CAMERA":
+        # Blender lets any object be the scene camera; an Empty or a light has no lens.
+        operator.poll_message_set(f"The scene camera '{context.scene.camera.name}' is not a camera object")
+        return False
     return True
 
 

@@ -1,0 +1,45 @@
+"""Red team: cases that sit between the job slices (a non-camera scene camera greys out the
+render buttons with a reason; a 4.x material that keeps a node tree but does not use it is
+listed, not restyled into a copy that renders the same flat colour)."""
+
+from __future__ import annotations
+
+import bpy
+import pytest
+
+from tests.blender.test_redteam_textures import cube, file_image, select, stylize, textured
+
+
+@pytest.mark.parametrize("operator", ["stylize_render", "mesh_from_depth_pass"])
+@pytest.mark.parametrize("kind", ["EMPTY", "LIGHT"])
+def test_render_buttons_say_the_scene_camera_is_not_a_camera(empty_scene, operator, kind):
+    scene = empty_scene
+    if kind == "EMPTY":
+        holder = bpy.data.objects.new("Rig", None)
+    else:
+        holder = bpy.data.objects.new("Rig", bpy.data.lights.new("Lamp", "POINT"))
+    scene.collection.objects.link(holder)
+    scene.camera = holder
+    op = getattr(bpy.ops.restyle, operator)
+    assert not op.poll()
+    # The reason shown on the greyed-out button names the object and what is wrong with it.
+    with pytest.raises(RuntimeError, match="'Rig' is not a camera object"):
+        op()
+
+
+def test_material_with_nodes_turned_off_is_listed_on_4x_and_restyled_on_5(empty_scene, tmp_path):
+    image = file_image(tmp_path, "bricks.png", seed=3)
+    material = textured("Bricks", image)
+    obj = cube("Wall", material)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = False  # the tree is kept but the material renders its flat colour
+    select([obj])
+    before = set(bpy.data.materials.keys())
+    result, error = stylize("toon")
+    if bpy.app.version < (5, 0, 0):
+        assert result is None and "does not use nodes" in error, error
+        assert set(bpy.data.materials.keys()) == before
+        assert obj.material_slots[0].material == material
+    else:
+        assert result == {"FINISHED"}
+        assert obj.material_slots[0].material.name == "Bricks.toon"
