@@ -365,6 +365,10 @@ class Job:
             pass  # already gone: poll() reports the cancellation
 
     def close(self) -> None:
+        """Let go of the job: an unfinished one is cancelled first, so the worker stops
+        working for a caller that no longer listens."""
+        if not self.finished:
+            self.cancel()
         self.client.busy = False
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -62,6 +62,17 @@ def test_cancel_stops_at_once(client):
     client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()  # usable afterwards
 
 
+def test_closing_an_unfinished_job_stops_the_worker_on_it(client):
+    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    while job.fraction == 0.0:
+        job.poll()
+    job.close()  # e.g. a modal operator torn down while the job still runs
+    started = time.perf_counter()
+    client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()
+    # Without the cancel the worker would finish the 512 px oil job first (many seconds).
+    assert time.perf_counter() - started < 3.0
+
+
 def test_killed_worker_is_a_clear_error_and_the_next_job_restarts_it(client):
     job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
     while job.fraction == 0.0:
