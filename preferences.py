@@ -71,12 +71,13 @@ def offline_reason() -> str:
     return f"Online access is off ({OFFLINE_HINT})"
 
 
-def model_store(context: bpy.types.Context) -> ModelStore:
+def model_store(context: bpy.types.Context, create: bool = True) -> ModelStore:
     """The store, allowed online only when Blender's online access is on. Built on the main thread:
-    the store itself is plain Python that a download thread may use."""
+    the store itself is plain Python that a download thread may use. ``create=False`` for
+    callers that only look (a panel's draw() must not make folders)."""
     prefs = get(context)
     mirror = (prefs.mirror_url if prefs is not None else "") or os.environ.get(MIRROR_ENV)
-    return ModelStore(model_root(context), online=bpy.app.online_access, mirror=mirror or None,
+    return ModelStore(model_root(context, create=create), online=bpy.app.online_access, mirror=mirror or None,
                       offline_reason=None if bpy.app.online_access else offline_reason())
 
 
