@@ -115,11 +115,19 @@ ARCH_SIGNATURES: dict[str, tuple[str, Signature]] = {
                         (("conv1.conv2d.weight", (32, 3, 9, 9)), ("deconv3.conv2d.weight", (3, 32, 9, 9)))),
     "adain_decoder": ("AdaIN decoder", (("1.weight", (256, 512, 3, 3)), ("28.weight", (3, 64, 3, 3)))),
     "adain_vgg": ("AdaIN normalised VGG-19", (("0.weight", (3, 3, 1, 1)), ("29.weight", (512, 256, 3, 3)))),
+    # Depth Anything V2: the encoder's width (patch embedding) and the head's first projection tell
+    # Small, Base and Large apart. Relative and metric heads hold the same keys and shapes (the metric
+    # one only swaps the last ReLU, which has no weights, for a sigmoid): that is the user's choice.
     "depth_anything_v2_vits": ("Depth Anything V2 Small", (("pretrained.patch_embed.proj.weight", (384, 3, 14, 14)),
                                                            ("depth_head.projects.0.weight", (48, 384, 1, 1)))),
     "depth_anything_v2_vitb": ("Depth Anything V2 Base", (("pretrained.patch_embed.proj.weight", (768, 3, 14, 14)),
-                                                          ("depth_head.projects.0.weight", None))),
+                                                          ("depth_head.projects.0.weight", (96, 768, 1, 1)))),
+    "depth_anything_v2_vitl": ("Depth Anything V2 Large", (("pretrained.patch_embed.proj.weight", (1024, 3, 14, 14)),
+                                                           ("depth_head.projects.0.weight", (256, 1024, 1, 1)))),
 }
+DEPTH_ARCHS = frozenset({"depth_anything_v2_vits", "depth_anything_v2_vitb", "depth_anything_v2_vitl"})
+# Metric heads: the range the published metric checkpoints were trained for, in metres.
+METRIC_RANGES = {"indoor": 20.0, "outdoor": 80.0}
 ADAIN_HALVES = {"adain_decoder": ("decoder", "vgg_normalised.pth (the VGG encoder)"),
                 "adain_vgg": ("VGG encoder", "decoder.pth (the decoder)")}
 

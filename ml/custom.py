@@ -1,5 +1,9 @@
-"""Style models the user added from files: kept in the store under custom/, listed in
+"""Style and depth models the user added from files: kept in the store under custom/, listed in
 custom.json beside them. Plain Python, no torch (the worker identifies the file first).
+
+A depth model (Depth Anything V2 of any size, relative or metric) is listed with ``"kind": "depth"``
+and its metric range (``"max_depth"``, metres; empty for relative depth); its id starts with
+``custom-depth-`` so that a file recovered without its list entry is still known as a depth model.
 
 The list is never lost: it is written atomically with the previous good copy kept as
 custom.json.bak; a damaged custom.json is read as far as it can be, completed from the
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
-from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, ModelFile, StyleEntry, get_style
+from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, DEPTH_ARCHS, DEPTH_MODELS, ModelFile, StyleEntry, get_style
 from .errors import RestyleError, UnknownStyleError, UnsupportedModel
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,7 @@ BACKUP = INDEX + ".bak"
 DAMAGED = INDEX + ".damaged"
 FOLDER = "custom"
 PREFIX = "custom-"
+DEPTH_PREFIX = PREFIX + "depth-"
 FIELDS = {"id", "name", "file", "arch"}
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
@@ -128,7 +133,10 @@ def _orphans(root: Path, items: list[dict[str, str]]) -> list[dict[str, str]]:
             continue
         taken.add(style_id)
         name = style_id.removeprefix(PREFIX).replace("-", " ").title()
-        found.append({"id": style_id, "name": name, "file": path.name, "arch": "model", "source": "recovered"})
+        item = {"id": style_id, "name": name, "file": path.name, "arch": "model", "source": "recovered"}
+        if style_id.startswith(DEPTH_PREFIX):  # the metric range is not in the file: relative until re-added
+            item.update(kind="depth", max_depth="", arch="Depth Anything V2")
+        found.append(item)
     return found
 
 
@@ -150,21 +158,49 @@ def _write(root: Path, items: list[dict[str, str]]) -> None:
     os.replace(temporary, index)
 
 
+def is_depth(item: dict[str, str]) -> bool:
+    return item.get("kind") == "depth"
+
+
+def max_depth_of(item: dict[str, str]) -> float | None:
+    """The metric range in metres, or None for relative depth (or a hand-edited value that is no number)."""
+    try:
+        value = float(item.get("max_depth") or "nan")
+    except ValueError:
+        return None
+    return value if value > 0 and value != float("inf") else None
+
+
 def _entry(item: dict[str, str]) -> StyleEntry:
     file = ModelFile("model", f"{FOLDER}/{item['file']}", url="")
+    if is_depth(item):
+        metres = max_depth_of(item)
+        output = f"metric, up to {metres:g} m" if metres else "relative depth"
+        source = item.get("source", "a file")
+        description = f"Your depth model '{item['name']}' ({item['arch']}, {output}, from {source})"
+        return StyleEntry(item["id"], item["name"], description, "depth", "", "", "as its author licensed it", False,
+                          (file,), max_depth=metres)
     description = f"Your model '{item['name']}' ({item['arch']}, added from {item.get('source', 'a file')})"
     return StyleEntry(item["id"], item["name"], description, "custom", "", "", "as its author licensed it", False,
                       (file,))
 
 
 def custom_styles(root: Path) -> list[StyleEntry]:
-    return [_entry(item) for item in read_list(root).items]
+    """The user's style models (custom depth models are listed by custom_depth_models)."""
+    return [_entry(item) for item in read_list(root).items if not is_depth(item)]
 
 
-def add_custom(root: Path, source: Path, arch: str, name: str | None = None) -> StyleEntry:
+def custom_depth_models(root: Path) -> list[StyleEntry]:
+    """The depth models the user added from files."""
+    return [_entry(item) for item in read_list(root).items if is_depth(item)]
+
+
+def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max_depth: float | None = None
+               ) -> StyleEntry:
     """Copy a checked model file into the store and list it; returns its entry.
 
-    ``arch`` is the architecture id the worker found. Half of AdaIN is refused: it can never run alone."""
+    ``arch`` is the architecture id the worker found. Half of AdaIN is refused: it can never run alone.
+    A Depth Anything V2 file becomes a custom depth model; ``max_depth`` (metres) marks a metric head."""
     if arch in ADAIN_HALVES:
         half, other = ADAIN_HALVES[arch]
         raise UnsupportedModel(
@@ -177,11 +213,12 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None) -> 
     # Adding a model again under the name of a style whose file went missing repairs that style.
     replaced = next((item for item in items if item["name"] == name and not (root / FOLDER / item["file"]).is_file()),
                     None)
-    if replaced is not None:
+    depth = arch in DEPTH_ARCHS
+    if replaced is not None and is_depth(replaced) == depth:
         items = [item for item in items if item is not replaced]
         style_id = replaced["id"]
     else:
-        style_id = PREFIX + _slug(name)
+        style_id = (DEPTH_PREFIX if depth else PREFIX) + _slug(name)
         taken = {item["id"] for item in items}
         number = 2
         base = style_id
@@ -195,6 +232,8 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None) -> 
         shutil.copyfile(source, temporary)
         os.replace(temporary, target)
         item = {"id": style_id, "name": name, "file": target.name, "arch": arch_name, "source": source.name}
+        if depth:
+            item.update(kind="depth", max_depth=f"{max_depth:g}" if max_depth else "")
         _write(root, [*items, item])
     except OSError:
         temporary.unlink(missing_ok=True)
@@ -206,7 +245,7 @@ def remove_custom(root: Path, style_id: str) -> None:
     items = read_list(root).items
     keep = [item for item in items if item["id"] != style_id]
     if len(keep) == len(items):
-        raise RestyleError(f"'{style_id}' is not one of your custom styles")
+        raise RestyleError(f"'{style_id}' is not one of your custom styles or depth models")
     for item in items:
         if item["id"] == style_id:
             (root / FOLDER / item["file"]).unlink(missing_ok=True)
@@ -223,10 +262,25 @@ def find_style(style_id: str, root: Path | None) -> StyleEntry:
                 path = root / entry.files[0].filename
                 if not path.is_file():
                     raise CustomStyleMissing(
-                        f"The model file of your custom style '{entry.name}' is missing: it was at {path}. Put the "
-                        f"file back there, or add the model again with Add Custom Style from File named "
-                        f"'{entry.name}' (or remove the style)"
+                        f"The model file of your custom {'depth model' if entry.family == 'depth' else 'style'} "
+                        f"'{entry.name}' is missing: it was at {path}. Put the file back there, or add the model "
+                        f"again with Add Custom Style from File named '{entry.name}' (or remove it)"
                     )
                 return entry
         raise UnknownStyleError(f"The custom style '{style_id}' is not installed any more")
     return get_style(style_id)
+
+
+def find_depth_model(model_id: str, root: Path | None) -> StyleEntry:
+    """A catalog depth model or one of the user's custom depth models (a missing file raises
+    CustomStyleMissing, an unknown id UnknownStyleError naming the choices)."""
+    if model_id.startswith(PREFIX) and root is not None:
+        entry = find_style(model_id, root)
+        if entry.family == "depth":
+            return entry
+        raise UnknownStyleError(f"'{entry.name}' is a style, not a depth model")
+    for entry in DEPTH_MODELS:
+        if entry.id == model_id:
+            return entry
+    known = [e.id for e in DEPTH_MODELS] + ([e.id for e in custom_depth_models(root)] if root is not None else [])
+    raise UnknownStyleError(f"Unknown depth model '{model_id}' (known: {', '.join(known)})")

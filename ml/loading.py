@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from .catalog import ADAIN_HALVES, ARCH_SIGNATURES
+from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, DEPTH_ARCHS
 from .errors import UnsafeModelFile, UnsupportedModel
 from .models.adain import AdaIN
 from .models.animegan2 import AnimeGAN2
 from .models.cyclegan import CycleGANGenerator
+from .models.depth_anything import DepthAnythingV2, config_from_state
 from .models.transformer_net import TransformerNet
-from .store import LEGACY_BUFFER, MAX_MODEL_BYTES, WRAPPER_KEYS, check_weights, read_contents
+from .store import LEGACY_BUFFER, MAX_MODEL_BYTES, WRAPPER_KEYS, check_weights, key_mapper, read_contents
 from .styles.base import StyleNet
 
 StateDict = dict[str, torch.Tensor]
@@ -62,7 +63,7 @@ def read_state_dict(path: Path, keep_norm_buffers: bool = False) -> StateDict:
 
 
 def canonical(data: object, name: str = "file", keep_norm_buffers: bool = False) -> StateDict:
-    """Unwrap, strip ``module.`` prefixes and drop legacy normalisation buffers."""
+    """Unwrap, strip ``module.`` and wrapper prefixes (store.key_mapper) and drop legacy normalisation buffers."""
     for _ in range(3):  # wrappers can nest: {"state_dict": {"model": {...}}}
         if isinstance(data, dict) and not _all_tensors(data):
             inner = next((data[k] for k in WRAPPER_KEYS if k in data and isinstance(data[k], dict)), None)
@@ -72,8 +73,9 @@ def canonical(data: object, name: str = "file", keep_norm_buffers: bool = False)
     if not isinstance(data, dict) or not data or not _all_tensors(data):
         raise UnsupportedModel(f"{name} does not hold a state dict of tensors")
     state: StateDict = {}
+    rename = key_mapper([k[len("module."):] if k.startswith("module.") else k for k in data])
     for key, value in data.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = rename(key[len("module."):] if key.startswith("module.") else key)
         if keep_norm_buffers or not LEGACY_BUFFER.search(key):
             state[key] = value
     check_values(state, name)
@@ -125,12 +127,27 @@ def _spec(arch: str, build: Callable[[StateDict], StyleNet | torch.nn.Module]) -
     return ArchSpec(arch, name, signature, build)
 
 
+def _depth_anything(state: StateDict) -> DepthAnythingV2:
+    """The network for a Depth Anything V2 file of any size; the relative head (a metric head has the
+    same weights and only its output differs, which the caller chooses)."""
+    if "pretrained.mask_token" not in state and "pretrained.cls_token" in state:
+        # Unused at inference; some converters drop it. Zeros keep the strict load strict elsewhere.
+        state["pretrained.mask_token"] = torch.zeros(1, state["pretrained.cls_token"].shape[-1])
+    try:
+        return DepthAnythingV2(config_from_state(state))
+    except (KeyError, ValueError) as exc:
+        raise UnsupportedModel(f"it has Depth Anything V2's layout but not its structure: {exc}") from exc
+
+
 ARCHITECTURES: tuple[ArchSpec, ...] = (
     _spec("animegan2", lambda s: AnimeGAN2()),
     _spec("cyclegan", _cyclegan),
     _spec("transformer_net", lambda s: TransformerNet()),
     _spec("adain_decoder", lambda s: AdaIN().decoder),
     _spec("adain_vgg", lambda s: AdaIN().vgg),
+    _spec("depth_anything_v2_vits", _depth_anything),
+    _spec("depth_anything_v2_vitb", _depth_anything),
+    _spec("depth_anything_v2_vitl", _depth_anything),
 )
 
 
@@ -141,7 +158,7 @@ def detect(state: StateDict, name: str = "file") -> ArchSpec:
         if why is None:
             return spec
         reasons.append(f"{spec.name} ({why})")
-    raise UnsupportedModel(f"{name} is not a supported style model. Tried: " + "; ".join(reasons))
+    raise UnsupportedModel(f"{name} is not a supported style or depth model. Tried: " + "; ".join(reasons))
 
 
 def build(state: StateDict, name: str = "file") -> tuple[ArchSpec, torch.nn.Module]:
@@ -171,6 +188,9 @@ def load_style_network(paths: dict[str, Path]) -> tuple[str, StyleNet]:
         spec_id, model = next(iter(kinds.items()))
         if isinstance(model, StyleNet):
             return spec_id, model
+        if spec_id in DEPTH_ARCHS:
+            raise UnsupportedModel(f"this file is a depth model ({ARCH_SIGNATURES[spec_id][0]}), not a style: "
+                                   "pick it as the Depth Model of Import Photo")
         half, other = ADAIN_HALVES.get(spec_id, (spec_id, "its other half"))
         raise UnsupportedModel(f"this file is only the AdaIN {half}: AdaIN also needs {other}")
     raise UnsupportedModel(f"these files do not make one model: {', '.join(sorted(kinds))}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import ALL_STYLES, ARCH_SIGNATURES, DEPTH_MODELS, ModelFile, StyleEntry
+from .catalog import ALL_STYLES, ARCH_SIGNATURES, DEPTH_ARCHS, DEPTH_MODELS, ModelFile, StyleEntry
 from .errors import (
     ChecksumMismatch,
     DiskFull,
@@ -56,6 +56,9 @@ CancelFn = Callable[[], bool]
 # The largest model file accepted, counted as the bytes its tensors take once loaded. The biggest
 # published checkpoint is 390 MB; a few-MB file that expands to gigabytes is refused before loading.
 MAX_MODEL_BYTES = 1 << 30
+# Depth Anything V2 Large holds 335 M parameters: 1.34 GB in fp32. A file whose tensors carry a
+# Depth Anything V2 layout may take up to this much; every other model keeps the limit above.
+MAX_DEPTH_MODEL_BYTES = 2 << 30
 MAX_PICKLE_BYTES = 64 << 20  # the pickled key table of a 390 MB checkpoint is under 100 kB
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "generator", "netG", "G")
@@ -171,6 +174,38 @@ def _state_of(data: object, name: str) -> dict[str, _Tensor]:
                                                          for k, v in data.items()):
         raise UnsupportedModel(f"{name} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in data.items()}
+
+
+def key_mapper(keys: list[str]) -> Callable[[str], str]:
+    """How to rename a state dict's keys to the published layout, from its key names alone.
+
+    Fine-tuned and converted checkpoints carry the published keys under an extra prefix
+    (``module.`` from DistributedDataParallel, ``model.`` or ``depth_anything.`` from a training
+    wrapper, or several of these): when every key shares the prefix that stands before a known
+    architecture's signature key, it is dropped. A Depth Anything V2 file whose encoder keys lost
+    their ``pretrained.`` prefix (a bare DINOv2 next to ``depth_head.``) gets it back."""
+    present = set(keys)
+    signature_keys = [signature[0][0] for _, signature in ARCH_SIGNATURES.values()]
+    prefix = ""
+    if not any(key in present for key in signature_keys):
+        for wanted in signature_keys:
+            found = next((key for key in keys if key.endswith("." + wanted)), None)
+            if found is not None:
+                candidate = found[: -len(wanted)]
+                if all(key.startswith(candidate) for key in keys):
+                    prefix = candidate
+                    break
+    stripped = [key[len(prefix):] for key in keys]
+    bare_encoder = ("patch_embed.proj.weight" in stripped and "pretrained.patch_embed.proj.weight" not in stripped
+                    and any(key.startswith("depth_head.") for key in stripped))
+
+    def rename(key: str) -> str:
+        key = key[len(prefix):]
+        if bare_encoder and not key.startswith("depth_head."):
+            key = "pretrained." + key
+        return key
+
+    return rename
 
 
 def _too_big(name: str, size: int, limit: int) -> UnsupportedModel:
@@ -296,6 +331,18 @@ def read_contents(path: Path, limit: int = MAX_MODEL_BYTES, name: str | None = N
     if suffix not in MODEL_SUFFIXES:
         raise UnsupportedModel(f"{shown.name} is not a model file: accepted are {', '.join(MODEL_SUFFIXES)}")
     name = shown.name
+    # The tables are read up to the depth models' ceiling; what they declare then decides the limit.
+    ceiling = max(limit, MAX_DEPTH_MODEL_BYTES) if limit >= MAX_MODEL_BYTES else limit
+    contents = _read_tables(path, name, suffix, ceiling)
+    rename = key_mapper(list(contents.tensors))
+    contents = ModelContents({rename(k): v for k, v in contents.tensors.items()}, contents.loaded_bytes,
+                             contents.format)
+    if contents.loaded_bytes > limit and matching_arch(contents) not in DEPTH_ARCHS:
+        raise _too_big(name, contents.loaded_bytes, limit)
+    return contents
+
+
+def _read_tables(path: Path, name: str, suffix: str, limit: int) -> ModelContents:
     try:
         if suffix == ".safetensors":
             return _contents_of_safetensors(path, name, limit)

@@ -1,4 +1,4 @@
-"""Download, remove and add style models."""
+"""Download, remove and add style and depth models."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
 from .. import preferences
-from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_ARCHS, DEPTH_MODELS, METRIC_RANGES, StyleEntry, get_style
 from ..ml.client import shared_client
 from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
 from ..ml.errors import DownloadCancelled, RestyleError
@@ -68,7 +68,7 @@ class DownloadTask:
 
 
 class RESTYLE_OT_download_model(bpy.types.Operator):
-    """Download this style's model file(s), checked against their published checksum"""
+    """Download this style's or depth model's file(s), checked against their published checksum"""
 
     bl_idname = "restyle.download_model"
     bl_label = "Download"
@@ -166,7 +166,7 @@ class RESTYLE_OT_download_model(bpy.types.Operator):
 
 
 class RESTYLE_OT_remove_model(bpy.types.Operator):
-    """Delete this style's model file(s) from disk to free space (asks first)"""
+    """Delete this model's file(s) from disk to free space (asks first)"""
 
     bl_idname = "restyle.remove_model"
     bl_label = "Remove"
@@ -180,7 +180,7 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         if self.model_id.startswith(PREFIX):
             item = next((i for i in read_list(root).items if i["id"] == self.model_id), None)
             if item is None:
-                raise RestyleError(f"'{self.model_id}' is not one of your custom styles")
+                raise RestyleError(f"'{self.model_id}' is not one of your custom styles or depth models")
             path = root / "custom" / item["file"]
             return item["name"], path.stat().st_size if path.is_file() else 0
         entry = _catalog_entry(self.model_id)
@@ -207,8 +207,9 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         root = preferences.model_root(context)
         try:
             if self.model_id.startswith(PREFIX):
+                name = next((i["name"] for i in read_list(root).items if i["id"] == self.model_id), self.model_id)
                 remove_custom(root, self.model_id)
-                self.report({"INFO"}, f"Removed the custom style {self.model_id}")
+                self.report({"INFO"}, f"Removed your custom model '{name}'")
                 return {"FINISHED"}
             entry = _catalog_entry(self.model_id)
             freed = preferences.model_store(context).remove(entry)
@@ -222,18 +223,49 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
+DEPTH_OUTPUTS = [
+    ("AUTO", "Auto", "Depth Anything V2 files: metric when the file name says 'metric' (Hypersim or 'indoor': "
+     "20 m, VKITTI, KITTI or 'outdoor': 80 m), else relative"),
+    ("RELATIVE", "Relative", "The network gives relative inverse depth (the published non-metric checkpoints)"),
+    ("METRIC_INDOOR", "Metric, Indoor (20 m)", "A metric head trained for rooms: depth in metres up to 20"),
+    ("METRIC_OUTDOOR", "Metric, Outdoor (80 m)", "A metric head trained for streets: depth in metres up to 80"),
+]
+
+
+def metric_range(choice: str, file_name: str) -> tuple[float | None, str]:
+    """The metric range (None: relative) for a Depth Anything V2 file, and how it was decided.
+
+    Relative and metric heads hold the same tensors, so only the user or the file's name can say."""
+    if choice == "RELATIVE":
+        return None, "relative depth"
+    if choice in ("METRIC_INDOOR", "METRIC_OUTDOOR"):
+        metres = METRIC_RANGES["indoor" if choice == "METRIC_INDOOR" else "outdoor"]
+        return metres, f"metric, up to {metres:g} m"
+    lower = file_name.lower()
+    if "metric" not in lower:
+        return None, "relative depth (set Depth Output if the file is a metric model)"
+    outdoor = any(word in lower for word in ("vkitti", "kitti", "outdoor"))
+    metres = METRIC_RANGES["outdoor" if outdoor else "indoor"]
+    guessed = "" if outdoor or any(w in lower for w in ("hypersim", "indoor")) else ", assumed indoor"
+    return metres, f"metric, up to {metres:g} m{guessed}"
+
+
 class RESTYLE_OT_install_model_file(bpy.types.Operator):
-    """Add a style model from a file on disk (PyTorch .pth/.pt or .safetensors). A file that is
-    one of the published checkpoints installs as that style; anything else becomes a custom style"""
+    """Add a style or depth model from a file on disk (PyTorch .pth/.pt or .safetensors). A published
+    checkpoint installs as its catalog entry; a Depth Anything V2 file of any size becomes a custom depth
+    model (Import Photo's Depth Model); any other supported network becomes a custom style"""
 
     bl_idname = "restyle.install_model_file"
-    bl_label = "Add Custom Style from File"
+    bl_label = "Add Custom Style from File"  # adds depth models too; label kept (tests, docs)
     bl_options = {"REGISTER"}
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
         default="*.pth;*.pt;*.ckpt;*.bin;*.safetensors", options={"HIDDEN"})
-    name: StringProperty(name="Name", description="Name of the new style (default: from the file name)")  # type: ignore[valid-type]
+    name: StringProperty(name="Name", description="Name of the new model (default: from the file name)")  # type: ignore[valid-type]
+    depth_output: EnumProperty(name="Depth Output", items=DEPTH_OUTPUTS, default="AUTO",  # type: ignore[valid-type]
+                               description="For Depth Anything V2 files: relative or metric head (their tensors "
+                                           "are the same, so the file cannot tell)")
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         context.window_manager.fileselect_add(self)
@@ -271,6 +303,11 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
         prefs = preferences.get(context)
         # The worker loads it for real (weights fit the network, no NaN or infinite values).
         info = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0).inspect(str(target))
+        if info["arch"] in DEPTH_ARCHS:
+            metres, output = metric_range(self.depth_output, source.name)
+            entry = add_custom(preferences.model_root(context), source, str(info["arch"]), self.name or None, metres)
+            return entry, (f"Added the depth model '{entry.name}' ({info['name']}, {output}, {info['params']:,} "
+                           "parameters): choose it as Depth Model in Import Photo")
         entry = add_custom(preferences.model_root(context), source, str(info["arch"]), self.name or None)
         return entry, f"Added '{entry.name}' ({info['name']}, {info['params']:,} parameters)"
 

@@ -17,6 +17,7 @@ from ..bridge import compat, images
 from ..bridge.reconstruction import add_reconstruction, describe_error, emission_material
 from ..ml.catalog import DEPTH_MODELS, StyleEntry
 from ..ml.client import shared_client
+from ..ml.custom import custom_depth_models, find_depth_model
 from ..ml.errors import RestyleError
 from ..ml.exif import orient, read_photo_info, stored_uv
 from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
@@ -28,16 +29,26 @@ PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
 SENSOR_35MM = 36.0
 _depth_items: list[tuple[str, str, str]] = []
 DEPTH_MODEL_TIP = (
-    "How the distance of each pixel is estimated. Auto: a downloaded depth model when one is installed, "
-    "else the built-in fast one shipped with the extension. "
+    "How the distance of each pixel is estimated. Auto: a downloaded depth model when one is installed "
+    "(then your own, added with Add Custom Style from File), else the built-in fast one shipped with the extension. "
     + " ".join(f"{e.name}: {e.description.rstrip('.')}." for e in DEPTH_MODELS)
     + " Flat: no depth, the photo is placed on a plane facing its camera"
 )
 
 
-def depth_model_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
+def user_depth_models(context: bpy.types.Context | None) -> list[StyleEntry]:
+    """The depth models added from files; none when the model folder cannot be read."""
+    try:
+        return custom_depth_models(preferences.model_root(context or bpy.context, create=False))
+    except (RestyleError, OSError, ValueError) as exc:  # an unreadable folder must not empty the menu
+        log.warning("custom depth models could not be read: %s", exc)
+        return []
+
+
+def depth_model_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
     items = [("AUTO", "Auto", "A downloaded depth model if one is installed, else the built-in fast one")]
     items += [(e.id, e.name, e.description) for e in DEPTH_MODELS]
+    items += [(e.id, e.name, e.description) for e in user_depth_models(context)]
     items.append(("FLAT", "Flat", "No depth: the photo on a plane"))
     _depth_items[:] = items
     return _depth_items
@@ -53,13 +64,20 @@ def choose_depth_model(context: bpy.types.Context, choice: str) -> StyleEntry | 
         return None
     downloaded = [e for e in DEPTH_MODELS if e.files]
     builtin = [e for e in DEPTH_MODELS if not e.files]
-    # Auto: a downloaded model when one is installed, else the built-in one shipped inside.
-    candidates = downloaded + builtin if choice == "AUTO" else [e for e in DEPTH_MODELS if e.id == choice]
+    # Auto: a downloaded model when one is installed, then the user's own, else the built-in one shipped inside.
+    if choice == "AUTO":
+        candidates = downloaded + user_depth_models(context) + builtin
+    else:  # a custom model whose file is gone says where it was
+        candidates = [find_depth_model(choice, preferences.model_root(context, create=False))]
     for entry in candidates:
         if store.is_installed(entry) and (entry.files or builtin_depth_available()):
             return entry
+    if choice != "AUTO" and not candidates[0].files:
+        raise RestyleError(f"'{candidates[0].name}' is missing from this installation of Neural Restyle: reinstall "
+                           "the extension, or pick another depth model")
     if choice != "AUTO":
-        raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it in the Restyle panel first")
+        raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it under Depth Models in the "
+                           "Restyle panel, or add its file with Add Custom Style from File")
     return None
 
 
@@ -130,8 +148,10 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
         if entry is None and self.depth_model == "FLAT":
             self.report({"INFO"}, f"Placed {len(photos)} photo(s) on flat planes")
         elif entry is None:
-            self.report({"WARNING"}, "No depth model is available, so the photos were placed on flat planes. Download "
-                                     "Depth Anything V2 Small in the Restyle panel (or add its file) for relief")
+            self.report({"WARNING"}, "No depth model is available (the built-in one is missing from this "
+                                     "installation), so the photos were placed on flat planes. For relief, download "
+                                     "Depth Anything V2 under Depth Models in the Restyle panel, or add a Depth "
+                                     "Anything V2 checkpoint with Add Custom Style from File")
         else:
             self.report({"INFO"}, f"Reconstructed {len(photos)} photo(s) with {entry.name}")
         return {"FINISHED"}
