@@ -257,7 +257,7 @@ def find_style(style_id: str, root: Path | None) -> StyleEntry:
 
     A custom style whose file is gone raises CustomStyleMissing naming where it was and how to fix it."""
     if style_id.startswith(PREFIX) and root is not None:
-        for entry in custom_styles(root):
+        for entry in (_entry(item) for item in read_list(root).items):  # styles and depth models
             if entry.id == style_id:
                 path = root / entry.files[0].filename
                 if not path.is_file():

@@ -78,3 +78,23 @@ def fast_style_zip(path: Path, names: tuple[str, ...] = ("candy", "mosaic", "rai
             torch.save(transformer_state(seed=number), buffer)
             archive.writestr(f"saved_models/{name}.pth", buffer.getvalue())
     return path
+
+
+def depth_anything_state(size: str = "vits", seed: int = 0, blocks: int | None = None,
+                         meta: bool = False) -> dict[str, torch.Tensor]:
+    """A Depth Anything V2 state dict of the published layout (keys_dav2_vits.txt for Small).
+
+    ``blocks`` keeps only that many encoder blocks (shapes unchanged: enough for detection by shapes);
+    ``meta`` gives shape-only tensors, so Base and Large cost no memory."""
+    from dataclasses import replace
+
+    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+
+    config = CONFIGS[size]
+    if blocks is not None:
+        a, b, c, d = (min(i, blocks - 1) for i in config.layers)
+        config = replace(config, depth=blocks, layers=(a, b, c, d))
+    if meta:
+        with torch.device("meta"):
+            return dict(DepthAnythingV2(config).state_dict())
+    return dict(seeded(DepthAnythingV2(config), seed).state_dict())
