@@ -1,0 +1,162 @@
+"""Depth models in real Blender: the Depth Models sub-panel, Add Custom Style from File with a Depth
+Anything V2 checkpoint of any hash, its place in Import Photo's Depth Model menu, a photo imported
+with it, and its removal."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import replace
+
+import bpy
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.blender.support import ADDON_MODULE
+from tests.ml import checkpoints
+from tests.ml.synthetic import photo_like
+
+
+class _Recorder:
+    """A stand-in for UILayout that records labels and operator buttons (with their model_id)."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.enabled, self.scale_y = log, True, 1.0
+
+    def box(self) -> _Recorder:
+        return self
+
+    def column(self, align: bool = False) -> _Recorder:
+        return self
+
+    def row(self, align: bool = False) -> _Recorder:
+        return self
+
+    def label(self, text: str = "", icon: str = "NONE") -> None:
+        self.log.append(("label", text))
+
+    def separator(self) -> None:
+        pass
+
+    def operator(self, idname: str, text: str = "", icon: str = "NONE") -> object:
+        button = type("Button", (), {})()
+        self.log.append(("operator", idname, button))
+        return button
+
+
+def _panel_log(context) -> list:
+    module = importlib.import_module(f"{ADDON_MODULE}.panels.depth_models")
+    log: list = []
+    module.draw_depth_models(_Recorder(log), context)
+    return log
+
+
+def _buttons(log: list, idname: str) -> list[str]:
+    return [getattr(entry[2], "model_id", "") for entry in log if entry[0] == "operator" and entry[1] == idname]
+
+
+def _texts(log: list) -> str:
+    return " | ".join(entry[1] for entry in log if entry[0] == "label")
+
+
+@pytest.fixture
+def model_folder(addon, tmp_path):
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.model_folder = str(tmp_path / "models")
+    yield tmp_path / "models"
+    prefs.model_folder = ""
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    """A Small of the published layout under DistributedDataParallel's prefix: no published hash."""
+    path = tmp_path_factory.mktemp("dav2") / "depth_anything_v2_vits_finetuned.pth"
+    state = checkpoints.depth_anything_state("vits", seed=11)
+    torch.save({"model": {"module." + k: v for k, v in state.items()}, "epoch": torch.tensor(9.0)}, path)
+    return path
+
+
+def _photo(path, size=(56, 42)):
+    Image.fromarray((photo_like(size[1], size[0], seed=5) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _menu_ids() -> list[str]:
+    photo = importlib.import_module(f"{ADDON_MODULE}.operators.photo")
+    return [item[0] for item in photo.depth_model_items(None, bpy.context)]
+
+
+def test_the_sub_panel_is_registered_under_the_restyle_panel(addon):
+    panel = getattr(bpy.types, "VIEW3D_PT_restyle_depth_models", None)
+    assert panel is not None and panel.bl_parent_id == "VIEW3D_PT_restyle"
+
+
+def test_the_panel_lists_every_depth_model_with_size_license_and_state(model_folder):
+    bpy.context.preferences.system.use_online_access = True
+    try:
+        log = _panel_log(bpy.context)
+    finally:
+        bpy.context.preferences.system.use_online_access = False
+    texts = _texts(log)
+    for name in ("Depth Anything V2 Small", "Depth Anything V2 Base", "Built-in (fast)"):
+        assert name in texts
+    assert "99.2 MB" in texts and "Apache-2.0" in texts and "CC-BY-NC-4.0" in texts
+    assert "Non-commercial use only" in texts and "Metric, up to 80 m" in texts
+    assert set(_buttons(log, "restyle.download_model")) == {
+        "depth-anything-v2-small", "depth-anything-v2-metric-vkitti-small", "depth-anything-v2-base"}
+    assert _buttons(log, "restyle.remove_model") == []
+    assert any(entry[0] == "operator" and entry[1] == "restyle.install_model_file" for entry in log)
+
+
+def test_a_finetuned_file_is_added_chosen_used_and_removed(model_folder, finetuned, empty_scene, tmp_path, capfd):
+    result = bpy.ops.restyle.install_model_file(filepath=str(finetuned), name="Room Finetune",
+                                                depth_output="RELATIVE")
+    assert result == {"FINISHED"}
+    assert "Added the depth model 'Room Finetune' (Depth Anything V2 Small, relative depth" in capfd.readouterr().out
+    model_id = "custom-depth-room-finetune"
+    assert model_id in _menu_ids()
+    assert bpy.context.scene.restyle.style == "toon"  # not made the current style
+    style_ids = [item[0] for item in importlib.import_module(f"{ADDON_MODULE}.properties").style_items(
+        None, bpy.context)]
+    assert model_id not in style_ids
+
+    log = _panel_log(bpy.context)
+    assert "Room Finetune" in _texts(log) and model_id in _buttons(log, "restyle.remove_model")
+
+    photo = _photo(tmp_path / "room.png")
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(photo), depth_model=model_id, near=1.0, depth_range=4.0,
+                                             cut_threshold=10.0) == {"FINISHED"}
+    assert "with Room Finetune" in capfd.readouterr().out
+    mesh = next(o for o in bpy.data.collections["room"].objects if o.type == "MESH")
+    local_z = np.array([v.co.z for v in mesh.data.vertices])
+    assert np.ptp(local_z) > 0.5  # relief, not a plane
+
+    stored = model_folder / "custom" / f"{model_id}.pth"
+    assert stored.is_file() and finetuned.is_file()
+    assert bpy.ops.restyle.remove_model(model_id=model_id) == {"FINISHED"}
+    assert not stored.exists() and finetuned.is_file()  # the user's own file is untouched
+    assert model_id not in _menu_ids()
+
+
+def test_a_metric_file_named_as_upstream_names_it_is_metric(model_folder, finetuned, tmp_path, capfd):
+    source = tmp_path / "depth_anything_v2_metric_hypersim_vits.pth"
+    source.write_bytes(finetuned.read_bytes())
+    assert bpy.ops.restyle.install_model_file(filepath=str(source)) == {"FINISHED"}
+    assert "metric, up to 20 m" in capfd.readouterr().out
+    entry = importlib.import_module(f"{ADDON_MODULE}.ml.custom").custom_depth_models(model_folder)[0]
+    assert entry.max_depth == 20.0
+
+
+def test_a_file_with_a_published_hash_installs_as_its_catalog_entry(model_folder, finetuned, monkeypatch):
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+    models = importlib.import_module(f"{ADDON_MODULE}.operators.models")
+    source = finetuned
+    entry = catalog._BY_ID["depth-anything-v2-small"]
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    pinned = replace(entry, files=(replace(entry.files[0], sha256=digest),))
+    monkeypatch.setattr(models, "DEPTH_MODELS", tuple(pinned if e.id == entry.id else e for e in catalog.DEPTH_MODELS))
+    assert bpy.ops.restyle.install_model_file(filepath=str(source)) == {"FINISHED"}
+    assert (model_folder / "depth_anything_v2_vits.pth").is_file()
+    assert not (model_folder / "custom").exists()
