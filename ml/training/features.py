@@ -105,6 +105,10 @@ def gram(feature: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (h * w)
 
 
-def mean_std(feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    var, mean = torch.var_mean(feature.float(), dim=(2, 3))
-    return mean, (var + 1e-5).sqrt()
+def mean_covariance(feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) channel means and (N, C, C) covariances of (N, C, H, W) features, in fp32."""
+    n, c, h, w = feature.shape
+    flat = feature.float().reshape(n, c, h * w)
+    mean = flat.mean(2)
+    centred = flat - mean[..., None]
+    return mean, centred @ centred.transpose(1, 2) / (h * w)

@@ -6,8 +6,8 @@ by its keys and shapes, so a learned style needs nothing new to load or to run.
 
 Each step restyles a batch of content crops and minimises
 
-* a style loss: Gram matrices of the result's features against the average Gram matrices
-  of many style crops (each layer's error relative to the target's size),
+* a style loss: channel means and covariances of the result's features against their
+  averages over many style crops (each layer's error relative to the target's size),
 * a content loss: the result's features at one layer against the content's, plus the
   blurred luminance (the picture's shapes and shading must survive the style),
 * an adversarial loss (least squares) from a multi-scale PatchGAN discriminator trained at
@@ -38,7 +38,7 @@ from ..errors import InvalidImageError, RestyleError
 from ..models.transformer_net import TransformerNet
 from .data import CropSampler, as_tensor, image_hash
 from .discriminator import PatchDiscriminator
-from .features import FeatureNet, gram, load_features
+from .features import FeatureNet, load_features, mean_covariance
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LearnOptions:
     style_weight: float = 1.0
     content_weight: float = 0.5
     luminance_weight: float = 4.0
-    adversarial_weight: float = 0.05
+    adversarial_weight: float = 0.1
     adversarial_start: float = 0.2  # fraction of the steps before the adversarial loss joins in
     style_target_crops: int = 16  # style crops averaged into the style loss's targets
     preview_every: int = 50  # steps between previews (and checks for the best result so far)
@@ -95,9 +95,9 @@ class LearnOptions:
 
 # Presets a user picks by name: time against quality on a CPU (see ml/weights/styles/MODEL_CARD.md).
 PRESETS: dict[str, dict[str, int]] = {
-    "draft": {"steps": 300, "crop": 128, "batch": 2},
-    "default": {"steps": 800, "crop": 192, "batch": 2},
-    "high": {"steps": 2000, "crop": 256, "batch": 2},
+    "draft": {"steps": 400, "crop": 128, "batch": 2},
+    "default": {"steps": 1200, "crop": 128, "batch": 2},
+    "high": {"steps": 2400, "crop": 192, "batch": 2},
 }
 
 
@@ -152,7 +152,7 @@ class _Trainer:
         self.content = CropSampler(content, options.crop, options.content_scales)
         self.data_rng = torch.Generator().manual_seed(options.seed)
         fixed = torch.Generator().manual_seed(options.seed + 1)  # targets and probe: never advance data_rng
-        self.style_grams = self._style_targets(fixed)
+        self.style_targets = self._style_targets(fixed)
         self.probe = self.content.batch(2, fixed).to(device)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -165,29 +165,37 @@ class _Trainer:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
     @torch.no_grad()
-    def _style_targets(self, generator: torch.Generator) -> list[torch.Tensor]:
-        totals: list[torch.Tensor] = []
+    def _style_targets(self, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per feature layer: the channels' mean and covariance over many style crops."""
+        sums: list[list[torch.Tensor]] = []
         count = self.options.style_target_crops
         for _ in range(count):
             crop = self.style.crop(generator)[None].to(self.device)
             with self._autocast():
-                grams = [gram(f)[0] for f in self.features.features(crop)]
-            totals = grams if not totals else [t + g for t, g in zip(totals, grams, strict=True)]
-        return [t / count for t in totals]
+                stats = [[t[0] for t in mean_covariance(f)] for f in self.features.features(crop)]
+            sums = stats if not sums else [[a + b for a, b in zip(s, t, strict=True)]
+                                           for s, t in zip(sums, stats, strict=True)]
+        return [(mean / count, cov / count) for mean, cov in sums]
 
     def _losses(self, result: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Style and content losses (fp32 scalars) of restyled crops against their content."""
+        """Style and content losses (fp32 scalars) of restyled crops against their content.
+
+        The style loss compares each layer's channel means and covariances separately, each
+        relative to the target's size: in an uncentred Gram matrix the means dominate, and
+        once the colours are right the texture's structure would hardly be felt."""
         out_features = self.features.features(result)
         with torch.no_grad():
             content_features = self.features.features(content)
-        style = sum(((gram(f) - target).pow(2).sum((1, 2)) / target.pow(2).sum()).mean()
-                    for f, target in zip(out_features, self.style_grams, strict=True))
+        style = torch.zeros((), device=result.device)
+        for feature, (mean, cov) in zip(out_features, self.style_targets, strict=True):
+            out_mean, out_cov = mean_covariance(feature)
+            style = style + ((out_mean - mean).pow(2).sum(1) / mean.pow(2).sum().clamp_min(1e-8)).mean()
+            style = style + ((out_cov - cov).pow(2).sum((1, 2)) / cov.pow(2).sum().clamp_min(1e-8)).mean()
         layer = self.features.content_layer
         reference = content_features[layer].float()
         content_loss = (out_features[layer].float() - reference).pow(2).mean() / reference.pow(2).mean().clamp_min(1e-8)
         luminance = (_blurred_luma(result.float()) - _blurred_luma(content.float())).abs().mean()
-        return {"style": torch.as_tensor(style) / len(self.style_grams), "content": content_loss,
-                "luminance": luminance}
+        return {"style": style / (2 * len(self.style_targets)), "content": content_loss, "luminance": luminance}
 
     def train_step(self) -> dict[str, float]:
         options = self.options
