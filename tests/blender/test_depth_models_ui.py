@@ -160,3 +160,25 @@ def test_a_file_with_a_published_hash_installs_as_its_catalog_entry(model_folder
     assert bpy.ops.restyle.install_model_file(filepath=str(source)) == {"FINISHED"}
     assert (model_folder / "depth_anything_v2_vits.pth").is_file()
     assert not (model_folder / "custom").exists()
+
+
+def test_without_any_depth_model_the_warning_names_what_exists(model_folder, empty_scene, tmp_path, capfd,
+                                                               monkeypatch):
+    photo = importlib.import_module(f"{ADDON_MODULE}.operators.photo")
+    monkeypatch.setattr(photo, "builtin_depth_available", lambda: False)  # an installation that lost it
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(_photo(tmp_path / "plain.png"))) == {"FINISHED"}
+    out = capfd.readouterr().out
+    assert "placed on flat planes" in out and "under Depth Models in the Restyle panel" in out
+    assert "Add Custom Style from File" in out  # the button's real label
+
+
+def test_a_custom_depth_model_whose_file_is_gone_imports_nothing_and_says_where_it_was(
+        model_folder, finetuned, empty_scene, tmp_path):
+    assert bpy.ops.restyle.install_model_file(filepath=str(finetuned), name="Gone") == {"FINISHED"}
+    stored = model_folder / "custom" / "custom-depth-gone.pth"
+    stored.unlink()
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.collections))
+    with pytest.raises(RuntimeError, match=f"depth model 'Gone' is missing: it was at {stored}"):
+        bpy.ops.restyle.import_photo_mesh(filepath=str(_photo(tmp_path / "x.png")), depth_model="custom-depth-gone")
+    assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.collections))
+    assert bpy.ops.restyle.remove_model(model_id="custom-depth-gone") == {"FINISHED"}
