@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 
 from .. import preferences
-from ..bridge import images, materials, outputs
+from ..bridge import images, materials, outputs, passes
 from ..bridge.images import IdKey, id_label
 from ..ml.client import Job, shared_client
 from ..ml.custom import find_style
@@ -34,9 +34,11 @@ def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Cont
     if context.scene is None or context.scene.camera is None:
         operator.poll_message_set("The scene needs an active camera")
         return False
-    if context.scene.camera.type != "CAMERA":
-        # Blender lets any object be the scene camera; an Empty or a light has no lens.
-        operator.poll_message_set(f"The scene camera '{context.scene.camera.name}' is not a camera object")
+    try:
+        passes.scene_camera(context.scene)  # Blender lets an Empty or a light be the scene camera
+    except passes.PassError as exc:
+        text = str(exc)
+        operator.poll_message_set(text[:1].upper() + text[1:])
         return False
     return True
 

@@ -23,7 +23,7 @@ def test_render_buttons_say_the_scene_camera_is_not_a_camera(empty_scene, operat
     op = getattr(bpy.ops.restyle, operator)
     assert not op.poll()
     # The reason shown on the greyed-out button names the object and what is wrong with it.
-    with pytest.raises(RuntimeError, match="'Rig' is not a camera object"):
+    with pytest.raises(RuntimeError, match=f"'Rig' is an? {kind.title()}, not a camera"):
         op()
 
 
