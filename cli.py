@@ -33,7 +33,7 @@ import bpy
 from . import preferences
 from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
 from .ml.custom import PREFIX as CUSTOM_PREFIX
-from .ml.custom import find_style
+from .ml.custom import custom_depth_models, custom_styles, find_style
 from .ml.errors import RestyleError
 from .properties import settings_of
 
@@ -327,7 +327,8 @@ def validate(args: argparse.Namespace) -> None:
     if args.command in ("stylize-textures", "stylize-render"):
         _style_for(args.command, args.style)
     if args.command == "import-photo":
-        choices = {"AUTO", "FLAT", *(e.id for e in DEPTH_MODELS)}
+        root = preferences.model_root(bpy.context, create=False)
+        choices = {"AUTO", "FLAT", *(e.id for e in DEPTH_MODELS), *(e.id for e in custom_depth_models(root))}
         if args.depth_model.upper() in ("AUTO", "FLAT"):
             args.depth_model = args.depth_model.upper()
         if args.depth_model not in choices:
@@ -528,7 +529,8 @@ def _run_item(item: Item, work: Callable[[], str]) -> None:
 def run_models(args: argparse.Namespace, report: Report) -> None:
     store = preferences.model_store(bpy.context)
     if args.action == "list":
-        for entry in ALL_STYLES + DEPTH_MODELS:
+        root = preferences.model_root(bpy.context, create=False)
+        for entry in [*ALL_STYLES, *DEPTH_MODELS, *custom_styles(root), *custom_depth_models(root)]:
             state = "built-in" if not entry.files else ("installed" if store.is_installed(entry) else "not installed")
             flags = " [non-commercial]" if entry.non_commercial else ""
             _say(f"{entry.id:<40} {entry.family:<10} {state}{flags}", sys.stdout)

@@ -182,3 +182,17 @@ def test_a_custom_depth_model_whose_file_is_gone_imports_nothing_and_says_where_
         bpy.ops.restyle.import_photo_mesh(filepath=str(_photo(tmp_path / "x.png")), depth_model="custom-depth-gone")
     assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.collections))
     assert bpy.ops.restyle.remove_model(model_id="custom-depth-gone") == {"FINISHED"}
+
+
+def test_the_cli_lists_and_uses_a_custom_depth_model(model_folder, finetuned, empty_scene, tmp_path, capfd):
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    assert cli.main(["models", "install", str(finetuned), "--name", "Street Finetune"]) == 0
+    model_id = "custom-depth-street-finetune"
+    capfd.readouterr()
+    assert cli.main(["models", "list"]) == 0
+    assert model_id in capfd.readouterr().out
+    photo = _photo(tmp_path / "street.png")
+    saved = tmp_path / "street.blend"
+    assert cli.main(["import-photo", str(photo), "--depth-model", model_id, "--save-as", str(saved)]) == 0
+    assert "with Street Finetune" in capfd.readouterr().out and saved.is_file()
+    assert cli.main(["models", "remove", model_id]) == 0
