@@ -145,6 +145,9 @@ class RESTYLE_OT_import_photo_mesh(bpy.types.Operator):
                 log.exception("Import Photo failed unexpectedly")
             self.report({"ERROR"}, f"Nothing was imported: {describe_error(exc)}")
             return {"CANCELLED"}
+        for photo in photos:  # EXIF values that were ignored: the import went on with the defaults
+            for warning in photo["info"].warnings:
+                self.report({"WARNING"}, f"{photo['path'].name}: {warning}")
         if entry is None and self.depth_model == "FLAT":
             self.report({"INFO"}, f"Placed {len(photos)} photo(s) on flat planes")
         elif entry is None:

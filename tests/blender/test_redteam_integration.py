@@ -43,3 +43,21 @@ def test_material_with_nodes_turned_off_is_listed_on_4x_and_restyled_on_5(empty_
     else:
         assert result == {"FINISHED"}
         assert obj.material_slots[0].material.name == "Bricks.toon"
+
+
+def test_photo_with_hostile_exif_imports_with_defaults_and_says_what_was_ignored(empty_scene, tmp_path, capfd):
+    import math
+
+    from tests.ml.test_redteam_exif import DOUBLE, FOCAL_35, jpeg, tiff_block
+
+    photo = jpeg(tmp_path / "nan_lens.jpg", tiff_block([], [(FOCAL_35, DOUBLE, (math.nan,))]), size=(48, 32))
+    capfd.readouterr()
+    result = bpy.ops.restyle.import_photo_mesh(filepath=str(photo), depth_model="FLAT")
+    assert result == {"FINISHED"}
+    out = capfd.readouterr().out
+    assert "nan_lens.jpg: " in out and "35 mm focal length" in out, out
+    camera = bpy.context.scene.camera
+    assert camera is not None and math.isfinite(camera.data.lens) and camera.data.lens > 0
+    mesh = next(o for o in bpy.data.objects if o.type == "MESH")
+    coords = [c for v in mesh.data.vertices for c in v.co]
+    assert coords and all(math.isfinite(c) for c in coords)
