@@ -112,6 +112,16 @@ def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
     return _device_items
 
 
+MIN_MANUAL_TILE = 64  # the engine's smallest tile; 0 means Auto
+
+
+def _snap_tile_size(settings: bpy.types.PropertyGroup, _context: bpy.types.Context) -> None:
+    """Dragging down from 64 lands on Auto (0) rather than on a size the engine refuses."""
+    size = int(getattr(settings, "tile_size", 0))
+    if 0 < size < MIN_MANUAL_TILE:
+        settings.tile_size = 0 if size < MIN_MANUAL_TILE // 2 else MIN_MANUAL_TILE  # type: ignore[attr-defined]
+
+
 class RestyleSettings(bpy.types.PropertyGroup):
     style: EnumProperty(name="Style", description="How the textures are restyled", items=style_items)  # type: ignore[valid-type]
     style_image: PointerProperty(  # type: ignore[valid-type]
@@ -137,8 +147,10 @@ class RestyleSettings(bpy.types.PropertyGroup):
         ],
     )
     tile_size: IntProperty(  # type: ignore[valid-type]
-        name="Tile Size", description="Pixels per tile side: smaller tiles use less memory",
-        default=1024, min=64, max=8192, step=64, subtype="PIXEL",
+        name="Tile Size",
+        description="Pixels per tile side. 0 is Auto: the whole image when it fits in the device's free memory, "
+                    "otherwise the largest tiles that fit. A number overrides it: smaller tiles use less memory",
+        default=0, min=0, max=8192, step=64, subtype="PIXEL", update=_snap_tile_size,
     )
     seamless: EnumProperty(  # type: ignore[valid-type]
         name="Seamless",

@@ -11,6 +11,7 @@ engine itself needs no full-size copies of the image.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,12 +19,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from . import color
+from . import color, memory_model
 from .allocator import trim_heap
 from .devices import reduced_dtype, resolve_device
 from .errors import InvalidImageError, JobCancelled
+from .memory_model import AUTO, plan_tiles
 from .styles.base import StyleNet
-from .tiling import GlobalNorm, StopForward, TileContext, active_tile, global_norms, recording_norm_order
+from .tiling import (
+    GlobalNorm,
+    ResumeCache,
+    StopForward,
+    TileContext,
+    active_tile,
+    global_norms,
+    recording_norm_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +46,22 @@ class RestyleOptions:
     strength: float = 1.0
     device: str = "auto"
     precision: str = "auto"
-    tile_size: int = 1024
+    tile_size: int = AUTO  # pixels per tile side; AUTO (0): the largest that fits in free memory
     seamless: str = "auto"  # auto | on | off
     preserve_colors: bool = False
     feather: int = 8
+    memory_budget: int = 0  # bytes Auto may plan with; 0: a safe share of the device's free memory
+    reuse_activations: bool = True  # exact passes resume from stored activations (False: the old schedule)
 
     def validated(self) -> RestyleOptions:
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"strength must be within 0..1, got {self.strength}")
         if self.seamless not in ("auto", "on", "off"):
             raise ValueError(f"seamless must be auto, on or off, got '{self.seamless}'")
-        if self.tile_size < 64:
-            raise ValueError(f"tile size must be at least 64 pixels, got {self.tile_size}")
+        if self.tile_size != AUTO and self.tile_size < 64:
+            raise ValueError(f"tile size must be 0 (Auto) or at least 64 pixels, got {self.tile_size}")
+        if self.memory_budget < 0:
+            raise ValueError(f"memory budget must be 0 (Auto) or a number of bytes, got {self.memory_budget}")
         return self
 
 
@@ -59,6 +73,9 @@ class RestyleReport:
     device: str = "cpu"
     dtype: str = "float32"
     warning: str | None = None
+    tile_size: int = 0  # the tile size the run used (what Auto chose, or the manual size)
+    auto_tile: bool = False  # the tile size was chosen by Auto
+    stored_peak: int = 0  # bytes of activations the exact passes kept at most (ResumeCache)
 
 
 CHUNK_ROWS = 256  # whole-image numpy work runs in row blocks, so no full-size temporaries
@@ -123,20 +140,22 @@ def restyle(
     When the GPU runs out of memory the run is repeated with half the tile size."""
     options = options.validated()
     report = report if report is not None else RestyleReport()
-    first_size = options.tile_size
+    first_size = 0
     while True:
         try:
             result = _restyle_once(model, image, options, progress, cancelled, report)
         except torch.cuda.OutOfMemoryError:
-            if options.tile_size <= 128:
+            used = report.tile_size  # Auto's choice or the manual size, set before any tile ran
+            if used <= 128:
                 raise
+            first_size = first_size or used
             torch.cuda.empty_cache()
-            smaller = max(128, options.tile_size // 2)
-            log.warning("out of GPU memory with %d px tiles: retrying with %d px", options.tile_size, smaller)
+            smaller = max(128, used // 2)
+            log.warning("out of GPU memory with %d px tiles: retrying with %d px", used, smaller)
             options = replace(options, tile_size=smaller)
             continue
-        if options.tile_size != first_size:
-            report.warning = f"The GPU ran out of memory with {first_size} px tiles: used {options.tile_size} px tiles"
+        if first_size:
+            report.warning = f"The GPU ran out of memory with {first_size} px tiles: used {report.tile_size} px tiles"
         return result
 
 
@@ -155,6 +174,18 @@ def _restyle_once(
     dtype = reduced_dtype(device, options.precision, model.reduced_precision_ok)
     report.seamless, report.device, report.warning = wrap, str(device), warning
     report.dtype = str(dtype or torch.float32).replace("torch.", "")
+    report.auto_tile = options.tile_size == AUTO
+    budget = options.memory_budget or memory_model.device_budget(device)
+    plan = plan_tiles(model, source.shape[0], source.shape[1], device, dtype is not None, wrap, budget=budget,
+                      tile_size=None if report.auto_tile else options.tile_size, result_bytes=source.nbytes)
+    if report.auto_tile:
+        log.info("Auto tile size: %d px (%s; %.2f GiB planned of %.2f GiB)", plan.tile_size,
+                 "whole image" if plan.whole else "tiled", plan.needed / 2**30, plan.budget / 2**30)
+        options = replace(options, tile_size=plan.tile_size)
+    report.tile_size = options.tile_size
+    # What the tile itself does not need may hold the activations that spare the exact passes
+    # their recomputation.
+    store_budget = max(plan.budget - plan.needed, 0) if options.reuse_activations else 0
     model = model.to(device).eval()
     if model.channels_last and device.type in ("cpu", "cuda"):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time
@@ -163,9 +194,9 @@ def _restyle_once(
     out = np.empty(source.shape, dtype=np.float32)
     if source.shape[2] in (2, 4):
         out[..., -1] = source[..., -1]
-    runner = _TiledRun(model, source, wrap, options, device, dtype, progress, cancelled)
+    runner = _TiledRun(model, source, wrap, options, device, dtype, progress, cancelled, store_budget)
     runner.run(out[..., : _colour_channels(source)])
-    report.tiles, report.passes = runner.tile_count, runner.passes
+    report.tiles, report.passes, report.stored_peak = runner.tile_count, runner.passes, runner.stored_peak
     _finish(out, source, options)
     return out.reshape(np.shape(image)) if np.ndim(image) == 2 else out
 
@@ -197,8 +228,11 @@ class _TiledRun:
         dtype: torch.dtype | None,
         progress: ProgressFn | None,
         cancelled: CancelFn | None,
+        store_budget: int = 0,
     ) -> None:
         self.model, self.source, self.wrap, self.device, self.dtype = model, source, wrap, device, dtype
+        self.store_budget, self.stored_peak = store_budget, 0
+        self.resume: ResumeCache | None = None
         self.progress, self.cancelled = progress, cancelled
         self.h, self.w = source.shape[:2]
         align = max(1, model.align)
@@ -244,13 +278,21 @@ class _TiledRun:
         once and iterating does not work: with k sweeps only the first k norms are exact,
         and errors in the others grow through the network instead of settling.)"""
         self.expected_passes = len(order) + 1
-        for norm in order:
-            norm.start_collecting()
-            norm.stop_after = True
-            self._sweep(None)
-            norm.frozen = norm.finish_collecting()
-            norm.stop_after = False
-        self._sweep(target)
+        cache = ResumeCache(self.model, self.store_budget)
+        with cache.installed() if self.store_budget > 0 else contextlib.nullcontext(cache):
+            self.resume = cache if self.store_budget > 0 else None
+            try:
+                for norm in order:
+                    norm.start_collecting()
+                    norm.stop_after = True
+                    self._sweep(None)
+                    norm.frozen = norm.finish_collecting()
+                    norm.stop_after = False
+                cache.measuring = False
+                self._sweep(target)
+            finally:
+                self.resume = None
+                self.stored_peak = cache.peak_bytes
 
     def _norm_order(self) -> list[GlobalNorm]:
         """The order the forward pass calls its norms, from one small forward."""
@@ -274,6 +316,8 @@ class _TiledRun:
             target[...] = 0.0
         for number, core in enumerate(self.tiles):
             self._check_cancel()
+            if self.resume is not None:
+                self.resume.tile = number
             try:
                 tile_out, region = self._run_tile(core)
             except StopForward:

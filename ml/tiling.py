@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .models.padding import ReflectionPad
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class GlobalNorm(nn.Module):
         self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
         self.collecting = False
         self.stop_after = False  # end the forward pass once this layer has been measured
+        self.on_measured: Callable[[torch.Tensor], None] | None = None  # given what was measured (ResumeCache)
         self._moments: torch.Tensor | None = None  # (N, G, 3): count, mean, M2 (float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +128,8 @@ class GlobalNorm(nn.Module):
             order.append(self)
         if self.collecting:
             self._accumulate(x)
+            if self.on_measured is not None:
+                self.on_measured(x)
             if self.stop_after:
                 raise StopForward()
         if self.frozen is None:
@@ -251,3 +257,204 @@ def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+_DONE = 1 << 30  # the position of a module whose whole output is stored
+
+
+class ResumeCache:
+    """Per-tile resume points that let each statistics pass start where the last one stopped.
+
+    The exact tiled scheme runs the network once per norm (each pass stopping at the norm it
+    measures, with every earlier norm frozen). Everything a pass computed before it stopped
+    used only frozen norms, so it is final: the next pass over the same tile would compute
+    it again, bit for bit. This cache keeps it instead, per tile:
+
+    * an ``nn.Sequential`` that contains norms runs group by group (a group is one
+      ``[pad] conv [norm] [activation]`` unit, or one other child); the input of the group
+      that holds the norm being measured is stored, and later passes resume there;
+    * the convolution output a norm measured is stored too: the next pass applies the now
+      frozen norm and the activation to it (an element-wise map) instead of convolving
+      again, so each convolution runs once over each tile in the statistics passes;
+    * any module that contains norms and finished within a pass stores its output, and later
+      calls return it without running (the points inside it are let go).
+
+    Stored tensors are the feature maps themselves, not copies: the networks never change a
+    module's input in place (tests/ml/test_engine.py compares every architecture with and
+    without the cache). They are kept within ``budget`` bytes; past it a point is not stored
+    and a pass recomputes from an earlier one (slower, still exact). In the final pass each
+    point is used once and let go.
+    """
+
+    def __init__(self, model: nn.Module, budget: int) -> None:
+        self.model, self.budget = model, budget
+        self.tile = 0  # the engine sets the tile before each forward
+        self.measuring = True  # False for the final pass
+        self.stored_bytes = 0
+        self.peak_bytes = 0
+        self._entries: dict[tuple[int, nn.Module], tuple[int, torch.Tensor]] = {}
+        self._norms: dict[nn.Module, list[GlobalNorm]] = {}
+        self._groups: dict[nn.Module, list[nn.Module]] = {}  # Sequential -> its groups as sub-sequences
+        self._group_norms: dict[nn.Module, list[list[GlobalNorm]]] = {}
+        self._finish: dict[tuple[nn.Module, int], tuple[GlobalNorm, nn.Module | None]] = {}
+        self._measured_in: dict[GlobalNorm, tuple[nn.Module, int]] = {}
+        self._inner: dict[nn.Module, list[nn.Module]] = {}  # wrapped modules below a module
+        self._wrapped: list[nn.Module] = []
+
+    # -- installation ----------------------------------------------------------------
+    def _plan(self) -> None:
+        for module in self.model.modules():
+            if module is self.model or isinstance(module, GlobalNorm):
+                continue
+            norms = [m for m in module.modules() if isinstance(m, GlobalNorm)]
+            if norms:
+                self._norms[module] = norms
+                self._wrapped.append(module)
+        wrapped = set(self._wrapped)
+        for module in self._wrapped:
+            self._inner[module] = [m for m in module.modules() if m is not module and m in wrapped]
+            if not isinstance(module, nn.Sequential):
+                continue
+            children = list(module)
+            spans = _group_spans(children)
+            self._groups[module] = [_sub_sequence(module, a, b) for a, b in spans]
+            self._group_norms[module] = []
+            for index, (a, b) in enumerate(spans):
+                inside = {m for child in children[a:b] for m in child.modules()}
+                self._group_norms[module].append([n for n in self._norms[module] if n in inside])
+                for k in range(a + 1, b):
+                    norm = children[k]
+                    if isinstance(norm, GlobalNorm) and isinstance(children[k - 1], (nn.Conv2d, nn.ConvTranspose2d)):
+                        act = children[k + 1] if k + 1 < b else None
+                        self._finish[(module, index)] = (norm, act)
+                        self._measured_in[norm] = (module, index)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[ResumeCache]:
+        """Route the calls of every module that contains norms through the cache, for a run."""
+        self._plan()
+        for module in self._wrapped:
+            if isinstance(module, nn.Sequential):
+                module.forward = self._sequential_forward(module)  # type: ignore[method-assign]
+            else:
+                module.forward = self._module_forward(module, module.forward)  # type: ignore[method-assign]
+        for norm in self._measured_in:
+            norm.on_measured = functools.partial(self._keep_measured, norm)
+        try:
+            yield self
+        finally:
+            for module in self._wrapped:
+                del module.forward  # the class's own forward again
+            for norm in self._measured_in:
+                norm.on_measured = None
+            self._entries.clear()
+            self.stored_bytes = 0
+
+    # -- the stored points ---------------------------------------------------------------
+    def _take(self, module: nn.Module) -> tuple[int, torch.Tensor] | None:
+        key = (self.tile, module)
+        entry = self._entries.get(key)
+        if entry is not None and not self.measuring:
+            del self._entries[key]  # the final pass uses each point once
+            self.stored_bytes -= _nbytes(entry[1])
+        return entry
+
+    def _store(self, module: nn.Module, position: int, x: torch.Tensor, dropping: list[nn.Module]) -> None:
+        """Keep ``x`` as ``module``'s resume point at ``position``; ``dropping`` are the
+        modules whose points it makes useless (they lie before it)."""
+        for inner in dropping:
+            old = self._entries.pop((self.tile, inner), None)
+            if old is not None:
+                self.stored_bytes -= _nbytes(old[1])
+        key = (self.tile, module)
+        old = self._entries.get(key)
+        if old is not None and old[0] >= position:
+            return
+        freed = _nbytes(old[1]) if old is not None else 0
+        if self.stored_bytes - freed + _nbytes(x) > self.budget:
+            return  # over budget: the earlier point (if any) still holds and is still right
+        self._entries[key] = (position, x)
+        self.stored_bytes += _nbytes(x) - freed
+        self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
+
+    def _keep_measured(self, norm: GlobalNorm, x: torch.Tensor) -> None:
+        """Called by a norm with the feature map it is measuring (its convolution's output)."""
+        module, index = self._measured_in[norm]
+        self._store(module, 2 * index + 1, x, self._inner_of(self._groups[module][: index + 1]))
+
+    # -- the wrapped forwards ----------------------------------------------------------------
+    def _sequential_forward(self, module: nn.Sequential):
+        groups, group_norms = self._groups[module], self._group_norms[module]
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            position, first = 0, 0
+            entry = self._take(module)
+            if entry is not None:
+                position, x = entry
+                if position == _DONE:
+                    return x
+                first = position // 2
+                if position % 2:  # a measured convolution's output: apply its norm and activation
+                    norm, act = self._finish[(module, first)]
+                    x = norm(x)
+                    x = act(x) if act is not None else x
+                    first += 1
+            for index in range(first, len(groups)):
+                if self.measuring and 2 * index > position and any(n.collecting for n in group_norms[index]):
+                    self._store(module, 2 * index, x, self._inner_of(groups[:index]))
+                x = groups[index](x)
+            if self.measuring:
+                self._store(module, _DONE, x, self._inner[module])
+            return x
+
+        return forward
+
+    def _module_forward(self, module: nn.Module, original):
+        def forward(*args, **kwargs):
+            entry = self._take(module)
+            if entry is not None:
+                return entry[1]
+            out = original(*args, **kwargs)
+            if self.measuring and isinstance(out, torch.Tensor):
+                self._store(module, _DONE, out, self._inner[module])
+            return out
+
+        return forward
+
+    def _inner_of(self, groups: list[nn.Module]) -> list[nn.Module]:
+        wrapped = set(self._wrapped)
+        return [m for group in groups for m in group.modules() if m in wrapped]
+
+
+def _sub_sequence(module: nn.Sequential, start: int, stop: int) -> nn.Sequential:
+    """Children ``start:stop`` as a sequence of the same class, run by that class's forward
+    (built without its ``__init__``, which may take other arguments than modules)."""
+    part = type(module).__new__(type(module))
+    nn.Module.__init__(part)
+    for name, child in list(module.named_children())[start:stop]:
+        part.add_module(name, child)
+    return part
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def _group_spans(children: list[nn.Module]) -> list[tuple[int, int]]:
+    """Children indices grouped the way a fused sequence runs them: a reflection pad, the
+    convolution after it, and the norm and activation that follow form one group (splitting
+    them would change which fused kernel runs); every other child is a group of its own."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(children):
+        j = i + 1
+        if isinstance(children[i], ReflectionPad) and j < len(children) and isinstance(children[j], nn.Conv2d):
+            j += 1
+        if isinstance(children[j - 1], (nn.Conv2d, nn.ConvTranspose2d)):
+            if j < len(children) and isinstance(children[j], GlobalNorm):
+                j += 1
+            if j < len(children) and isinstance(children[j], (nn.ReLU, nn.LeakyReLU)):
+                j += 1
+        spans.append((i, j))
+        i = j
+    return spans

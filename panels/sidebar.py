@@ -120,7 +120,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         if chosen != "auto" and not known_devices().get(chosen, False):
             col.label(text=f"{chosen.upper()} unavailable: the CPU will be used", icon="ERROR")
         col.prop(settings, "precision")
-        col.prop(settings, "tile_size")
+        col.prop(settings, "tile_size", text="Tile Size (0 = Auto)" if settings.tile_size else "Tile Size: Auto")
         col.prop(settings, "seamless")
         col.prop(settings, "output")
         if settings.output == "FILES":

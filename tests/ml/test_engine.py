@@ -1,13 +1,24 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from ml import devices
+from ml import devices, memory_model
 from ml.catalog import style_ids
 from ml.engine import RestyleOptions, RestyleReport, is_tileable, restyle
 from ml.errors import InvalidImageError, JobCancelled
+from ml.models.animegan2 import AnimeGAN2
+from ml.models.cyclegan import CycleGANGenerator
+from ml.models.fused import FusedSequential
+from ml.models.padding import ReflectionPad
+from ml.models.transformer_net import TransformerNet
 from ml.styles import build_style
+from ml.styles.base import StyleNet
 from ml.styles.pixel import BLOCK
+from ml.tiling import GlobalNorm, global_norms
+from tests.ml.checkpoints import seeded
 from tests.ml.normnets import NormNet
 from tests.ml.synthetic import photo_like, tileable
 
@@ -237,3 +248,109 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 avx2 fma\n\n", encoding="utf-8")
     assert {"avx2", "fma"} <= devices.cpu_flags(info) and "avx512_bf16" not in devices.cpu_flags(info)
     assert devices.cpu_flags(tmp_path / "missing") == set()
+
+
+def _adain_model():
+    from ml.models.adain import AdaIN
+
+    model = seeded(AdaIN())
+    model.set_style(torch.from_numpy(photo_like(64, 64, seed=9)).permute(2, 0, 1)[None])
+    return model
+
+
+class SequentialNormNet(StyleNet):
+    """A small generator built from fused sequences, as the published GANs are: pad-conv-norm-
+    activation units, a residual block holding a sequence, a transposed convolution."""
+
+    align = 4
+    halo = 28
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.head = FusedSequential(
+            ReflectionPad(1), nn.Conv2d(3, 16, 3), GlobalNorm(1, 16), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), GlobalNorm(32, 32, affine=False), nn.ReLU(True),
+            _Residual(32),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), GlobalNorm(1, 16), nn.ReLU(True),
+        )
+        self.tail = FusedSequential(ReflectionPad(1), nn.Conv2d(16, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.tail(self.head(x)))
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = FusedSequential(ReflectionPad(1), nn.Conv2d(channels, channels, 3),
+                                     GlobalNorm(channels, channels, affine=False), nn.ReLU(True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+REUSE_ARCHITECTURES = {
+    "sequential": SequentialNormNet,
+    "animegan2": lambda: seeded(AnimeGAN2()),
+    "cyclegan": lambda: seeded(CycleGANGenerator(6)),
+    "transformer": lambda: seeded(TransformerNet()),
+    "adain": _adain_model,
+    "groupnorm": lambda: NormNet(instance_norm=False),
+}
+
+
+@pytest.mark.parametrize("name", list(REUSE_ARCHITECTURES))
+def test_stored_activations_keep_tiled_equal_to_whole(name):
+    """The resume cache only skips work: tiled with it equals the whole image, and the
+    model's own forwards are back in place afterwards."""
+    model = REUSE_ARCHITECTURES[name]()
+    image = photo_like(128, 100, seed=6)
+    whole = restyle(model, image, RestyleOptions(seamless="off", precision="full", **WHOLE))
+    report = RestyleReport()
+    tiled = restyle(model, image, RestyleOptions(seamless="off", precision="full", tile_size=64), report=report)
+    assert report.tiles == 4 and report.passes > 1
+    assert max_diff(tiled, whole) <= ONE_STEP
+    if name in ("sequential", "animegan2", "cyclegan", "transformer"):  # networks with norm-holding blocks
+        assert report.stored_peak > 0
+    assert all("forward" not in vars(m) for m in model.modules())
+    assert all(getattr(n, "on_measured", None) is None for n in global_norms(model))
+
+
+def test_the_old_schedule_stays_selectable_and_agrees():
+    model = SequentialNormNet()
+    image = photo_like(128, 100, seed=6)
+    options = RestyleOptions(seamless="off", precision="full", tile_size=64)
+    reused, rerun = RestyleReport(), RestyleReport()
+    with_cache = restyle(model, image, options, report=reused)
+    without = restyle(model, image, replace(options, reuse_activations=False), report=rerun)
+    assert reused.passes == rerun.passes and rerun.stored_peak == 0 < reused.stored_peak
+    assert max_diff(with_cache, without) <= 0.05 * ONE_STEP
+
+
+def test_stored_activations_stay_within_their_budget_and_a_tiny_budget_is_still_exact(monkeypatch):
+    model = SequentialNormNet()
+    image = photo_like(128, 100, seed=7)
+    whole = restyle(model, image, RestyleOptions(seamless="off", **WHOLE))
+    roomy = RestyleReport()
+    restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=roomy)
+    assert roomy.stored_peak > 0
+    monkeypatch.setattr(memory_model, "device_budget", lambda device: 0)  # no room beside the tile
+    tight = RestyleReport()
+    out = restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=tight)
+    assert tight.stored_peak == 0 and max_diff(out, whole) <= ONE_STEP
+
+
+def test_a_cancelled_exact_run_puts_the_model_back():
+    model = SequentialNormNet()
+    calls = []
+
+    def cancel_in_the_second_pass() -> bool:
+        calls.append(1)
+        return len(calls) > 6
+
+    with pytest.raises(JobCancelled):
+        restyle(model, photo_like(128, 100), RestyleOptions(seamless="off", tile_size=64),
+                cancelled=cancel_in_the_second_pass)
+    assert all("forward" not in vars(m) for m in model.modules())
+    assert all(n.frozen is None and not n.collecting and n.on_measured is None for n in global_norms(model))

@@ -1,0 +1,82 @@
+"""The price of exact tiling: an image of 4 tiles against the whole image, old and new schedule.
+
+    nice .venv/bin/python tools/bench/bench_tiled_cost.py [--size 768] [--tile 384] [--precision full]
+
+For AnimeGANv2 and CycleGAN (seeded weights of the published layouts), in one run: the
+whole-image time, the 4-tile time with the old schedule (every statistics pass re-runs the
+network from the input: ``reuse_activations=False``) and with the new one (passes resume
+from stored activations, ``ml.tiling.ResumeCache``), the ratios to the whole image, the
+largest difference to the whole-image result in 8-bit steps, and the activations stored.
+Each time is the best of ``--repeat`` runs after a warm-up run of the whole image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ml.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
+from ml.models.animegan2 import AnimeGAN2  # noqa: E402
+from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
+from tests.ml.checkpoints import seeded  # noqa: E402
+from tests.ml.synthetic import photo_like  # noqa: E402
+from tools.bench.machine import describe  # noqa: E402
+
+
+def timed(model, image, options: RestyleOptions, repeat: int) -> tuple[float, np.ndarray, RestyleReport]:
+    best, out, report = float("inf"), None, RestyleReport()
+    for _ in range(repeat):
+        report = RestyleReport()
+        started = time.perf_counter()
+        out = restyle(model, image, options, report=report)
+        best = min(best, time.perf_counter() - started)
+    assert out is not None
+    return best, out, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=768)
+    parser.add_argument("--tile", type=int, default=384)
+    parser.add_argument("--precision", default="full", choices=("full", "reduced"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-old", action="store_true", help="only the whole image and the new schedule")
+    parser.add_argument("--models", nargs="*", default=["AnimeGANv2", "CycleGAN-9"])
+    args = parser.parse_args()
+    print(describe(args.device))
+    image = photo_like(args.size, args.size, seed=0)
+    print(f"{args.size}x{args.size} in {args.tile} px tiles, precision {args.precision}, {args.device}, "
+          f"{torch.get_num_threads()} threads, best of {args.repeat}")
+    print(f"{'model':<11} {'tiles':>5} {'passes':>6} {'whole s':>8} {'old s':>8} {'new s':>8} {'old/whole':>9} "
+          f"{'new/whole':>9} {'old/new':>7} {'max diff old':>12} {'max diff new':>12} {'stored MB':>9}")
+    builders = {"AnimeGANv2": lambda: seeded(AnimeGAN2()), "CycleGAN-9": lambda: seeded(CycleGANGenerator(9))}
+    for name in args.models:
+        model = builders[name]()
+        base = RestyleOptions(seamless="off", precision=args.precision, device=args.device)
+        whole_options = RestyleOptions(**{**base.__dict__, "tile_size": 8192})
+        restyle(model, image, whole_options)  # warm-up: kernels, weights reordered, memory mapped
+        whole_s, whole, _ = timed(model, image, whole_options, args.repeat)
+        tiled = RestyleOptions(**{**base.__dict__, "tile_size": args.tile})
+        new_s, new, report = timed(model, image, tiled, args.repeat)
+        old_s, old = float("nan"), None
+        if not args.skip_old:
+            old_options = RestyleOptions(**{**tiled.__dict__, "reuse_activations": False})
+            old_s, old, _ = timed(model, image, old_options, args.repeat)
+        old_diff = float(np.abs(old - whole).max() * 255) if old is not None else float("nan")
+        new_diff = float(np.abs(new - whole).max() * 255)
+        print(f"{name:<11} {report.tiles:5d} {report.passes:6d} {whole_s:8.2f} {old_s:8.2f} {new_s:8.2f} "
+              f"{old_s / whole_s:9.2f} {new_s / whole_s:9.2f} {old_s / new_s:7.2f} {old_diff:12.4f} {new_diff:12.4f} "
+              f"{report.stored_peak / 1e6:9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
