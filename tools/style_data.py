@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ml.training.data import read_exr_rgb, tone_map  # noqa: E402
 
 TRAIN_HDRIS = ("city", "forest", "interior", "night", "sunrise")
 HELDOUT_HDRIS = ("courtyard", "studio", "sunset")
@@ -42,24 +45,6 @@ def hdri_folder() -> Path:
         if not found:
             raise SystemExit("no bpy module found: pass --content DIR instead") from None
         return Path(found[0])
-
-
-def read_exr_rgb(path: Path) -> np.ndarray:
-    import OpenEXR
-
-    with OpenEXR.File(str(path), separate_channels=True) as exr:
-        channels = exr.channels()
-        return np.stack([np.asarray(channels[c].pixels, dtype=np.float32) for c in "RGB"], -1)
-
-
-def tone_map(linear: np.ndarray) -> np.ndarray:
-    """A scene-referred HDRI as a display image: exposure from the 97th percentile of
-    luminance, a soft shoulder above it, then the sRGB transfer curve."""
-    luminance = linear @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    exposed = np.clip(linear / max(float(np.percentile(luminance, 97)), 1e-6), 0, None)
-    shoulder = np.where(exposed < 0.8, exposed, 0.8 + 0.2 * np.tanh((exposed - 0.8) / 0.2))
-    srgb = np.where(shoulder <= 0.0031308, shoulder * 12.92, 1.055 * np.power(shoulder, 1 / 2.4) - 0.055)
-    return np.clip(srgb, 0, 1).astype(np.float32)
 
 
 def hdri_images(names: tuple[str, ...], folder: Path | None = None) -> dict[str, np.ndarray]:

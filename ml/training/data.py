@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +34,30 @@ def as_tensor(image: np.ndarray, name: str = "image") -> torch.Tensor:
     if not np.isfinite(rgb).all():
         raise InvalidImageError(f"{name} contains NaN or infinite values")
     return torch.from_numpy(np.ascontiguousarray(np.clip(rgb, 0.0, 1.0))).permute(2, 0, 1).contiguous()
+
+
+def read_exr_rgb(path: Path) -> np.ndarray:
+    """The RGB channels of an OpenEXR file (scene-linear float32), with the OpenEXR package."""
+    try:
+        import OpenEXR
+    except ImportError as exc:
+        raise InvalidImageError(f"reading {path.name} needs the OpenEXR package") from exc
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as exr:
+            channels = exr.channels()
+            return np.stack([np.asarray(channels[c].pixels, dtype=np.float32) for c in "RGB"], -1)
+    except (RuntimeError, KeyError, OSError) as exc:
+        raise InvalidImageError(f"{path.name} is not a readable RGB OpenEXR file ({exc})") from exc
+
+
+def tone_map(linear: np.ndarray) -> np.ndarray:
+    """A scene-referred HDRI as a display image: exposure from the 97th percentile of
+    luminance, a soft shoulder above it, then the sRGB transfer curve."""
+    luminance = linear @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    exposed = np.clip(linear / max(float(np.percentile(luminance, 97)), 1e-6), 0, None)
+    shoulder = np.where(exposed < 0.8, exposed, 0.8 + 0.2 * np.tanh((exposed - 0.8) / 0.2))
+    srgb = np.where(shoulder <= 0.0031308, shoulder * 12.92, 1.055 * np.power(shoulder, 1 / 2.4) - 0.055)
+    return np.clip(srgb, 0, 1).astype(np.float32)
 
 
 def image_hash(image: np.ndarray) -> str:

@@ -60,7 +60,7 @@ class LearnOptions:
     lr: float = 1e-3
     lr_discriminator: float = 2e-4
     style_weight: float = 1.0
-    content_weight: float = 0.5
+    content_weight: float = 0.2
     luminance_weight: float = 4.0
     adversarial_weight: float = 0.1
     adversarial_start: float = 0.2  # fraction of the steps before the adversarial loss joins in

@@ -1,0 +1,142 @@
+"""Blender's side of a Learn Style job: hand the images to the worker, follow its progress
+and previews, stop it. Torch-free (it runs in Blender's process); see :mod:`.job` for the
+worker's side of the request.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..client import _EOF, CANCEL_GRACE_S, WorkerClient
+from ..errors import JobCancelled, WorkerDied, WorkerFailed
+
+
+class LearnJob:
+    """One running Learn Style job; a RunningJob for operators/jobs.py."""
+
+    def __init__(self, client: WorkerClient, job_id: str, folder: str, output: str) -> None:
+        self.client, self.id, self.folder, self.output = client, job_id, folder, output
+        self.fraction = 0.0
+        self.text = "preparing the images"
+        self.preview: np.ndarray | None = None
+        self.preview_step = 0
+        self.card: dict[str, Any] | None = None
+        self.finished = False
+        self._cancel_requested_at: float | None = None
+        self._started_at = time.monotonic()
+
+    def poll(self) -> bool:
+        """Handle every event that has arrived; True once the style is saved at ``output``.
+        Raises JobCancelled (cancelled before the first step), WorkerDied or WorkerFailed."""
+        try:
+            while not self.finished:
+                asked = self._cancel_requested_at
+                if asked is not None and time.monotonic() - asked > CANCEL_GRACE_S + 30:
+                    self.client.kill()  # a cancel saves the best result first: a little longer grace
+                    raise JobCancelled()
+                try:
+                    event = self.client.events.get_nowait()
+                except queue.Empty:
+                    if self.client.silent_for(self._started_at) > self.client.liveness_timeout:
+                        raise self.client.hung(self._started_at, "while learning the style") from None
+                    return False
+                self._handle(event)
+            return True
+        except BaseException:
+            self.close()
+            raise
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == _EOF:
+            raise WorkerDied(self.client._death_message("while learning the style"))
+        if event.get("job") not in (None, self.id):
+            return
+        if kind == "progress":
+            self.fraction, self.text = float(event["fraction"]), str(event.get("text", ""))
+        elif kind == "learn_preview":
+            try:
+                self.preview = np.load(str(event["path"]), allow_pickle=False)
+                self.preview_step = int(event.get("step", 0))
+            except (OSError, ValueError):
+                pass  # the next preview replaces it; a missed one changes nothing
+        elif kind == "learned":
+            self.card = dict(event.get("card") or {})
+        elif kind == "cancelled":
+            raise JobCancelled("Cancelled before the first training step: no style was made")
+        elif kind == "error":
+            raise WorkerFailed(str(event.get("message")))
+        elif kind == "done":
+            self.fraction, self.finished = 1.0, True
+            self.client.busy = False
+
+    def wait(self, interval: float = 0.05) -> None:
+        while not self.poll():
+            time.sleep(interval)
+
+    def cancel(self) -> None:
+        """Stop training; the worker still saves the best result so far (poll() then finishes)."""
+        if self.finished or self._cancel_requested_at is not None:
+            return
+        self._cancel_requested_at = time.monotonic()
+        self.text = "stopping: saving the best result so far"
+        try:
+            self.client._send(op="cancel", job=self.id)
+        except WorkerDied:
+            pass
+
+    def close(self) -> None:
+        """Let go of the job and its folder (the caller has moved the result out first)."""
+        if not self.finished and self._cancel_requested_at is None:
+            self.cancel()
+        self.client.busy = False
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def submit_learn(
+    client: WorkerClient,
+    style_images: Sequence[tuple[str, np.ndarray]],
+    content_images: Sequence[np.ndarray],
+    content_files: Sequence[str],
+    options: dict[str, Any],
+    name: str,
+    vgg: str = "",
+    preview: np.ndarray | None = None,
+    checkpoint: str = "",
+    resume: bool = False,
+) -> LearnJob:
+    """Write the arrays into a private job folder and start learning; the style is saved in
+    that folder as ``style.safetensors`` (+ ``style.json``) for the caller to keep."""
+    if client.busy:
+        raise WorkerFailed("Another restyle job is running: try again when it has finished")
+    client.start()
+    folder = tempfile.mkdtemp(prefix="neural-restyle-learn-")
+    try:
+        def saved(name: str, array: np.ndarray) -> str:
+            path = os.path.join(folder, name)
+            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            return path
+
+        style_paths = [saved(f"style{i}.npy", array) for i, (_, array) in enumerate(style_images)]
+        content_paths = [saved(f"content{i}.npy", array) for i, array in enumerate(content_images)]
+        output = os.path.join(folder, "style.safetensors")
+        job = LearnJob(client, f"learn-{next(client._job_ids)}", folder, output)
+        client._send(
+            op="learn", job=job.id, style_images=style_paths, style_names=[n for n, _ in style_images],
+            content_images=content_paths, content_files=list(content_files), options=options, output=output,
+            name=name, vgg=vgg, checkpoint=checkpoint, resume=resume,
+            preview=saved("preview_source.npy", preview) if preview is not None else "",
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    client.busy = True
+    return job
