@@ -66,6 +66,7 @@ def run_learn(message: dict[str, Any], send: Send, is_cancelled: Callable[[], bo
     preview_path = message.get("preview") or ""
     preview = np.load(preview_path, allow_pickle=False) if preview_path else None
     folder = Path(message["output"]).parent
+    folder.mkdir(parents=True, exist_ok=True)
     last = 0.0
 
     def progress(p: LearnProgress) -> None:

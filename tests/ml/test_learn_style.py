@@ -183,3 +183,48 @@ def test_uint8_grey_and_rgba_images_are_accepted():
     rgba = np.concatenate([stripes(72), np.ones((72, 72, 1), np.float32)], -1)
     result = learn_style([grey, rgba], CONTENT, LearnOptions(**{**TINY.to_json(), "steps": 1}))
     assert result.card["steps"] == 1
+
+
+def test_worker_request_trains_saves_and_reports(tmp_path):
+    from ml.training.job import run_learn
+
+    paths = []
+    for i, image in enumerate(STYLE + CONTENT):
+        paths.append(str(tmp_path / f"{i}.npy"))
+        np.save(paths[-1], image)
+    events = []
+    message = {"job": "7", "style_images": paths[:2], "style_names": ["a.png", "b.png"], "content_images": paths[2:],
+               "options": {"preset": "draft", "steps": 4, "crop": 64, "batch": 1, "preview_every": 2,
+                           "style_target_crops": 2, "device": "cpu"},
+               "output": str(tmp_path / "out" / "style.safetensors"), "name": "Stripes"}
+    run_learn(message, lambda **event: events.append(event), lambda: False)
+    kinds = [e["event"] for e in events]
+    assert kinds[-2:] == ["learned", "done"] and kinds.count("learn_preview") == 2
+    assert all(e["job"] == "7" for e in events)
+    assert "step 4/4" in [e for e in events if e["event"] == "progress"][-1]["text"]
+    assert np.load(next(e for e in events if e["event"] == "learn_preview")["path"]).shape == (100, 120, 3)
+    learned = events[-2]
+    assert learned["card"]["steps"] == 4 and learned["card"]["style_images"][0]["name"] == "a.png"
+    assert load_style_network({"model": tmp_path / "out" / "style.safetensors"})[0] == "transformer_net"
+
+
+def test_worker_request_cancelled_before_training_makes_nothing(tmp_path):
+    from ml.training.job import run_learn
+
+    np.save(tmp_path / "s.npy", STYLE[0])
+    np.save(tmp_path / "c.npy", CONTENT[0])
+    events = []
+    message = {"job": "8", "style_images": [str(tmp_path / "s.npy")], "content_images": [str(tmp_path / "c.npy")],
+               "options": {"steps": 3, "crop": 64, "batch": 1, "device": "cpu", "style_target_crops": 2},
+               "output": str(tmp_path / "style.safetensors")}
+    run_learn(message, lambda **event: events.append(event), lambda: True)
+    assert [e["event"] for e in events] == ["cancelled"]
+    assert not (tmp_path / "style.safetensors").exists()
+
+
+def test_unknown_preset_is_a_clear_error():
+    from ml.training.job import options_from
+
+    with pytest.raises(RestyleError, match="unknown quality preset 'ultra'"):
+        options_from({"preset": "ultra"})
+    assert options_from({"preset": "draft", "steps": 0}).steps == 400  # 0: the preset's
