@@ -93,27 +93,34 @@ def _remove_quietly(path: str) -> None:
 def save_verified(image: bpy.types.Image, path: str, file_format: str | None = None) -> None:
     """Save ``image`` to the absolute ``path`` and prove the file holds it.
 
-    Raises OutputWriteError when Blender's save fails, or when the file is missing,
-    empty or reads back at another size; a bad file this call made is removed.
-    Never call it on a path that holds a file the caller may not overwrite: pick
-    the path with output_path().
+    The image is written beside ``path`` under a temporary name, read back, and only then
+    moved onto ``path``: a failed write (a full disk writes empty files without an error)
+    never leaves a broken file, nor damages the earlier file at ``path`` that a re-run
+    replaces. Raises OutputWriteError when Blender's save fails, or when the file is
+    missing, empty or reads back at another size. Never call it on a path that holds a
+    file the caller may not overwrite: pick the path with output_path().
     """
-    existed = os.path.lexists(path)
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.partial")
     if file_format is not None:
         image.file_format = file_format  # type: ignore[assignment]
-    image.filepath_raw = path
+    image.filepath_raw = partial
     expected = (int(image.size[0]), int(image.size[1]))
     try:
-        image.save()
-    except RuntimeError as exc:
-        if not existed:
-            _remove_quietly(path)
-        raise OutputWriteError(f"could not write {path}: {str(exc).strip()}") from exc
-    problem = verify_file(path, expected)
-    if problem is not None:
-        if not existed:
-            _remove_quietly(path)
-        raise OutputWriteError(f"could not write {path}: {problem} (is the disk full?)")
+        try:
+            image.save()
+        except RuntimeError as exc:
+            raise OutputWriteError(f"could not write {path}: {str(exc).strip()}") from exc
+        problem = verify_file(partial, expected)
+        if problem is not None:
+            raise OutputWriteError(f"could not write {path}: {problem} (is the disk full?)")
+        try:
+            os.replace(partial, path)
+        except OSError as exc:
+            raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from exc
+    finally:
+        image.filepath_raw = path
+        _remove_quietly(partial)
 
 
 def verify_file(path: str, expected_size: tuple[int, int] | None = None) -> str | None:

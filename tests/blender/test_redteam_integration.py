@@ -61,3 +61,41 @@ def test_photo_with_hostile_exif_imports_with_defaults_and_says_what_was_ignored
     mesh = next(o for o in bpy.data.objects if o.type == "MESH")
     coords = [c for v in mesh.data.vertices for c in v.co]
     assert coords and all(math.isfinite(c) for c in coords)
+
+
+def test_a_rerun_failing_on_a_full_disk_keeps_the_earlier_frame_file_intact(empty_scene, tmp_path, monkeypatch):
+    import importlib
+    import resource
+    import signal
+
+    from tests.blender.support import ADDON_MODULE
+    from tests.blender.test_redteam_render import small_scene
+
+    small_scene()
+    scene = bpy.context.scene
+    scene.restyle.style = "toon"
+    folder = tmp_path / "frames"
+    assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir=str(folder)) == {"FINISHED"}
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert len(files) == 1
+
+    outputs = importlib.import_module(f"{ADDON_MODULE}.bridge.outputs")
+    real_save = outputs.save_verified
+
+    def save_on_a_full_disk(*args, **kwargs):
+        # Only while the frame is written (the render's own temporary EXR still fits): files
+        # may not grow past 64 bytes, so Blender writes a truncated PNG and raises nothing.
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))
+        try:
+            return real_save(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, handler)
+
+    monkeypatch.setattr(outputs, "save_verified", save_on_a_full_disk)
+    with pytest.raises(RuntimeError, match="could not write"):
+        bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir=str(folder))
+    # The earlier run's frame (which the re-run was allowed to replace) is byte for byte as it was.
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
