@@ -143,7 +143,10 @@ class LearnRun:
         from ..ml.client import shared_client  # the worker's client: only when a job starts
 
         client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
-        options = {"preset": preset, "steps": int(steps), "seed": int(seed), "device": _device(prefs)}
+        settings = getattr(context.scene, "restyle", None)
+        options = {"preset": preset, "steps": int(steps), "seed": int(seed),
+                   "device": str(settings.device).lower() if settings is not None else "auto",
+                   "threads": int(prefs.worker_threads) if prefs is not None else 0}
         self.job: LearnJob = submit_learn(client, style, content, content_files, options, name, vgg=adain_vgg(context),
                                           preview=content[0] if content else None)
         self.preview_step = 0
@@ -187,10 +190,6 @@ class LearnRun:
         shutil.copyfile(Path(self.job.output).with_suffix(".json"), card_path)  # the card travels with it
         self.succeeded = True
         return entry.id, card
-
-
-def _device(prefs: object) -> str:
-    return str(getattr(prefs, "device", "auto")).lower() if prefs is not None else "auto"
 
 
 def show_preview(pixels: np.ndarray) -> None:
