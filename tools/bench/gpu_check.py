@@ -80,21 +80,36 @@ def run(model, image, device: str, precision: str, tile: int, report: RestyleRep
 
 
 def check_tiled_equals_whole(models, device: str, size: int) -> list[str]:
+    """fp32: tiled within one 8-bit step of whole. Reduced precision rounds differently on
+    tiles (norms folded into the convolutions) and whole, each about as far from fp32 as the
+    precision costs (AnimeGANv2 and CycleGAN: 10 steps and more in bf16): there tiling must
+    add no error of its own, tiled no further from fp32 than 1.5x the whole image's error
+    plus one step."""
     failures = []
     image = photo_like(size, size, seed=1)
-    print(f"\n== tiled ({size // 2} px tiles, 4 tiles) vs whole, {size}x{size}, max difference in 8-bit steps")
+    print(f"\n== tiled ({size // 2} px tiles, 4 tiles) vs whole, {size}x{size}, max difference in 8-bit steps"
+          " (reduced: tiled vs whole, and each against fp32 whole)")
     for name, make in models.items():
         model = make()
         line = f"{name:<15}"
+        reference, _ = run(model, image, device, "full", tile=size)
         for precision in ("full", "reduced"):
             whole, _ = run(model, image, device, precision, tile=size)
             report = RestyleReport()
             tiled, _ = run(model, image, device, precision, tile=size // 2, report=report)
             diff = float(np.abs(whole - tiled).max())
-            ok = diff <= ONE_STEP and report.tiles == 4
-            line += f"  {precision} ({report.dtype}) {diff * 255:7.4f} {'ok' if ok else 'FAIL'}"
-            if not ok:
-                failures.append(f"{name} {precision}: tiled differs from whole by {diff * 255:.4f} steps")
+            if precision == "full":
+                ok = diff <= ONE_STEP
+                line += f"  fp32 {diff * 255:7.4f} {'ok' if ok and report.tiles == 4 else 'FAIL'}"
+            else:
+                whole_error = float(np.abs(whole - reference).max())
+                tiled_error = float(np.abs(tiled - reference).max())
+                ok = tiled_error <= 1.5 * whole_error + ONE_STEP
+                line += (f"  {report.dtype} {diff * 255:7.4f} (vs fp32: whole {whole_error * 255:.2f}, tiled "
+                         f"{tiled_error * 255:.2f}) {'ok' if ok and report.tiles == 4 else 'FAIL'}")
+            if not ok or report.tiles != 4:
+                failures.append(f"{name} {precision}: tiled differs from whole by {diff * 255:.4f} steps "
+                                f"({report.tiles} tiles)")
         print(line, flush=True)
     return failures
 
@@ -165,7 +180,7 @@ def table(models, device: str, size: int) -> None:
             figures += [mp / whole_s, mp / tiled_s]
         measured = peak_per_pixel(model, image, device, "full")
         modelled = memory_model.bytes_per_pixel(model, reduced=False)
-        print(f"{name:<15} {figures[0]:10.2f} {figures[1]:10.2f} {figures[2]:14.2f} {figures[3]:14.2f} "
+        print(f"{name:<15} {figures[0]:10.3g} {figures[1]:10.3g} {figures[2]:14.3g} {figures[3]:14.3g} "
               f"{figures[0] / figures[1]:11.2f} {measured:9.0f} {modelled:10d}", flush=True)
 
 
