@@ -159,11 +159,13 @@ def collect(objects: Iterable[bpy.types.Object]) -> Plan:
                 originals.append(material)
     plan.materials = [id_key(m) for m in originals]
     for material in originals:
-        if not uses_nodes(material):
-            if material.node_tree is not None:  # 4.x: a tree that does not render; restyling it changes nothing
-                plan.skipped.setdefault(id_label(id_key(material)), "material does not use nodes (turn Use Nodes on)")
+        tree = material.node_tree
+        if tree is None:
             continue
-        for stack, node in _image_nodes(material.node_tree):
+        if not uses_nodes(material):  # 4.x: a tree that does not render; restyling it changes nothing
+            plan.skipped.setdefault(id_label(id_key(material)), "material does not use nodes (turn Use Nodes on)")
+            continue
+        for stack, node in _image_nodes(tree):
             if node.image is None:
                 continue
             key = id_key(node.image)

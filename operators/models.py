@@ -14,9 +14,10 @@ from .. import preferences
 from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_ARCHS, DEPTH_MODELS, METRIC_RANGES, StyleEntry, get_style
 from ..ml.client import shared_client
 from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
-from ..ml.errors import DownloadCancelled, RestyleError
+from ..ml.errors import DownloadCancelled, JobCancelled, RestyleError
 from ..ml.store import ModelStore, check_model_file, matching_arch, regular_file, sha256_of
 from . import state
+from .jobs import JobOperator, RunningJob
 from .run import package_root
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
@@ -58,26 +59,51 @@ class DownloadTask:
             log.exception("download failed")
             self.error = RestyleError(f"Download of {self.entry.name} failed: {type(exc).__name__}: {exc}")
 
+    # -- the job runner's view (operators/jobs.RunningJob) --------------------------------------
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def text(self) -> str:
+        return self.status_text()
 
     def status_text(self) -> str:
         percent = f" ({self.fraction:.0%})" if self.total else ""
         return f"Downloading {self.entry.name}: {megabytes(self.done)} of {megabytes(self.total)}{percent}"
 
+    def poll(self) -> bool:
+        if self.thread.is_alive():
+            return False
+        if isinstance(self.error, DownloadCancelled):
+            raise JobCancelled(str(self.error))
+        if self.error is not None:
+            raise self.error
+        return True
 
-class RESTYLE_OT_download_model(bpy.types.Operator):
+    def wait(self) -> None:
+        while not self.poll():
+            self.thread.join(0.1)
+
+    def cancel(self) -> None:
+        self.cancel_requested = True  # the thread stops at its next chunk and keeps the partial file
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.cancel()
+
+
+class RESTYLE_OT_download_model(JobOperator, bpy.types.Operator):
     """Download this style's or depth model's file(s), checked against their published checksum"""
 
     bl_idname = "restyle.download_model"
     bl_label = "Download"
     bl_options = {"REGISTER", "INTERNAL"}
 
-    model_id: StringProperty(name="Model")  # type: ignore[valid-type]
+    job_label = "Download"
+    failure_prefix = "Download failed"
 
-    _task: DownloadTask | None = None
-    _timer: bpy.types.Timer | None = None
+    model_id: StringProperty(name="Model")  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -89,80 +115,20 @@ class RESTYLE_OT_download_model(bpy.types.Operator):
             return False
         return True
 
-    def _prepare(self, context: bpy.types.Context) -> DownloadTask | None:
-        """Everything from bpy, on the main thread: the entry, the folder, online access, the mirror."""
-        try:
-            entry = _catalog_entry(self.model_id)
-        except RestyleError as exc:
-            self.report({"ERROR"}, str(exc))
-            return None
+    def start_job(self, context: bpy.types.Context) -> DownloadTask:
+        """Everything from bpy is read here, on the main thread (the entry, the folder, online
+        access, the mirror); the thread then runs on plain Python only."""
+        entry = _catalog_entry(self.model_id)
         if not entry.files:
-            self.report({"ERROR"}, f"'{entry.name}' is built into Neural Restyle: there is nothing to download")
-            return None
-        return DownloadTask(preferences.model_store(context), entry)
-
-    def _finish(self, task: DownloadTask) -> Result:
-        if isinstance(task.error, DownloadCancelled):
-            self.report({"WARNING"}, str(task.error))
-            return {"CANCELLED"}
-        if task.error is not None:
-            self.report({"ERROR"}, str(task.error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Downloaded {task.entry.name}")
-        return {"FINISHED"}
-
-    def execute(self, context: bpy.types.Context) -> Result:
-        task = self._prepare(context)
-        if task is None:
-            return {"CANCELLED"}
-        task.run()  # blocking: background mode and scripts
-        return self._finish(task)
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        task = self._prepare(context)
-        if task is None:
-            return {"CANCELLED"}
-        self._task = task
-        state.CURRENT.running, state.CURRENT.fraction, state.CURRENT.text = True, 0.0, "Starting download"
+            raise RestyleError(f"'{entry.name}' is built into Neural Restyle: there is nothing to download")
+        task = DownloadTask(preferences.model_store(context), entry)
         task.thread.start()
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return task
 
-    def _end(self, context: bpy.types.Context) -> None:
-        state.CURRENT.running = False
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
-        task = self._task
-        assert task is not None
-        if event.type == "ESC":
-            task.cancel_requested = True
-        if event.type not in ("TIMER", "ESC"):
-            return {"PASS_THROUGH"}
-        state.CURRENT.fraction = task.fraction
-        state.CURRENT.text = task.status_text()
-        if context.workspace is not None:
-            context.workspace.status_text_set(state.CURRENT.text + " - Esc to cancel")
-        for area in context.screen.areas if context.screen else ():
-            area.tag_redraw()
-        if task.thread.is_alive():
-            return {"RUNNING_MODAL"}
-        self._end(context)
-        return self._finish(task)
-
-    def cancel(self, context: bpy.types.Context) -> None:
-        """Blender ends the modal operator (file loaded, window closed): stop the thread too."""
-        if self._task is not None:
-            self._task.cancel_requested = True
-        self._end(context)
+    def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
+        assert isinstance(job, DownloadTask)
+        self.report({"INFO"}, f"Downloaded {job.entry.name}")
+        return {"FINISHED"}
 
 
 class RESTYLE_OT_remove_model(bpy.types.Operator):
