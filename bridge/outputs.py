@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import bpy
 
@@ -47,6 +47,20 @@ def _paths_for(folder: str, stem: str, extension: str, tiles: Collection[int]) -
     return [os.path.join(folder, f"{stem}.{number}{extension}") for number in sorted(tiles)]
 
 
+def _first_free(
+    stem: str, paths_of: Callable[[str], list[str]], replaceable: Iterable[str]
+) -> tuple[str, list[str]]:
+    """The first of ``stem``, ``stem-2``, ``stem-3`` ... whose every path is free (no file
+    there, or one of ``replaceable``: the caller's own earlier result for the same thing)."""
+    own = list(replaceable)
+    for attempt in range(1, 10_000):
+        candidate = stem if attempt == 1 else f"{stem}-{attempt}"
+        paths = paths_of(candidate)
+        if all(not os.path.lexists(p) or any(_same_path(p, o) for o in own) for p in paths):
+            return candidate, paths
+    raise OutputWriteError(f"no free file name for '{stem}' in {os.path.dirname(paths_of(stem)[0])}")
+
+
 def output_path(
     folder: str,
     stem: str,
@@ -56,21 +70,25 @@ def output_path(
 ) -> str:
     """A path in ``folder`` for ``stem`` + ``extension`` that overwrites nothing.
 
-    A name is free when no file is there, or the file is one of ``replaceable`` (the
-    caller's own earlier result for the same thing). Otherwise ``-2``, ``-3``, ...
-    is added. With ``tiles`` (UDIM numbers) the result holds the ``<UDIM>`` token
-    and every tile's file must be free.
+    With ``tiles`` (UDIM numbers) the result holds the ``<UDIM>`` token and every tile's
+    file must be free.
     """
-    own = list(replaceable)
-    stem = safe_file_name(stem)
-    for attempt in range(1, 10_000):
-        candidate = stem if attempt == 1 else f"{stem}-{attempt}"
-        paths = _paths_for(folder, candidate, extension, tiles)
-        if all(not os.path.lexists(p) or any(_same_path(p, o) for o in own) for p in paths):
-            if tiles:
-                return os.path.join(folder, f"{candidate}.<UDIM>{extension}")
-            return paths[0]
-    raise OutputWriteError(f"no free file name for '{stem}{extension}' in {folder}")
+    candidate, paths = _first_free(safe_file_name(stem), lambda c: _paths_for(folder, c, extension, tiles),
+                                   replaceable)
+    return os.path.join(folder, f"{candidate}.<UDIM>{extension}") if tiles else paths[0]
+
+
+def frame_paths(
+    folder: str, stem: str, extension: str, frames: Sequence[int], replaceable: Iterable[str] = ()
+) -> dict[int, str]:
+    """One path per frame, ``<stem>.<frame:04d><extension>``, all with the same free stem, so
+    that a sequence stays one sequence (``shot.toon-2.0001.png`` ... when ``shot.toon.0001.png``
+    belongs to someone else) and overwrites nothing."""
+    def paths_of(candidate: str) -> list[str]:
+        return [os.path.join(folder, f"{candidate}.{frame:04d}{extension}") for frame in frames]
+
+    _, paths = _first_free(safe_file_name(stem), paths_of, replaceable)
+    return dict(zip(frames, paths, strict=True))
 
 
 def ensure_folder(folder: str) -> None:

@@ -59,7 +59,6 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
         start = self.frame_start or scene.frame_current
         end = self.frame_end or start
         written = outputs.WrittenFiles()
-        made_folders: list[str] = []
         try:
             if end < start:
                 raise RestyleError(f"the end frame {end} is before the start frame {start}")
@@ -77,8 +76,7 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
                                    "is not saved yet: save it first or choose an absolute folder")
             folder = bpy.path.abspath(self.output_dir) if self.output_dir else ""
             if folder:
-                made_folders = _missing_folders(folder)
-                outputs.ensure_folder(folder)
+                written.make_folder(folder)
             prefs = preferences.get(context)
             client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
             sources: list[np.ndarray] = []
@@ -87,23 +85,26 @@ class RESTYLE_OT_stylize_render(bpy.types.Operator):
             # This scene's earlier result lists the files it wrote: those may be written again.
             own_files = [path for image in _earlier_results(scene.name, entry.id)
                          for path in str(image.get(FILES_KEY, "")).splitlines()]
+            frames = range(start, end + 1)
+            frame_files = outputs.frame_paths(folder, f"{scene.name}.{entry.id}", ".png", frames,
+                                              replaceable=own_files) if folder else {}
             saved_frame = scene.frame_current
             try:
-                for frame in range(start, end + 1):
+                for frame in frames:
                     scene.frame_set(frame)
                     source, result = self._frame(scene, camera, client, settings, files, sources, results)
                     sources.append(source)
                     results.append(result)
                     if folder:
-                        path = outputs.output_path(folder, f"{scene.name}.{entry.id}.{frame:04d}", ".png",
-                                                   replaceable=own_files)
+                        path = frame_files[frame]
                         self._write(path, result, written)
                         paths.append(path)
             finally:
                 scene.frame_set(saved_frame)
             name = self._store_result(scene.name, entry.id, results[-1], paths)
         except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
-            _undo_files(written, made_folders)
+            for path in written.remove_all():
+                log.warning("could not remove %s after a failed render", path)
             if not isinstance(exc, RestyleError | OSError):
                 log.exception("Stylize Render failed unexpectedly")
             self.report({"ERROR"}, f"Stylize Render failed: {describe_error(exc)}")
@@ -170,27 +171,3 @@ def _earlier_results(scene_name: str, style: str) -> list[bpy.types.Image]:
     """Images this extension made for the scene and style (found by their marks, never by name)."""
     return [image for image in bpy.data.images
             if image.get(RENDER_RESULT_KEY) == scene_name and image.get(RENDER_STYLE_KEY) == style]
-
-
-def _missing_folders(folder: str) -> list[str]:
-    """The folders that creating ``folder`` would make, deepest first (to undo it)."""
-    missing = []
-    current = os.path.abspath(folder)
-    while current and not os.path.exists(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    return missing
-
-
-def _undo_files(written: outputs.WrittenFiles, made_folders: list[str]) -> None:
-    """Removes the files a failed run wrote and the folders it created for them (when empty)."""
-    for path in written.remove_all():
-        log.warning("could not remove %s after a failed render", path)
-    for folder in made_folders:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            break  # not empty (someone else's files) or already gone: leave it

@@ -99,3 +99,20 @@ def test_a_rerun_failing_on_a_full_disk_keeps_the_earlier_frame_file_intact(empt
         bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir=str(folder))
     # The earlier run's frame (which the re-run was allowed to replace) is byte for byte as it was.
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+def test_a_foreign_file_at_one_frame_moves_the_whole_sequence_to_one_free_name(empty_scene, tmp_path):
+    from tests.blender.test_redteam_render import small_scene
+
+    small_scene()
+    scene = bpy.context.scene
+    scene.restyle.style = "toon"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    theirs = folder / f"{scene.name}.toon.0002.png"
+    theirs.write_bytes(b"someone else's frame 2")
+    assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=3, output_dir=str(folder)) == {"FINISHED"}
+    assert theirs.read_bytes() == b"someone else's frame 2"
+    # One sequence a compositor can read, not 0001.png, 0002-2.png, 0003.png.
+    assert sorted(p.name for p in folder.iterdir() if p != theirs) == [
+        f"{scene.name}.toon-2.{frame:04d}.png" for frame in (1, 2, 3)]

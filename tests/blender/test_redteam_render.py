@@ -343,7 +343,7 @@ def test_a_file_already_at_the_frame_path_is_never_overwritten(empty_scene, tmp_
     assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir=str(folder)) == {"FINISHED"}
     assert theirs.read_bytes() == b"someone else's frame"
     written = sorted(p.name for p in folder.iterdir() if p != theirs)
-    assert written == [f"{scene.name}.toon.0001-2.png"]
+    assert written == [f"{scene.name}.toon-2.0001.png"]
     # Its own files of an earlier run are replaced in place, not multiplied.
     assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir=str(folder)) == {"FINISHED"}
     assert sorted(p.name for p in folder.iterdir() if p != theirs) == written
