@@ -38,6 +38,7 @@ class TileContext:
 
 
 _ACTIVE: contextvars.ContextVar[TileContext | None] = contextvars.ContextVar("restyle_tile", default=None)
+_RESUMING: contextvars.ContextVar[ResumeCache | None] = contextvars.ContextVar("restyle_resume", default=None)
 _CALL_ORDER: contextvars.ContextVar[list | None] = contextvars.ContextVar("restyle_norm_order", default=None)
 
 
@@ -229,6 +230,15 @@ def _source_positions(size_out: int, scale: int, start: int, full_in: int) -> to
 
 
 def resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """See :func:`_resize_bilinear_global`; during an exact tiled run, a map the resume cache
+    handed out again (the same tensor as in the last pass) is upsampled only once."""
+    cache = _RESUMING.get()
+    if cache is None:
+        return _resize_bilinear_global(x, scale)
+    return cache.derived(x, ("bilinear", scale), lambda: _resize_bilinear_global(x, scale))
+
+
+def _resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Bilinear upsampling by ``scale`` equal to ``F.interpolate(..., align_corners=True)``
     applied to the WHOLE image, evaluated on this tile only (exact when tiled).
 
@@ -300,6 +310,8 @@ class ResumeCache:
         self._measured_in: dict[GlobalNorm, tuple[nn.Module, int]] = {}
         self._inner: dict[nn.Module, list[nn.Module]] = {}  # wrapped modules below a module
         self._wrapped: list[nn.Module] = []
+        # Results of functions of a stored map, per tile: (the map, the result), by what was done.
+        self._derived: dict[tuple[int, object], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- installation ----------------------------------------------------------------
     def _plan(self) -> None:
@@ -340,15 +352,36 @@ class ResumeCache:
                 module.forward = self._module_forward(module, module.forward)  # type: ignore[method-assign]
         for norm in self._measured_in:
             norm.on_measured = functools.partial(self._keep_measured, norm)
+        token = _RESUMING.set(self)
         try:
             yield self
         finally:
+            _RESUMING.reset(token)
             for module in self._wrapped:
                 del module.forward  # the class's own forward again
             for norm in self._measured_in:
                 norm.on_measured = None
             self._entries.clear()
+            self._derived.clear()
             self.stored_bytes = 0
+
+    def derived(self, x: torch.Tensor, what: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()``, a function of ``x`` alone; when ``x`` is a stored map (handed out
+        again in every later pass), its result is kept too, so it runs once, not per pass."""
+        key = (self.tile, what, id(x))
+        old = self._derived.get(key)
+        if old is not None and old[0] is x:
+            if not self.measuring:
+                del self._derived[key]
+                self.stored_bytes -= _nbytes(old[1])
+            return old[1]
+        out = compute()
+        stored = any(t is x for _, t in self._entries.values())
+        if self.measuring and stored and self.stored_bytes + _nbytes(out) <= self.budget:
+            self._derived[key] = (x, out)
+            self.stored_bytes += _nbytes(out)
+            self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
+        return out
 
     # -- the stored points ---------------------------------------------------------------
     def _take(self, module: nn.Module) -> tuple[int, torch.Tensor] | None:
