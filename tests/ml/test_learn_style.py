@@ -47,17 +47,22 @@ def run(options=TINY, **kwargs):
 def test_a_few_steps_reduce_the_losses():
     options = LearnOptions(steps=60, crop=64, batch=2, seed=1, style_target_crops=4, preview_every=20,
                            adversarial_start=1.0, device="cpu", threads=1)
-    result = run(options)
-    history = result.history
+    history = run(options).history
 
     def weighted(h):
         return h["style"] + options.content_weight * h["content"] + options.luminance_weight * h["luminance"]
 
     first, last = history[:5], history[-10:]
     assert np.mean([weighted(h) for h in last]) < 0.9 * np.mean([weighted(h) for h in first])
-    for name in ("style", "content", "luminance"):
-        assert np.mean([h[name] for h in last]) < np.mean([h[name] for h in first]), name
-    assert len(history) == 60 and result.card["steps"] == 60
+    assert np.mean([h["luminance"] for h in last]) < 0.7 * np.mean([h["luminance"] for h in first])
+    assert len(history) == 60
+
+
+def test_a_few_steps_on_the_style_loss_alone_reduce_it():
+    options = LearnOptions(steps=40, crop=64, batch=2, seed=1, style_target_crops=4, preview_every=20,
+                           adversarial_start=1.0, device="cpu", threads=1, content_weight=0.0, luminance_weight=0.0)
+    history = run(options).history
+    assert np.mean([h["style"] for h in history[-10:]]) < 0.97 * np.mean([h["style"] for h in history[:5]])
 
 
 def test_progress_reports_steps_eta_and_previews():
