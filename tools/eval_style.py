@@ -1,7 +1,7 @@
 """Offline measures of a learned style: how much like the style, how much of the content kept.
 
     .venv/bin/python tools/eval_style.py --model ml/weights/styles/halftone.safetensors --style halftone \
-        --sheet build/learn/halftone_sheet.png
+        --sheet /tmp/halftone_sheet.png
 
 * **Style distance**: the sliced Wasserstein distance (SWD) between the distributions of
   7x7 RGB patches of the results and of the style images, on each level of a Laplacian

@@ -16,6 +16,7 @@ import argparse
 import logging
 import re
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="the style's name (default: the procedural style's name)")
     parser.add_argument("--content", nargs="+", help="content image files or folders (default: training HDRIs)")
     parser.add_argument("--out", type=Path, required=True, help="folder for <id>.safetensors and <id>.json")
-    parser.add_argument("--work", type=Path, default=ROOT / "build" / "learn", help="checkpoints and previews")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "neural-restyle-learn",
+                        help="checkpoints and previews")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--crop", type=int)
