@@ -278,7 +278,7 @@ class _TiledRun:
         once and iterating does not work: with k sweeps only the first k norms are exact,
         and errors in the others grow through the network instead of settling.)"""
         self.expected_passes = len(order) + 1
-        cache = ResumeCache(self.model, self.store_budget)
+        cache = ResumeCache(self.model, self.store_budget, self.tile_count)
         with cache.installed() if self.store_budget > 0 else contextlib.nullcontext(cache):
             self.resume = cache if self.store_budget > 0 else None
             try:

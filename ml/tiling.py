@@ -296,8 +296,13 @@ class ResumeCache:
     point is used once and let go.
     """
 
-    def __init__(self, model: nn.Module, budget: int) -> None:
+    def __init__(self, model: nn.Module, budget: int, tiles: int = 1) -> None:
         self.model, self.budget = model, budget
+        # Each tile gets an equal share, so that with a short budget every tile keeps its
+        # first, low-resolution points (they spare most recomputation) rather than the first
+        # tile keeping everything down to its full-resolution maps.
+        self.share = budget // max(tiles, 1)
+        self._tile_bytes: dict[int, int] = {}
         self.tile = 0  # the engine sets the tile before each forward
         self.measuring = True  # False for the final pass
         self.stored_bytes = 0
@@ -363,6 +368,7 @@ class ResumeCache:
                 norm.on_measured = None
             self._entries.clear()
             self._derived.clear()
+            self._tile_bytes.clear()
             self.stored_bytes = 0
 
     def derived(self, x: torch.Tensor, what: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -373,15 +379,24 @@ class ResumeCache:
         if old is not None and old[0] is x:
             if not self.measuring:
                 del self._derived[key]
-                self.stored_bytes -= _nbytes(old[1])
+                self._account(-_nbytes(old[1]))
             return old[1]
         out = compute()
         stored = any(t is x for _, t in self._entries.values())
-        if self.measuring and stored and self.stored_bytes + _nbytes(out) <= self.budget:
+        if self.measuring and stored and self._fits(_nbytes(out)):
             self._derived[key] = (x, out)
-            self.stored_bytes += _nbytes(out)
-            self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
+            self._account(_nbytes(out))
         return out
+
+    def _fits(self, extra: int) -> bool:
+        return (self.stored_bytes + extra <= self.budget
+                and self._tile_bytes.get(self.tile, 0) + extra <= self.share)
+
+    def _account(self, change: int) -> None:
+        """Bytes stored for the current tile (every entry added or dropped belongs to it)."""
+        self.stored_bytes += change
+        self._tile_bytes[self.tile] = self._tile_bytes.get(self.tile, 0) + change
+        self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
 
     # -- the stored points ---------------------------------------------------------------
     def _take(self, module: nn.Module) -> tuple[int, torch.Tensor] | None:
@@ -389,7 +404,7 @@ class ResumeCache:
         entry = self._entries.get(key)
         if entry is not None and not self.measuring:
             del self._entries[key]  # the final pass uses each point once
-            self.stored_bytes -= _nbytes(entry[1])
+            self._account(-_nbytes(entry[1]))
         return entry
 
     def _store(self, module: nn.Module, position: int, x: torch.Tensor, dropping: list[nn.Module]) -> None:
@@ -398,17 +413,16 @@ class ResumeCache:
         for inner in dropping:
             old = self._entries.pop((self.tile, inner), None)
             if old is not None:
-                self.stored_bytes -= _nbytes(old[1])
+                self._account(-_nbytes(old[1]))
         key = (self.tile, module)
         old = self._entries.get(key)
         if old is not None and old[0] >= position:
             return
         freed = _nbytes(old[1]) if old is not None else 0
-        if self.stored_bytes - freed + _nbytes(x) > self.budget:
+        if not self._fits(_nbytes(x) - freed):
             return  # over budget: the earlier point (if any) still holds and is still right
         self._entries[key] = (position, x)
-        self.stored_bytes += _nbytes(x) - freed
-        self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
+        self._account(_nbytes(x) - freed)
 
     def _keep_measured(self, norm: GlobalNorm, x: torch.Tensor) -> None:
         """Called by a norm with the feature map it is measuring (its convolution's output)."""

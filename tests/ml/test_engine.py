@@ -339,6 +339,14 @@ def test_stored_activations_stay_within_their_budget_and_a_tiny_budget_is_still_
     tight = RestyleReport()
     out = restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=tight)
     assert tight.stored_peak == 0 and max_diff(out, whole) <= ONE_STEP
+    # Room for half of what it kept: it keeps less, never more than the room, and stays exact.
+    tile_needs = memory_model.plan_tiles(model, 128, 100, torch.device("cpu"), False, budget=0, tile_size=64,
+                                         result_bytes=image.nbytes).needed
+    room = roomy.stored_peak // 2
+    monkeypatch.setattr(memory_model, "device_budget", lambda device: tile_needs + room)
+    half = RestyleReport()
+    out = restyle(model, image, RestyleOptions(seamless="off", tile_size=64), report=half)
+    assert 0 < half.stored_peak <= room and max_diff(out, whole) <= ONE_STEP
 
 
 def test_a_cancelled_exact_run_puts_the_model_back():
