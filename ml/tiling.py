@@ -316,7 +316,7 @@ class ResumeCache:
         self._inner: dict[nn.Module, list[nn.Module]] = {}  # wrapped modules below a module
         self._wrapped: list[nn.Module] = []
         # Results of functions of a stored map, per tile: (the map, the result), by what was done.
-        self._derived: dict[tuple[int, object], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._derived: dict[tuple[int, object, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- installation ----------------------------------------------------------------
     def _plan(self) -> None:
