@@ -75,10 +75,15 @@ def _meminfo_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
 def free_bytes(device: torch.device) -> int:
     """Memory the job may still use on ``device``, before the safety share."""
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
+        free, total = torch.cuda.mem_get_info(device)
+        reserved = torch.cuda.memory_reserved(device)
+        # A per-process limit (set_per_process_memory_fraction) caps what this process may
+        # reserve, whatever the device has free.
+        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        if fraction is not None:
+            free = min(free, max(int(fraction(device) * total) - reserved, 0))
         # Blocks torch's caching allocator holds but no tensor uses are free for this job too.
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + max(cached, 0))
+        return int(free + max(reserved - torch.cuda.memory_allocated(device), 0))
     if device.type == "mps":
         mps = getattr(torch, "mps", None)
         recommended = getattr(mps, "recommended_max_memory", None)

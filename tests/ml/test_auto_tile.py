@@ -145,3 +145,21 @@ def test_free_memory_is_read_from_meminfo(tmp_path):
     meminfo.write_text("MemTotal:       24684084 kB\nMemFree: 1000 kB\nMemAvailable:   22306672 kB\n")
     assert memory_model._meminfo_available(meminfo) == 22306672 * 1024
     assert memory_model._meminfo_available(tmp_path / "none") is None
+
+
+def test_cuda_free_memory_counts_torch_cache_and_a_per_process_limit(monkeypatch):
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (30 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 6 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: 1.0)
+    cuda = torch.device("cuda")
+    assert memory_model.free_bytes(cuda) == 30 * gib + 4 * gib  # free on the device + torch's unused cache
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: 0.1)
+    assert memory_model.free_bytes(cuda) == (8 * gib - 6 * gib) + 4 * gib  # 8 GiB allowed, 6 reserved
+
+
+def test_auto_on_cuda_plans_with_most_of_the_free_memory(monkeypatch):
+    monkeypatch.setattr(memory_model, "free_bytes", lambda device: 24 * 2**30)
+    plan = plan_tiles(AnimeGAN2(), 4096, 4096, torch.device("cuda"), reduced=True)
+    assert plan.budget == int(24 * 2**30 * memory_model.SAFE_SHARE["cuda"]) and plan.whole
