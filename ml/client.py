@@ -335,6 +335,7 @@ class Job:
                 self.results[item["id"]] = ItemResult(item["id"], error=f"its result could not be read back ({exc})")
                 return
             self.results[item["id"]] = ItemResult(item["id"], array=array, info=event)
+            _note_tiles(event)
             if event.get("warning") and event["warning"] not in self.warnings:
                 self.warnings.append(event["warning"])
         elif kind == "item_failed":
@@ -374,6 +375,25 @@ class Job:
 
 
 _SHARED: dict[str, WorkerClient] = {}
+_LAST_TILES: dict[str, Any] = {}  # how the last restyled image was tiled, for the panel
+
+
+def _note_tiles(event: protocol.Message) -> None:
+    if "tile_size" in event:
+        _LAST_TILES.update(tile_size=int(event["tile_size"]), auto=bool(event.get("auto_tile")),
+                           tiles=int(event.get("tiles", 0)), passes=int(event.get("passes", 0)))
+
+
+def last_tile_choice() -> str | None:
+    """What the last restyled image ran as ("Auto: whole image, 1 pass"), or None before any."""
+    if not _LAST_TILES:
+        return None
+    chosen = "Auto" if _LAST_TILES["auto"] else "Manual"
+    tiles, passes = _LAST_TILES["tiles"], _LAST_TILES["passes"]
+    runs = f"{passes} pass{'es' if passes != 1 else ''}"
+    if tiles <= 1:
+        return f"{chosen}: whole image, {runs}"
+    return f"{chosen}: {tiles} tiles of {_LAST_TILES['tile_size']} px, {runs}"
 
 
 def reported_devices() -> dict[str, bool] | None:

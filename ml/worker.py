@@ -204,6 +204,7 @@ class Worker:
             self.send(
                 event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
                 tiles=report.tiles, passes=report.passes, seamless=report.seamless,
+                tile_size=report.tile_size, auto_tile=report.auto_tile,
                 device=report.device, dtype=report.dtype, warning=report.warning,
             )
         self.send(event="done", job=job)

@@ -8,6 +8,7 @@ import bpy
 
 from .. import preferences
 from ..ml.catalog import StyleEntry
+from ..ml.client import last_tile_choice
 from ..ml.custom import find_style
 from ..ml.errors import RestyleError
 from ..operators import state
@@ -121,6 +122,11 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
             col.label(text=f"{chosen.upper()} unavailable: the CPU will be used", icon="ERROR")
         col.prop(settings, "precision")
         col.prop(settings, "tile_size", text="Tile Size (0 = Auto)" if settings.tile_size else "Tile Size: Auto")
+        last = last_tile_choice()
+        if last is not None:
+            hint = col.row()
+            hint.alignment = "RIGHT"
+            hint.label(text=f"Last image: {last}")
         col.prop(settings, "seamless")
         col.prop(settings, "output")
         if settings.output == "FILES":

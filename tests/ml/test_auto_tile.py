@@ -1,11 +1,14 @@
 """Tile Size: Auto. The chooser against fake free-memory figures, and the engine under Auto."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from ml import memory_model
+from ml import client, memory_model
 from ml.catalog import style_ids
+from ml.client import WorkerClient
 from ml.engine import RestyleOptions, RestyleReport, restyle
 from ml.memory_model import MIN_AUTO_TILE, choose_tile, plan_tiles, tile_bytes
 from ml.models.adain import AdaIN
@@ -16,6 +19,7 @@ from ml.styles import build_style
 from tests.ml.normnets import NormNet
 from tests.ml.synthetic import photo_like
 
+ROOT = Path(__file__).resolve().parents[2]
 GB = 10**9
 CPU = torch.device("cpu")
 MACHINE_24GB = 22 * GB  # MemAvailable of a 24 GB machine with a desktop running
@@ -163,3 +167,17 @@ def test_auto_on_cuda_plans_with_most_of_the_free_memory(monkeypatch):
     monkeypatch.setattr(memory_model, "free_bytes", lambda device: 24 * 2**30)
     plan = plan_tiles(AnimeGAN2(), 4096, 4096, torch.device("cuda"), reduced=True)
     assert plan.budget == int(24 * 2**30 * memory_model.SAFE_SHARE["cuda"]) and plan.whole
+
+
+def test_the_worker_reports_what_auto_chose_and_the_panel_line_follows():
+    worker = WorkerClient(str(ROOT), threads=1)
+    worker.start()
+    try:
+        auto = worker.submit("toon", {}, [("a", photo_like(96, 80))]).wait()["a"].info
+        assert auto["auto_tile"] and auto["tiles"] == 1 and auto["tile_size"] >= 96
+        assert client.last_tile_choice() == "Auto: whole image, 1 pass"
+        manual = worker.submit("toon", {"tile_size": 64}, [("a", photo_like(96, 80))]).wait()["a"].info
+        assert not manual["auto_tile"] and manual["tile_size"] == 64
+        assert client.last_tile_choice() == "Manual: 4 tiles of 64 px, 1 pass"
+    finally:
+        worker.shutdown()
