@@ -328,7 +328,7 @@ def _draw(context):
 def test_panel_draws_odd_state_without_raising(addon, state):
     from types import SimpleNamespace
 
-    settings = SimpleNamespace(style="toon", device="AUTO", output="FILES")
+    settings = SimpleNamespace(style="toon", device="AUTO", output="FILES", tile_size=0)
     scene = SimpleNamespace(restyle=settings)
     if state == "no scene":
         scene = None
