@@ -233,3 +233,20 @@ def test_unknown_preset_is_a_clear_error():
     with pytest.raises(RestyleError, match="unknown quality preset 'ultra'"):
         options_from({"preset": "ultra"})
     assert options_from({"preset": "draft", "steps": 0}).steps == 400  # 0: the preset's
+
+
+@pytest.mark.parametrize("style", ["halftone", "stained-glass", "woodcut"])
+def test_shipped_learned_styles_load_safely_tile_exactly_and_carry_their_card(style):
+    from ml.training.builtin import WEIGHTS, load_learned
+
+    path = WEIGHTS / f"{style}.safetensors"
+    assert path.stat().st_size < 10_000_000
+    assert check_model_file(path, "transformer_net").format == "safetensors"
+    net = load_learned(style)
+    image = photo_like(150, 130, seed=8)
+    whole = restyle(net, image, RestyleOptions(seamless="off", tile_size=8192, device="cpu", precision="full"))
+    tiled = restyle(net, image, RestyleOptions(seamless="off", tile_size=64, device="cpu", precision="full"))
+    assert float(np.abs(whole - tiled).max()) <= 1 / 255
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["feature_source"] == "random" and len(card["style_images"]) == 6 and card["seconds"] < 1200
+    assert {"swd_drop_percent", "ssim_result"} <= card["evaluation"].keys()
