@@ -243,9 +243,27 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
     ),
 )
 
-ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES
+# Built-in styles this project LEARNED with its own training pipeline (ml.training) from its own
+# procedural exemplars: fp16 weights in ml/weights/styles/ (MODEL_CARD.md there). They come after
+# every other style so that the numbers saved .blend files hold for the older styles never change.
+# Their module is named relative to ml.styles, as for every built-in: ".training.builtin" is ml.training.builtin.
+LEARNED = "GPL-3.0-or-later (trained by Neural Restyle; see ml/weights/styles/MODEL_CARD.md)"
+LEARNED_STYLES: tuple[StyleEntry, ...] = (
+    StyleEntry("learned-stained-glass", "Stained Glass (learned)",
+               "Panes of saturated glass between dark lead lines, learned from the project's own exemplars",
+               "learned", ".training.builtin", "stained_glass", LEARNED),
+    StyleEntry("learned-halftone", "Halftone Print (learned)",
+               "Four-colour dot screens on paper, learned from the project's own exemplars",
+               "learned", ".training.builtin", "halftone", LEARNED),
+    StyleEntry("learned-woodcut", "Woodcut (learned)",
+               "Black gouge lines on warm paper, learned from the project's own exemplars",
+               "learned", ".training.builtin", "woodcut", LEARNED),
+)
+
+ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES + LEARNED_STYLES
 FAMILY_TITLES = {
     "builtin": "Built-in",
+    "learned": "Built-in (Learned)",
     "gan": "Downloaded GAN Styles",
     "arbitrary": "Arbitrary (Style Image)",
     "custom": "Custom",
