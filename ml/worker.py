@@ -99,6 +99,11 @@ class Worker:
                 self.inspect(message)
             elif op == "depth":
                 self.run_depth(message)
+            elif op == "learn":  # Learn Style from Images (ml/training/job.py)
+                from .training.job import run_learn
+
+                job = str(message.get("job"))
+                run_learn(message, self.send, lambda: job in self.cancelled_jobs)
             else:
                 raise RestyleError(f"unknown request '{op}'")
         except Exception as exc:  # noqa: BLE001 - a bad model, input or request must not kill the worker
