@@ -133,4 +133,9 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
             col.prop(settings, "output_folder")
 
         layout.use_property_split = False
+        learn = layout.box()  # Learn Style from Images: the result joins the Custom styles
+        learn.label(text="Learn Style from Images", icon="IMAGE_DATA")
+        learn.operator("restyle.learn_style_pick", text="Pick Style Images and Learn...", icon="FILEBROWSER")
+        if "Learn Style Preview" in bpy.data.images:
+            learn.label(text="Preview: the image 'Learn Style Preview'", icon="IMAGE")
         draw_actions(layout)
