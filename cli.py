@@ -44,8 +44,8 @@ REPORT_VERSION = 1
 MAX_FRAME = 1_048_574  # Blender's MAXFRAME: the scene's frame numbers stop there
 # Style families each subcommand can run. Depth models are not styles; the arbitrary
 # (style image) family needs an image that Stylize Render cannot take yet.
-TEXTURE_FAMILIES = frozenset({"builtin", "gan", "arbitrary", "custom"})
-RENDER_FAMILIES = frozenset({"builtin", "gan", "custom"})
+TEXTURE_FAMILIES = frozenset({"builtin", "learned", "gan", "arbitrary", "custom"})
+RENDER_FAMILIES = frozenset({"builtin", "learned", "gan", "custom"})
 
 
 class UsageError(Exception):
@@ -206,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--exr", help="use this multilayer EXR instead of rendering")
     _common(depth)
 
+    learn = commands.add_parser("learn-style", help="learn a style from example images (added as a custom style)")
+    learn.add_argument("--images", nargs="+", required=True, metavar="FILE_OR_DIR", help="1 to 30 style images")
+    learn.add_argument("--name", required=True, help="the new style's name")
+    learn.add_argument("--content", metavar="DIR",
+                       help="images to learn on (default: the selected meshes' textures and Blender's HDRIs)")
+    learn.add_argument("--preset", choices=["draft", "default", "high"], default="default")
+    learn.add_argument("--steps", type=_ranged(int, 1, 100_000), help="training steps (default: the preset's)")
+    learn.add_argument("--seed", type=_ranged(int, 0, 2**31 - 1), default=0)
+    learn.add_argument("--report", metavar="FILE.json", help="write a JSON report")
+
     models = commands.add_parser("models", help="list, download, install, verify or remove models")
     actions = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
     actions.add_parser("list", help="every model and whether it is installed")
@@ -323,6 +333,14 @@ def validate(args: argparse.Namespace) -> None:
                 raise UsageError(f"restyle models {args.action}: argument model_id: {exc}") from None
         if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):
             raise UsageError(f"restyle: argument --report: '{args.report}' is the model file to install")
+        return
+    if args.command == "learn-style":
+        for item in [*args.images, *([args.content] if args.content else [])]:
+            if not os.path.exists(item):
+                option = "--content" if item == args.content else "--images"
+                raise UsageError(f"restyle learn-style: argument {option}: '{item}' does not exist")
+        if not args.name.strip():
+            raise UsageError("restyle learn-style: argument --name: give the style a name")
         return
     if args.command in ("stylize-textures", "stylize-render"):
         _style_for(args.command, args.style)
@@ -558,6 +576,14 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
             report.add(item)
 
 
+def _learn(args: argparse.Namespace) -> str:
+    """Learn Style from Images, blocking; returns the new custom style's id."""
+    _call(_operator("learn_style"), image_paths=";".join(str(Path(p).resolve()) for p in args.images),
+          style_name=args.name, preset=args.preset, steps=args.steps or 0, seed=args.seed,
+          content_folder=str(Path(args.content).resolve()) if args.content else "")
+    return str(settings_of(bpy.context).style)
+
+
 def _remove(model_id: str) -> str:
     _call(_operator("remove_model"), model_id=model_id)  # the panel's Remove: catalog and custom styles
     return "removed"
@@ -596,6 +622,10 @@ def _main(argv: list[str]) -> int:
     try:
         if args.command == "models":
             run_models(args, report)
+        elif args.command == "learn-style":
+            item = Item(input=args.name)
+            _run_item(item, lambda: _learn(args))
+            report.add(item)
         else:
             run_scene_command(args, report)
     except Exception as exc:  # outside any item: still report what was done, then fail
