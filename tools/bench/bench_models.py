@@ -29,6 +29,7 @@ from ml.models.animegan2 import AnimeGAN2  # noqa: E402
 from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
 from ml.models.fused import plain_layers  # noqa: E402
 from ml.models.transformer_net import TransformerNet  # noqa: E402
+from ml.training.builtin import load_learned  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.machine import describe  # noqa: E402
@@ -67,6 +68,8 @@ def models() -> dict[str, torch.nn.Module]:
         "CycleGAN-9": seeded(CycleGANGenerator(9)),
         "TransformerNet": seeded(TransformerNet()),
         "AdaIN": adain,
+        # A style this project learned (ml/training, ml/weights/styles): trained weights, not seeded ones.
+        "Learned (halftone)": load_learned("halftone"),
     }
 
 
