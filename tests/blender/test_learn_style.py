@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import write_image
+from tests.blender.scenes import build_studio, pixels_of, select, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
@@ -103,3 +103,32 @@ def test_learned_built_in_styles_are_in_the_style_menu(addon, empty_scene):
     for entry in learned:
         empty_scene.restyle.style = entry.id  # a valid menu item
         assert empty_scene.restyle.style == entry.id
+
+
+@pytest.mark.parametrize("style", ["learned-halftone", "learned-woodcut", "learned-stained-glass"])
+def test_stylize_textures_with_a_learned_built_in_style(addon, empty_scene, tmp_path, style):
+    info = build_studio(tmp_path / "textures")
+    select(info["objects"])
+    cube = bpy.data.objects["CubeA"]
+    original = cube.material_slots[0].material
+    empty_scene.restyle.style = style
+    assert bpy.ops.restyle.stylize_textures() == {"FINISHED"}
+    copy = cube.material_slots[0].material
+    assert copy.name == f"{original.name}.{style}" and copy["restyle_original"] == original
+    styled = next(n.image for n in copy.node_tree.nodes if getattr(n, "image", None) is not None
+                  and n.image.name not in {m.image.name for m in original.node_tree.nodes if getattr(m, "image", None)})
+    before = next(n.image for n in original.node_tree.nodes if getattr(n, "image", None) is not None)
+    assert float(np.abs(pixels_of(styled)[..., :3] - pixels_of(before)[..., :3]).mean()) > 0.02
+
+
+def test_a_learned_style_runs_again_as_a_custom_style_from_the_command_line(addon, empty_scene, model_folder, inputs,
+                                                                           tmp_path):
+    styles, content = inputs
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    assert cli.main(["learn-style", "--images", str(styles), "--name", "Reuse", "--content", str(content),
+                     "--steps", "1"]) == 0
+    info = build_studio(tmp_path / "textures")
+    select(info["objects"])
+    empty_scene.restyle.style = "custom-reuse"
+    assert bpy.ops.restyle.stylize_textures() == {"FINISHED"}
+    assert bpy.data.objects["CubeA"].material_slots[0].material.name.endswith(".custom-reuse")
