@@ -87,7 +87,8 @@ def _smaller(pixels: np.ndarray) -> np.ndarray:
 
 def bundled_hdris() -> list[str]:
     """Blender's CC0 studio-light HDRIs: photographic content any installation has."""
-    folder = Path(bpy.utils.system_resource("DATAFILES")) / "studiolights" / "world"
+    datafiles = bpy.utils.system_resource("DATAFILES")  # type: ignore[attr-defined]  # missing from fake-bpy-module
+    folder = Path(datafiles) / "studiolights" / "world"
     return sorted(glob.glob(str(folder / "*.exr")))
 
 

@@ -55,6 +55,7 @@ class RandomFeatures(FeatureNet):
                 # scale, and a flat region gives the same response whatever its brightness.
                 weight = torch.randn(conv.weight.shape, generator=generator) * (2.0 / (cin * 9)) ** 0.5
                 conv.weight.copy_(weight - weight.mean(dim=(1, 2, 3), keepdim=True) * (cin == 3))
+                assert conv.bias is not None  # Conv2d's default: with a bias
                 conv.bias.copy_(torch.randn(cout, generator=generator) * 0.1)
             convs.append(conv)
             cin = cout

@@ -135,7 +135,9 @@ def new_generator() -> TransformerNet:
     with torch.no_grad():
         # Start from mid-grey output: with the default bias half the pixels would sit in the
         # final clamp at 0, where no gradient flows.
-        net.deconv3.conv2d.bias.fill_(127.5)
+        bias = net.deconv3.conv2d.bias
+        assert bias is not None  # Conv2d's default: with a bias
+        bias.fill_(127.5)
     return net
 
 
