@@ -248,7 +248,10 @@ def remove_custom(root: Path, style_id: str) -> None:
         raise RestyleError(f"'{style_id}' is not one of your custom styles or depth models")
     for item in items:
         if item["id"] == style_id:
-            (root / FOLDER / item["file"]).unlink(missing_ok=True)
+            model = root / FOLDER / item["file"]
+            model.unlink(missing_ok=True)
+            if model.suffix != ".json":  # a learned style's card (Learn Style from Images) goes with it
+                model.with_suffix(".json").unlink(missing_ok=True)
     _write(root, keep)
 
 
