@@ -62,6 +62,9 @@ def test_a_few_steps_headless_add_a_custom_style(addon, empty_scene, model_folde
     assert set(bpy.data.images.keys()) - images_before == {PREVIEW}
     assert tuple(bpy.data.images[PREVIEW].size) == (112, 96)
     assert empty_scene.restyle.style == "custom-stripes"  # picked, ready for Stylize Textures
+    # Removable like any custom style, its card with it.
+    assert bpy.ops.restyle.remove_model(model_id="custom-stripes") == {"FINISHED"}
+    assert custom(addon, model_folder) == [] and not model.exists() and not model.with_suffix(".json").exists()
 
 
 @pytest.mark.parametrize(
