@@ -301,8 +301,9 @@ class _Trainer:
         self.step, self.seconds = int(saved["step"]), float(saved["seconds"])
         self.best_state = dict(saved["best"]) or None
         self.best_score, self.best_step = float(saved["best_score"]), int(saved["best_step"])
-        self.lowest_score = float(saved["lowest_score"])
-        self.checks = [(int(step), float(value)) for step, value in saved["checks"]]
+        # (checkpoints written before the checks were recorded lack these two)
+        self.lowest_score = float(saved.get("lowest_score", self.best_score))
+        self.checks = [(int(step), float(value)) for step, value in saved.get("checks", [])]
         self.history = [dict(item) for item in saved["history"]]
 
 
