@@ -140,6 +140,14 @@ def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
 
 
 FRACTION = _ranged(float, 0.0, 1.0)
+_MANUAL_TILE = _ranged(int, 64, 8192)
+
+
+def tile_size(text: str) -> int:
+    """0 (Auto: the largest tile the free memory allows, the whole image when it fits) or 64..8192."""
+    if text.strip() == "0":
+        return 0
+    return int(_MANUAL_TILE(text))
 _FRAMES = re.compile(r"([0-9]{1,7})(?:-([0-9]{1,7}))?")
 
 
@@ -177,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     textures.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     textures.add_argument("--precision", choices=["auto", "full", "reduced"], default="auto")
     textures.add_argument("--seamless", choices=["auto", "on", "off"], default="auto")
-    textures.add_argument("--tile-size", type=_ranged(int, 64, 8192), default=1024)
+    textures.add_argument("--tile-size", type=tile_size, default=0,
+                          help="tile side in pixels, 64..8192; 0 (the default) = Auto from the free memory")
     textures.add_argument("--output-dir", help="folder for restyled images (default: //restyled/)")
     _common(textures)
 

@@ -116,3 +116,17 @@ def test_a_foreign_file_at_one_frame_moves_the_whole_sequence_to_one_free_name(e
     # One sequence a compositor can read, not 0001.png, 0002-2.png, 0003.png.
     assert sorted(p.name for p in folder.iterdir() if p != theirs) == [
         f"{scene.name}.toon-2.{frame:04d}.png" for frame in (1, 2, 3)]
+
+
+def test_cli_tile_size_defaults_to_auto_and_refuses_sizes_below_the_manual_minimum(addon, capsys):
+    import importlib
+
+    from tests.blender.support import ADDON_MODULE
+
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    parser = cli.build_parser()
+    assert parser.parse_args(["stylize-textures", "--style", "toon"]).tile_size == 0  # Auto, as in the panel
+    assert parser.parse_args(["stylize-textures", "--style", "toon", "--tile-size", "0"]).tile_size == 0
+    assert parser.parse_args(["stylize-textures", "--style", "toon", "--tile-size", "512"]).tile_size == 512
+    assert cli.main(["stylize-textures", "--style", "toon", "--tile-size", "32"]) == 2
+    assert "--tile-size: 32 is outside 64..8192" in capsys.readouterr().err
