@@ -79,6 +79,17 @@ def read_image_file(path: Path) -> np.ndarray:
     return _smaller(pixels)
 
 
+def read_datablock(name: str) -> np.ndarray:
+    """The pixels of an image datablock of this file (a style image picked in Blender)."""
+    image = bpy.data.images.get(name)
+    if image is None:
+        raise LearnInputError(f"There is no image '{name}' in this file")
+    try:
+        return _smaller(images.read_sources(image)[0].pixels)
+    except images.ImageReadError as exc:
+        raise LearnInputError(f"The image '{name}' cannot be read: {exc}") from None
+
+
 def _smaller(pixels: np.ndarray) -> np.ndarray:
     """At most MAX_SIDE px on the longer side (nearest-neighbour strides: training crops resample anyway)."""
     step = max(1, -(-max(pixels.shape[:2]) // MAX_SIDE))
@@ -115,17 +126,18 @@ class LearnRun:
     """A RunningJob (see jobs.py) for Learn Style from Images."""
 
     def __init__(self, context: bpy.types.Context, paths: list[Path], name: str, preset: str, steps: int,
-                 seed: int, content_folder: str) -> None:
+                 seed: int, content_folder: str, image_names: list[str] | None = None) -> None:
         name = name.strip()
+        image_names = image_names or []
         if not name:
             raise LearnInputError("Give the style a name")
-        if not paths:
-            raise LearnInputError("Pick 1 to 30 style images (files or a folder of images)")
-        if len(paths) > MAX_STYLE_IMAGES:
-            raise LearnInputError(f"{len(paths)} style images: pick at most {MAX_STYLE_IMAGES}")
+        if not paths and not image_names:
+            raise LearnInputError("Pick 1 to 30 style images (files, a folder of images, or images in this file)")
+        if len(paths) + len(image_names) > MAX_STYLE_IMAGES:
+            raise LearnInputError(f"{len(paths) + len(image_names)} style images: pick at most {MAX_STYLE_IMAGES}")
         self.name = name
         self.root = preferences.model_root(context)
-        style = [(p.name, read_image_file(p)) for p in paths]
+        style = [(p.name, read_image_file(p)) for p in paths] + [(n, read_datablock(n)) for n in image_names]
         content: list[np.ndarray] = []
         content_files: list[str] = []
         if content_folder:
@@ -225,6 +237,8 @@ class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
 
     image_paths: StringProperty(  # type: ignore[valid-type]
         name="Style Images", description="Style image files or folders of images, separated by ';'")
+    image_names: StringProperty(  # type: ignore[valid-type]
+        name="Style Image Datablocks", description="Names of images in this file to learn from, separated by ';'")
     style_name: StringProperty(name="Name", default="My Style")  # type: ignore[valid-type]
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="default")  # type: ignore[valid-type]
     steps: IntProperty(name="Steps", default=0, min=0, max=100_000,  # type: ignore[valid-type]
@@ -242,8 +256,9 @@ class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
         return True
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
+        names = [n for n in (part.strip() for part in self.image_names.split(";")) if n]
         return LearnRun(context, style_image_paths(self.image_paths), self.style_name, self.preset, self.steps,
-                        self.seed, self.content_folder)
+                        self.seed, self.content_folder, names)
 
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
         assert isinstance(job, LearnRun)

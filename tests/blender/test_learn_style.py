@@ -74,8 +74,9 @@ def test_a_few_steps_headless_add_a_custom_style(addon, empty_scene, model_folde
         ({"style_name": "  "}, "Give the style a name"),
         ({"image_paths": ""}, "Pick 1 to 30 style images"),
         ({"content_folder": "/nowhere/content"}, "Content folder not found"),
+        ({"image_paths": "", "image_names": "No Such Image"}, "There is no image 'No Such Image'"),
     ],
-    ids=["missing-image", "no-name", "no-images", "missing-content"],
+    ids=["missing-image", "no-name", "no-images", "missing-content", "missing-datablock"],
 )
 def test_unusable_inputs_are_clear_errors_that_add_nothing(addon, empty_scene, model_folder, inputs, kwargs,
                                                             message):
@@ -135,3 +136,15 @@ def test_a_learned_style_runs_again_as_a_custom_style_from_the_command_line(addo
     empty_scene.restyle.style = "custom-reuse"
     assert bpy.ops.restyle.stylize_textures() == {"FINISHED"}
     assert bpy.data.objects["CubeA"].material_slots[0].material.name.endswith(".custom-reuse")
+
+
+def test_style_images_can_be_image_datablocks_of_the_file(addon, empty_scene, model_folder, inputs):
+    styles, content = inputs
+    image = bpy.data.images.load(str(styles / "a.png"))
+    image.name = "Concept Art"
+    result = bpy.ops.restyle.learn_style(image_names="Concept Art", style_name="From Datablock", steps=1,
+                                         content_folder=str(content))
+    assert result == {"FINISHED"}
+    model = model_folder / custom(addon, model_folder)[0].files[0].filename
+    assert [i["name"] for i in json.loads(model.with_suffix(".json").read_text())["style_images"]] == ["Concept Art"]
+    assert "Concept Art" in bpy.data.images  # the user's image is left as it was
