@@ -148,3 +148,15 @@ def test_style_images_can_be_image_datablocks_of_the_file(addon, empty_scene, mo
     model = model_folder / custom(addon, model_folder)[0].files[0].filename
     assert [i["name"] for i in json.loads(model.with_suffix(".json").read_text())["style_images"]] == ["Concept Art"]
     assert "Concept Art" in bpy.data.images  # the user's image is left as it was
+
+
+def test_default_content_is_the_selected_textures_and_blenders_hdris(addon, empty_scene, model_folder, inputs,
+                                                                      tmp_path):
+    styles, _ = inputs
+    info = build_studio(tmp_path / "textures")
+    select(info["objects"])
+    result = bpy.ops.restyle.learn_style(image_paths=str(styles), style_name="Default Content", steps=1)
+    assert result == {"FINISHED"}
+    model = model_folder / custom(addon, model_folder)[0].files[0].filename
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["content_images"] >= 8 + 1  # Blender's eight HDRIs and at least one texture of the meshes
