@@ -284,6 +284,9 @@ class WorkerClient:
 class Job:
     """One submitted job. Drive it with :meth:`poll` (modal operator) or :meth:`wait`."""
 
+    cancel_grace_s = CANCEL_GRACE_S  # how long a cancelled job may take to stop before the worker is killed
+    phase = "in the middle of the job"  # how a hung or dead worker's message places the failure
+
     def __init__(self, client: WorkerClient, job_id: str, folder: str, items: list[dict[str, str]]) -> None:
         self.client, self.id, self.folder, self.items = client, job_id, folder, items
         self.fraction = 0.0
@@ -302,14 +305,14 @@ class Job:
         try:
             while not self.finished:
                 asked = self._cancel_requested_at
-                if asked is not None and time.monotonic() - asked > CANCEL_GRACE_S:
+                if asked is not None and time.monotonic() - asked > self.cancel_grace_s:
                     self.client.kill()  # did not stop at once: stop it the hard way
                     raise JobCancelled()
                 try:
                     event = self.client.events.get_nowait()
                 except queue.Empty:
                     if self.client.silent_for(self._started_at) > self.client.liveness_timeout:
-                        raise self.client.hung(self._started_at, "in the middle of the job") from None
+                        raise self.client.hung(self._started_at, self.phase) from None
                     return False
                 self._handle(event)
             return True

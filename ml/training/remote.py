@@ -6,53 +6,31 @@ worker's side of the request.
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..client import _EOF, CANCEL_GRACE_S, WorkerClient
+from ..client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
 from ..errors import JobCancelled, WorkerDied, WorkerFailed
 
 
-class LearnJob:
-    """One running Learn Style job; a RunningJob for operators/jobs.py."""
+class LearnJob(Job):
+    """One running Learn Style job; a RunningJob for operators/jobs.py. The worker client's
+    Job drives it (events, liveness, cancel, clean-up); only the events differ."""
+
+    cancel_grace_s = CANCEL_GRACE_S + 30  # a cancel saves the best result first: a little longer grace
+    phase = "while learning the style"
 
     def __init__(self, client: WorkerClient, job_id: str, folder: str, output: str) -> None:
-        self.client, self.id, self.folder, self.output = client, job_id, folder, output
-        self.fraction = 0.0
+        super().__init__(client, job_id, folder, [])
+        self.output = output
         self.text = "preparing the images"
         self.preview: np.ndarray | None = None
         self.preview_step = 0
         self.card: dict[str, Any] | None = None
-        self.finished = False
-        self._cancel_requested_at: float | None = None
-        self._started_at = time.monotonic()
-
-    def poll(self) -> bool:
-        """Handle every event that has arrived; True once the style is saved at ``output``.
-        Raises JobCancelled (cancelled before the first step), WorkerDied or WorkerFailed."""
-        try:
-            while not self.finished:
-                asked = self._cancel_requested_at
-                if asked is not None and time.monotonic() - asked > CANCEL_GRACE_S + 30:
-                    self.client.kill()  # a cancel saves the best result first: a little longer grace
-                    raise JobCancelled()
-                try:
-                    event = self.client.events.get_nowait()
-                except queue.Empty:
-                    if self.client.silent_for(self._started_at) > self.client.liveness_timeout:
-                        raise self.client.hung(self._started_at, "while learning the style") from None
-                    return False
-                self._handle(event)
-            return True
-        except BaseException:
-            self.close()
-            raise
 
     def _handle(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -78,27 +56,11 @@ class LearnJob:
             self.fraction, self.finished = 1.0, True
             self.client.busy = False
 
-    def wait(self, interval: float = 0.05) -> None:
-        while not self.poll():
-            time.sleep(interval)
-
     def cancel(self) -> None:
         """Stop training; the worker still saves the best result so far (poll() then finishes)."""
-        if self.finished or self._cancel_requested_at is not None:
-            return
-        self._cancel_requested_at = time.monotonic()
-        self.text = "stopping: saving the best result so far"
-        try:
-            self.client._send(op="cancel", job=self.id)
-        except WorkerDied:
-            pass
-
-    def close(self) -> None:
-        """Let go of the job and its folder (the caller has moved the result out first)."""
         if not self.finished and self._cancel_requested_at is None:
-            self.cancel()
-        self.client.busy = False
-        shutil.rmtree(self.folder, ignore_errors=True)
+            self.text = "stopping: saving the best result so far"
+        super().cancel()
 
 
 def submit_learn(
