@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Creates the test environments with Python 3.11 and every pinned dependency (idempotent; fast
 # when done): .venv for the main line (bpy 5.0.1, lint and type-check tools too) and one per
-# Blender LTS line the manifest claims (build/venv-bpy4.2, build/venv-bpy4.5: bpy and what tests/blender needs;
-# under build/, which git, ruff, mypy and the extension's build all leave out).
+# Blender LTS line the manifest claims (.venv/lts/bpy4.2, .venv/lts/bpy4.5: bpy and what tests/blender needs;
+# inside .venv/, which git, ruff, mypy, the extension build and the pre-stop checks all leave out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -26,5 +26,5 @@ make_venv() {
 
 make_venv .venv requirements-dev.txt
 for line in 4.2 4.5; do
-  make_venv "build/venv-bpy$line" "requirements-lts$line.txt"
+  make_venv ".venv/lts/bpy$line" "requirements-lts$line.txt"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the environments if needed, then runs every test on the main line (.venv, bpy 5.0.1:
-# tests/ml and tests/blender), then tests/blender on each Blender LTS line (build/venv-bpy4.2,
-# build/venv-bpy4.5). Arguments go to the main-line pytest only. Fails if any run fails; a run
+# tests/ml and tests/blender), then tests/blender on each Blender LTS line (.venv/lts/bpy4.2,
+# .venv/lts/bpy4.5). Arguments go to the main-line pytest only. Fails if any run fails; a run
 # that collects no tests (pytest's exit 5) counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ run_line() {
 
 run_line 5.0 .venv/bin/python "$@"
 for line in 4.2 4.5; do
-  run_line "$line LTS" "build/venv-bpy$line/bin/python" tests/blender
+  run_line "$line LTS" ".venv/lts/bpy$line/bin/python" tests/blender
 done
 
 if [ "${#failed[@]}" -ne 0 ]; then
