@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", default="auto", choices=("auto", "vgg", "random"))
     parser.add_argument("--vgg", type=Path, help="the AdaIN download's vgg_normalised.pth")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--max-seconds", type=float, default=0,
+                        help="stop after this long, keeping the best state so far (a safety net on a lent "
+                             "machine; the card then says cancelled)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="other LearnOptions fields")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -95,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             style_data.save_png(work / f"preview_{p.step:05d}.png", p.preview)
 
     started = time.perf_counter()
+
+    def out_of_time() -> bool:
+        return bool(args.max_seconds) and time.perf_counter() - started > args.max_seconds
+
     result = learn_style(styles, content, options, style_names=names, vgg_path=args.vgg,
-                         checkpoint=work / "checkpoint.pt", resume=args.resume, progress=progress)
+                         checkpoint=work / "checkpoint.pt", resume=args.resume, progress=progress,
+                         cancelled=out_of_time)
     card = save_style(result, args.out / f"{style_id}.safetensors", name)
     log.info("wrote %s and %s in %.0f s (feature source %s, best step %d, torch %s)",
              args.out / f"{style_id}.safetensors", card, time.perf_counter() - started,
