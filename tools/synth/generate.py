@@ -1,13 +1,17 @@
-"""Synthetic RGB + depth pairs rendered with Cycles, deterministic per seed.
+"""Synthetic RGB + depth pairs rendered with Cycles, deterministic per (family, seed).
 
     .venv/bin/python tools/synth/generate.py --seeds 0-1499 --out data/synth/train
-    .venv/bin/python tools/synth/generate.py --seeds 100000-100199 --out data/synth/heldout
+    .venv/bin/python tools/synth/generate.py --families train --seeds 0-999 --out data/synth/mixed
+    .venv/bin/python tools/synth/generate.py --families heldout --seeds 200000-200119 --out data/synth/ood
 
-Each seed builds its own scene: a floor and sometimes walls, 3-9 objects (primitives, some
-subdivided or displaced), random procedural materials, one of the CC0 HDRIs bundled with
-the bpy module plus a random lamp, and a random camera (focal length, height, tilt). One
-compressed .npz per seed holds rgb (uint8, H x W x 3) and depth (float16 metres, planar,
-inf where nothing was hit).
+Scene families (tools/synth/plan.py): "primitives", the original one and the default (a floor
+and sometimes walls, 3-9 primitives, some subdivided or displaced, random procedural
+materials), and the layouts of tools/synth/families.py (rooms, streets, clutter, thin
+structures, people, forests, aerial views, and the held-out corridors, terrain and
+table-tops). With several families, each seed renders families[seed % len(families)].
+Every scene is lit by one of the CC0 HDRIs bundled with the bpy module plus lamps and seen
+by a random camera. One compressed .npz per (family, seed) holds rgb (uint8, H x W x 3),
+depth (float16 metres, planar, inf where nothing was hit) and family (its name).
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ import OpenEXR  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bridge.compat import new_node_material, new_node_world, set_multilayer_exr  # noqa: E402
+from tools.synth import families  # noqa: E402
+from tools.synth.plan import FAMILIES, output_name, resolve_families, seed_plan  # noqa: E402
 
 WIDTH, HEIGHT = 128, 96
 THREADS = 0  # 0: all cores; set per process when several generators run side by side
+DENOISE = True  # for the new families
 HDRIS = sorted(glob.glob(os.path.join(bpy.utils.system_resource("DATAFILES"), "studiolights", "world", "*.exr")))
 PRIMITIVES = ("cube", "uv_sphere", "cylinder", "cone", "torus", "monkey", "ico_sphere")
 
@@ -129,8 +136,30 @@ def build_scene(seed: int) -> None:
     bpy.context.view_layer.use_pass_z = True
 
 
-def render(seed: int, folder: Path) -> Path:
-    build_scene(seed)
+def build_family_scene(family: str, seed: int) -> None:
+    """The scene of (family, seed); "primitives" is the original generator, unchanged."""
+    if family == "primitives":
+        build_scene(seed)
+        return
+    families.build(family, seed)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    # Denoised (OpenImageDenoise): 8 samples of photographic textures are grainy, photos are not.
+    scene.cycles.samples, scene.cycles.seed, scene.cycles.use_denoising = 8, seed, DENOISE
+    scene.cycles.denoiser = "OPENIMAGEDENOISE"
+    scene.cycles.device = "CPU"
+    # Fewer bounces than the defaults: most of the look, much less time per image on the CPU.
+    scene.cycles.max_bounces, scene.cycles.diffuse_bounces, scene.cycles.glossy_bounces = 4, 2, 2
+    scene.cycles.transmission_bounces, scene.cycles.volume_bounces = 2, 0
+    scene.cycles.sample_clamp_indirect = 10.0  # no fireflies from the HDR textures
+    scene.render.threads_mode, scene.render.threads = ("FIXED", THREADS) if THREADS else ("AUTO", 1)
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = WIDTH, HEIGHT, 100
+    scene.view_settings.view_transform = "Standard"
+    bpy.context.view_layer.use_pass_z = True
+
+
+def render(seed: int, folder: Path, family: str = "primitives") -> Path:
+    build_family_scene(family, seed)
     scene = bpy.context.scene
     exr = Path(tempfile.mkdtemp()) / "frame.exr"
     scene.render.filepath, scene.render.use_file_extension = str(exr), False
@@ -146,8 +175,8 @@ def render(seed: int, folder: Path) -> Path:
     rgb = (np.clip(srgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     depth = channels[next(k for k in channels if k.endswith("Depth.Z"))].astype(np.float32)
     depth[depth >= scene.camera.data.clip_end] = np.inf
-    target = folder / f"{seed:06d}.npz"
-    np.savez_compressed(target, rgb=rgb, depth=depth.astype(np.float16))
+    target = folder / output_name(family, seed)
+    np.savez_compressed(target, rgb=rgb, depth=depth.astype(np.float16), family=np.array(family))
     return target
 
 
@@ -163,15 +192,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0, help="render threads (0: all)")
     parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="WIDTHxHEIGHT of each render")
+    parser.add_argument("--family", "--families", dest="families", default="primitives",
+                        help=f"a family, a comma-separated list or train/heldout/all ({', '.join(FAMILIES)})")
     args = parser.parse_args()
     THREADS = args.threads
     WIDTH, HEIGHT = (int(v) for v in args.size.lower().split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
-    seeds = parse_seeds(args.seeds)
+    plan = seed_plan(parse_seeds(args.seeds), resolve_families(args.families))
+    seeds = [seed for _, seed in plan]
     started = time.perf_counter()
-    for number, seed in enumerate(seeds, 1):
-        if not (args.out / f"{seed:06d}.npz").exists():
-            render(seed, args.out)
+    for number, (family, seed) in enumerate(plan, 1):
+        if not (args.out / output_name(family, seed)).exists():
+            render(seed, args.out, family)
         if number % 50 == 0 or number == len(seeds):
             minutes = (time.perf_counter() - started) / 60
             print(f"{number}/{len(seeds)} images, {number / minutes:.0f} images/min", file=sys.stderr, flush=True)
