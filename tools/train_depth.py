@@ -1,16 +1,26 @@
 """Train the built-in fast depth network on the synthetic renders (reproducible from a seed).
 
     .venv/bin/python tools/train_depth.py --data data/synth/train --steps 1200 --out ml/weights
+    .venv/bin/python tools/train_depth.py --data data/synth/train --pack data/pack/train.npz
+
+The training data must not contain any held-out scene family (tools/synth/plan.py): those
+are the out-of-distribution check, and a set with one of them is refused. ``--data`` takes
+folders of renders or packed sets (``--pack`` writes one: JPEG colour and float16 inverse
+depth, about a third of the size, to carry a set to a training machine).
 
 Losses are those of MiDaS: a scale-and-shift-invariant error on inverse depth (each map
 is shifted by its median and scaled by its mean absolute deviation), plus gradient
-matching of the residual at four scales. bf16 autocast on CPUs that support it.
+matching of the residual at four scales. Each batch is a random crop (zoom 1-2x, any aspect
+from portrait to 16:9) resized to one of the network inputs photo import uses (a 256 px long
+side rounded to multiples of 32), so the network learns the working size at many fields of
+view. bf16 autocast on CUDA and on CPUs that support it.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import io
 import json
 import math
 import sys
@@ -25,46 +35,118 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.devices import cpu_supports_bf16  # noqa: E402
-from ml.models.fast_depth import MULTIPLE, FastDepth  # noqa: E402
+from ml.models.fast_depth import FastDepth  # noqa: E402
+from tools.synth.plan import check_training_families  # noqa: E402
+
+# (height, width) inputs of photo import's built-in model (ml/fast_depth.py: the long side
+# resized to 256, both sides rounded to multiples of 32): 4:3, 3:2, 16:9, square, portrait.
+INPUT_SHAPES = ((192, 256), (160, 256), (128, 256), (224, 224), (256, 192), (256, 160))
 
 
-def load_set(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGB (N, H, W, 3) uint8 and inverse depth (N, H, W), 0 where nothing was hit."""
-    rgbs, disparities = [], []
+def _disparity(depth: np.ndarray) -> np.ndarray:
+    depth = depth.astype(np.float32)
+    return np.where(np.isfinite(depth), 1.0 / np.maximum(depth, 1e-3), 0.0).astype(np.float32)
+
+
+def read_renders(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """A folder of generator outputs: colour, inverse depth and family of each."""
+    rgbs, disparities, families = [], [], []
     for path in sorted(glob.glob(str(folder / "*.npz"))):
         data = np.load(path)
-        depth = data["depth"].astype(np.float32)
-        disparities.append(np.where(np.isfinite(depth), 1.0 / np.maximum(depth, 1e-3), 0.0))
         rgbs.append(data["rgb"])
-    return torch.from_numpy(np.stack(rgbs)), torch.from_numpy(np.stack(disparities)).float()
+        disparities.append(_disparity(data["depth"]))
+        families.append(str(data["family"]) if "family" in data else "primitives")
+    return rgbs, disparities, families
+
+
+def read_pack(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """A packed set written by ``pack_set``."""
+    data = np.load(path)
+    return _decode_pack(data), list(data["disparity"].astype(np.float32)), [str(f) for f in data["family"]]
+
+
+def _decode_pack(data: np.lib.npyio.NpzFile) -> list[np.ndarray]:
+    from PIL import Image
+
+    blob, offsets = data["jpeg"], data["offsets"]
+    return [np.asarray(Image.open(io.BytesIO(blob[a:b].tobytes())).convert("RGB"))
+            for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def load_set(*sources: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """RGB (N, H, W, 3) uint8, inverse depth (N, H, W) (0 where nothing was hit) and the
+    family of each image, from folders of renders or packed sets. Refuses held-out families."""
+    rgbs: list[np.ndarray] = []
+    disparities: list[np.ndarray] = []
+    families: list[str] = []
+    for source in sources:
+        parts = read_renders(source) if source.is_dir() else read_pack(source)
+        rgbs += parts[0]
+        disparities += parts[1]
+        families += parts[2]
+    check_training_families(families)
+    if not rgbs:
+        raise ValueError(f"no renders in {', '.join(map(str, sources))}")
+    return torch.from_numpy(np.stack(rgbs)), torch.from_numpy(np.stack(disparities)).float(), families
+
+
+def pack_set(folder: Path, target: Path, quality: int = 92) -> int:
+    """Write ``folder``'s renders as one packed set (JPEG colour, float16 inverse depth)."""
+    from PIL import Image
+
+    rgbs, disparities, families = read_renders(folder)
+    blobs = []
+    for rgb in rgbs:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, "JPEG", quality=quality)
+        blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(target, jpeg=np.concatenate(blobs), offsets=offsets,
+                        disparity=np.stack(disparities).astype(np.float16), family=np.array(families))
+    return len(rgbs)
 
 
 def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generator,
-            zoom_range: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, ...]:
-    """One batch: a random zoom within ``zoom_range`` (then a crop with sides that are
-    multiples of 32), horizontal flips, brightness gain and saturation."""
+            zoom_range: tuple[float, float] = (1.0, 2.0),
+            shapes: tuple[tuple[int, int], ...] = INPUT_SHAPES) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch at a working input size: per image a random crop (``zoom_range`` times
+    narrower than the render, log-uniform, with the aspect of the batch's input shape),
+    resized to that shape; horizontal flips, brightness, contrast, saturation, blur and noise.
+    ``rgb`` (N, H, W, 3) uint8 and ``disparity`` (N, H, W) on any device."""
     n, h, w = disparity.shape
-    x = rgb.permute(0, 3, 1, 2).float() / 255
-    y = disparity[:, None]
+    device = rgb.device
+    out_h, out_w = shapes[int(torch.randint(len(shapes), (), generator=generator))]
+    aspect = out_w / out_h
     low, high = zoom_range
-    zoom = math.exp(math.log(low) + torch.rand((), generator=generator).item() * math.log(high / low))
-    if abs(zoom - 1) > 0.05:
-        size = (math.ceil(h * zoom), math.ceil(w * zoom))
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1)
-        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1)
-    ch = min(h, x.shape[-2] // MULTIPLE * MULTIPLE)
-    cw = min(w, x.shape[-1] // MULTIPLE * MULTIPLE)
-    top = int(torch.randint(x.shape[-2] - ch + 1, (), generator=generator))
-    left = int(torch.randint(x.shape[-1] - cw + 1, (), generator=generator))
-    x, y = x[..., top:top + ch, left:left + cw], y[..., top:top + ch, left:left + cw]
-    flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    y = torch.where(flip[:, None, None, None], y.flip(-1), y)
+    u = torch.rand(n, 3, generator=generator)
+    zoom = torch.exp(math.log(low) + u[:, 0] * math.log(high / low))
+    # the largest window of the wanted aspect that fits, shrunk by the zoom
+    base_w = torch.full((n,), float(min(w, h * aspect)))
+    crop_w = base_w / zoom
+    crop_h = crop_w / aspect
+    cx = (crop_w / 2 + u[:, 1] * (w - crop_w)) / w * 2 - 1  # centre in [-1, 1] coordinates
+    cy = (crop_h / 2 + u[:, 2] * (h - crop_h)) / h * 2 - 1
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = crop_w / w * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = crop_h / h, cy
+    grid = F.affine_grid(theta.to(device), [n, 1, out_h, out_w], align_corners=False)
+    x = F.grid_sample(rgb.permute(0, 3, 1, 2).float() / 255, grid, mode="bilinear", align_corners=False)
+    y = F.grid_sample(disparity[:, None], grid, mode="bilinear", align_corners=False)[:, 0]
+    jitter = torch.rand(n, 5, generator=generator).to(device)
     grey = x.mean(dim=1, keepdim=True)
-    saturation = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=generator)
-    gain = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=generator)
-    x = ((grey + (x - grey) * saturation) * gain).clamp(0, 1)
-    return x.contiguous(), y[:, 0].contiguous()
+    saturation = (0.5 + 0.9 * jitter[:, 0]).view(n, 1, 1, 1)
+    gain = (0.7 + 0.6 * jitter[:, 1]).view(n, 1, 1, 1)
+    contrast = (0.7 + 0.6 * jitter[:, 2]).view(n, 1, 1, 1)
+    x = grey + (x - grey) * saturation
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * gain
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    soften = (jitter[:, 3] < 0.25).view(n, 1, 1, 1)
+    x = torch.where(soften, blurred, x)
+    noise = torch.randn(x.shape, generator=generator).to(device) * (0.03 * jitter[:, 4]).view(n, 1, 1, 1)
+    return (x + noise).clamp(0, 1).contiguous(), y.contiguous()
 
 
 def normalise(d: torch.Tensor) -> torch.Tensor:
@@ -86,50 +168,70 @@ def ssi_loss(prediction: torch.Tensor, target: torch.Tensor, scales: int = 4) ->
     return loss
 
 
+def save_weights(model: FastDepth, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().half().cpu().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
+    save_file(state, str(folder / "depth_fast.safetensors"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "synth" / "train")
+    parser.add_argument("--data", type=Path, nargs="+", default=[ROOT / "data" / "synth" / "train"])
+    parser.add_argument("--pack", type=Path, help="only write the --data folder as a packed set here")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--zoom", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
-                        help="random rescaling range (0.75 1.5 was tried: it did not generalise, see the model card)")
+    parser.add_argument("--zoom", type=float, nargs=2, default=[1.0, 2.0], metavar=("MIN", "MAX"),
+                        help="crop zoom range (1 = the whole render)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
     parser.add_argument("--out", type=Path, default=ROOT / "ml" / "weights")
     args = parser.parse_args()
+    if args.pack:
+        count = pack_set(args.data[0], args.pack)
+        print(f"packed {count} renders into {args.pack} ({args.pack.stat().st_size / 1e6:.1f} MB)")
+        return 0
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    rgb, disparity = load_set(args.data)
-    print(f"{len(rgb)} training images of {tuple(rgb.shape[1:3])}", flush=True)
-    model = FastDepth()
+    rgb, disparity, families = load_set(*args.data)
+    device = torch.device(args.device)
+    counts = {f: families.count(f) for f in sorted(set(families))}
+    print(f"{len(rgb)} training images of {tuple(rgb.shape[1:3])} on {device}: {counts}", flush=True)
+    rgb, disparity = rgb.to(device), disparity.to(device)
+    model = FastDepth().to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
-    use_bf16 = cpu_supports_bf16()
+    use_bf16 = device.type == "cuda" or cpu_supports_bf16()
     started = time.perf_counter()
     model.train()
+    loss = torch.zeros(())
     for step in range(1, args.steps + 1):
-        index = torch.randint(len(rgb), (args.batch,), generator=generator)
+        index = torch.randint(len(rgb), (args.batch,), generator=generator).to(device)
         x, y = augment(rgb[index], disparity[index], generator, tuple(args.zoom))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            prediction = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            prediction = model(x.contiguous(memory_format=torch.channels_last))
         loss = ssi_loss(prediction.float(), y)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
-        if step % 50 == 0 or step == args.steps:
+        if step % 200 == 0 or step == args.steps:
             elapsed = time.perf_counter() - started
             print(f"step {step}/{args.steps} loss {loss.item():.4f} ({elapsed:.0f} s)", flush=True)
+        if args.save_every and step % args.save_every == 0:
+            save_weights(model.eval(), args.out)
+            model.train()
     minutes = (time.perf_counter() - started) / 60
-    args.out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
-    state = {k: v.half().contiguous() for k, v in model.eval().state_dict().items() if v.is_floating_point()}
-    save_file(state, str(args.out / "depth_fast.safetensors"))
+    save_weights(model.eval(), args.out)
     (args.out / "depth_fast_training.json").write_text(json.dumps({
-        "data": args.data.name, "size": list(rgb.shape[1:3]), "zoom": args.zoom,
+        "data": [p.name for p in args.data], "families": counts, "size": list(rgb.shape[1:3]),
+        "input_shapes": [list(s) for s in INPUT_SHAPES], "zoom": args.zoom,
         "images": len(rgb), "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-        "minutes": round(minutes, 1), "bf16": use_bf16, "threads": torch.get_num_threads(),
+        "minutes": round(minutes, 1), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "bf16": use_bf16, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()), "final_loss": round(loss.item(), 4),
         "not_finite": not math.isfinite(loss.item()),
     }, indent=1))

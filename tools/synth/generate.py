@@ -152,6 +152,9 @@ def build_family_scene(family: str, seed: int) -> None:
     scene.cycles.max_bounces, scene.cycles.diffuse_bounces, scene.cycles.glossy_bounces = 4, 2, 2
     scene.cycles.transmission_bounces, scene.cycles.volume_bounces = 2, 0
     scene.cycles.sample_clamp_indirect = 10.0  # no fireflies from the HDR textures
+    # A coarse importance map of the HDRI: the default one at the panorama's full size took
+    # a third of each frame's time on one thread, for no visible difference once denoised.
+    scene.world.cycles.sampling_method, scene.world.cycles.sample_map_resolution = "MANUAL", 128
     scene.render.threads_mode, scene.render.threads = ("FIXED", THREADS) if THREADS else ("AUTO", 1)
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = WIDTH, HEIGHT, 100
     scene.view_settings.view_transform = "Standard"
@@ -175,6 +178,7 @@ def render(seed: int, folder: Path, family: str = "primitives") -> Path:
     rgb = (np.clip(srgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     depth = channels[next(k for k in channels if k.endswith("Depth.Z"))].astype(np.float32)
     depth[depth >= scene.camera.data.clip_end] = np.inf
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / output_name(family, seed)
     np.savez_compressed(target, rgb=rgb, depth=depth.astype(np.float16), family=np.array(family))
     return target

@@ -1,0 +1,126 @@
+"""The synthetic-data plan keeps whole scene families out of training; the trainer refuses
+them; the evaluation reports every family and the held-out ones as their own group."""
+
+import numpy as np
+import pytest
+import torch
+
+from tools.eval_depth import IN_DISTRIBUTION, OOD, evaluate, report
+from tools.synth.plan import (
+    FAMILIES,
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    HeldOutFamilyError,
+    output_name,
+    resolve_families,
+    seed_plan,
+    training_plan,
+)
+from tools.train_depth import INPUT_SHAPES, augment, load_set, pack_set, save_weights
+
+
+def write_render(folder, family, seed, depth_scale=1.0):
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(2.0, 20.0, 24, dtype=np.float32)[::-1, None] * depth_scale
+    depth = np.repeat(rows, 32, axis=1) + rng.uniform(0, 0.5, (24, 32)).astype(np.float32)
+    depth[:3] = np.inf  # sky
+    folder.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(30, 220, 32)[None, :, None] * np.array([1.0, 0.6, 0.3])
+    rgb = np.clip(ramp + rng.uniform(-4, 4, (24, 32, 3)), 0, 255).astype(np.uint8)
+    np.savez_compressed(folder / output_name(family, seed), rgb=rgb, depth=depth.astype(np.float16),
+                        family=np.array(family))
+
+
+def test_at_least_eight_families_and_three_whole_families_held_out():
+    assert len(FAMILIES) >= 8 and len(HELDOUT_FAMILIES) >= 3
+    assert set(HELDOUT_FAMILIES) <= set(FAMILIES) and not set(HELDOUT_FAMILIES) & set(TRAIN_FAMILIES)
+    assert "primitives" in TRAIN_FAMILIES  # the original generator is still a training family
+
+
+@pytest.mark.parametrize("seeds", [range(0, 1000), range(100000, 100040), range(7, 8)])
+def test_training_plans_never_contain_a_held_out_family(seeds):
+    plan = training_plan(seeds)
+    assert [s for _, s in plan] == list(seeds)
+    assert not {f for f, _ in plan} & set(HELDOUT_FAMILIES)
+    assert plan == training_plan(seeds)  # deterministic per seed
+    if len(seeds) >= len(TRAIN_FAMILIES):  # a run of seeds covers every training family evenly
+        counts = [sum(f == name for f, _ in plan) for name in TRAIN_FAMILIES]
+        assert max(counts) - min(counts) <= 1
+
+
+def test_a_training_plan_naming_a_held_out_family_is_refused():
+    with pytest.raises(HeldOutFamilyError, match="held out"):
+        training_plan(range(10), families=("room", "corridor"))
+    assert resolve_families("train") == TRAIN_FAMILIES
+    assert set(resolve_families("heldout")) == set(HELDOUT_FAMILIES)
+    with pytest.raises(ValueError, match="unknown scene families"):
+        resolve_families("room,spaceship")
+
+
+def test_the_original_family_keeps_its_file_names_and_seed_plan():
+    assert output_name("primitives", 42) == "000042.npz"
+    assert output_name("room", 42) == "room-000042.npz"
+    assert seed_plan(range(3), ("primitives",)) == [("primitives", 0), ("primitives", 1), ("primitives", 2)]
+
+
+def test_trainer_refuses_a_set_with_a_held_out_family(tmp_path):
+    write_render(tmp_path / "train", "room", 1)
+    write_render(tmp_path / "train", "terrain", 2)  # slipped in by mistake
+    with pytest.raises(HeldOutFamilyError, match="terrain"):
+        load_set(tmp_path / "train")
+
+
+def test_a_packed_set_holds_the_same_images_and_is_checked_too(tmp_path):
+    for seed, family in enumerate(("room", "street", "primitives")):
+        write_render(tmp_path / "train", family, seed)
+    rgb, disparity, families = load_set(tmp_path / "train")
+    assert pack_set(tmp_path / "train", tmp_path / "pack" / "train.npz") == 3
+    packed_rgb, packed_disparity, packed_families = load_set(tmp_path / "pack" / "train.npz")
+    assert packed_families == families == ["primitives", "room", "street"]
+    assert torch.allclose(packed_disparity, disparity, rtol=1e-3, atol=1e-4)
+    assert (disparity[:, :3] == 0).all()  # sky: no inverse depth
+    assert (packed_rgb.float() - rgb.float()).abs().mean() < 6  # JPEG: close, not exact
+    write_render(tmp_path / "ood", "corridor", 9)
+    pack_set(tmp_path / "ood", tmp_path / "pack" / "ood.npz")
+    with pytest.raises(HeldOutFamilyError):
+        load_set(tmp_path / "pack" / "ood.npz")
+
+
+def test_augmented_batches_have_the_working_input_shapes_and_follow_the_crop():
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.zeros(4, 192, 256, 3, dtype=torch.uint8)
+    disparity = torch.linspace(0, 1, 256).repeat(4, 192, 1)  # grows to the right
+    rgb[..., 0] = (disparity * 255).to(torch.uint8)
+    shapes = set()
+    for _ in range(30):
+        x, y = augment(rgb, disparity, generator)
+        shapes.add(tuple(y.shape[-2:]))
+        assert x.shape[0] == y.shape[0] == 4 and x.shape[-2:] == y.shape[-2:]
+        assert 0 <= float(x.min()) and float(x.max()) <= 1
+        # the red channel and the disparity come from the same crop and flip
+        red_slope = x[:, 0, :, -8:].mean((1, 2)) - x[:, 0, :, :8].mean((1, 2))
+        depth_slope = y[:, :, -8:].mean((1, 2)) - y[:, :, :8].mean((1, 2))
+        assert torch.all(torch.sign(red_slope) == torch.sign(depth_slope))
+    assert shapes <= set(INPUT_SHAPES) and len(shapes) >= 3
+
+
+def test_evaluation_reports_each_family_and_the_held_out_group_first(tmp_path, capsys):
+    from ml.models.fast_depth import FastDepth
+
+    torch.manual_seed(0)
+    save_weights(FastDepth().eval(), tmp_path / "weights")
+    write_render(tmp_path / "ood", "terrain", 1)
+    write_render(tmp_path / "ood", "corridor", 2, depth_scale=2.0)
+    write_render(tmp_path / "indist", "room", 3)
+    write_render(tmp_path / "indist", "room", 11)
+    scores = evaluate([tmp_path / "ood", tmp_path / "indist"], tmp_path / "weights" / "depth_fast.safetensors",
+                      sheet=tmp_path / "sheet.png")
+    assert {"terrain", "corridor", "room", OOD, IN_DISTRIBUTION} == set(scores)
+    assert scores[OOD]["model"][2] == 2 and scores[IN_DISTRIBUTION]["model"][2] == 2
+    for method in ("model", "constant", "ground plane"):
+        per_family = [scores[f][method][0] for f in ("terrain", "corridor")]
+        assert scores[OOD][method][0] == pytest.approx(np.mean(per_family))
+    lines = report(scores)
+    labels = [line.split("  ")[0] for line in lines[1:]]
+    assert labels[:3] == ["corridor (held out)", "terrain (held out)", OOD]
+    assert (tmp_path / "sheet.png").exists()
