@@ -75,6 +75,8 @@ def _meminfo_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
 def free_bytes(device: torch.device) -> int:
     """Memory the job may still use on ``device``, before the safety share."""
     if device.type == "cuda":
+        if device.index is None:  # torch's per-process fraction call refuses a device without an index
+            device = torch.device("cuda", torch.cuda.current_device())
         free, total = torch.cuda.mem_get_info(device)
         reserved = torch.cuda.memory_reserved(device)
         # A per-process limit (set_per_process_memory_fraction) caps what this process may
