@@ -1,0 +1,250 @@
+"""One Stylize Textures run, in steps a modal operator (or a blocking loop) can drive:
+collect and read the textures, hand them to the worker, then build the results.
+
+Nothing touches the scene until every texture is back; building the results is
+undone as a whole if any step of it fails, files included. Between the steps the
+run holds names (with their library), never RNA references: the user keeps
+working, and may delete, edit or undo anything meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from .. import preferences
+from ..bridge import images, materials, outputs, passes
+from ..bridge.images import IdKey, id_label
+from ..ml.client import Job, shared_client
+from ..ml.custom import find_style
+from ..ml.errors import RestyleError
+from ..properties import RestyleSettings, settings_of
+
+
+class NothingToRestyle(RestyleError):
+    pass
+
+
+def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Context) -> bool:
+    """poll() for operators that render: says why the button is greyed out."""
+    if context.scene is None or context.scene.camera is None:
+        operator.poll_message_set("The scene needs an active camera")
+        return False
+    try:
+        passes.scene_camera(context.scene)  # Blender lets an Empty or a light be the scene camera
+    except passes.PassError as exc:
+        text = str(exc)
+        operator.poll_message_set(text[:1].upper() + text[1:])
+        return False
+    return True
+
+
+def package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def engine_options(settings: RestyleSettings) -> dict[str, object]:
+    return {
+        "strength": float(settings.strength),
+        "device": str(settings.device).lower(),
+        "precision": str(settings.precision).lower(),
+        "tile_size": int(settings.tile_size),
+        "seamless": str(settings.seamless).lower(),
+        "preserve_colors": bool(settings.preserve_colors),
+    }
+
+
+@dataclass
+class Outcome:
+    textures: int = 0
+    materials: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self, style: str) -> str:
+        text = f"Restyled {self.textures} texture(s) in {self.materials} material(s) as '{style}'"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)}: " + ", ".join(
+                f"{name} ({why})" for name, why in self.skipped.items()
+            )
+        if self.failed:
+            text += f"; {len(self.failed)} failed: " + ", ".join(f"{name} ({why})" for name, why in self.failed.items())
+        return text
+
+
+class StylizeRun:
+    """A RunningJob (see jobs.py) for Stylize Textures."""
+
+    def __init__(self, context: bpy.types.Context) -> None:
+        settings = settings_of(context)
+        self.style = str(settings.style)
+        self.entry = find_style(self.style, preferences.model_root(context, create=False))
+        files: dict[str, str] = {}
+        if self.entry.files:
+            store = preferences.model_store(context)
+            if not store.is_installed(self.entry):
+                size = f" (about {self.entry.download_size / 1e6:.0f} MB)" if self.entry.download_size else ""
+                raise NothingToRestyle(
+                    f"'{self.entry.name}' is not downloaded yet: click Download{size} in the Restyle panel, "
+                    "or add the file with Add Custom Style from File"
+                )
+            files = {role: str(path) for role, path in store.paths(self.entry).items()}
+        style_image = None
+        if self.entry.family == "arbitrary":
+            if settings.style_image is None:
+                raise NothingToRestyle("Pick a style image for the arbitrary style")
+            try:
+                style_image = images.read_sources(settings.style_image)[0].pixels
+            except images.ImageReadError as exc:
+                raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
+        self.pack = settings.output == "PACK"
+        self.folder = str(settings.output_folder)
+        self.plan = materials.collect(context.selected_objects)
+        self.outcome = Outcome(skipped=dict(self.plan.skipped))
+        self.sources: dict[str, images.TextureSource] = {}
+        for key, image in self.plan.images():
+            try:
+                for source in images.read_sources(image):
+                    self.sources[source.key] = source
+            except images.ImageReadError as exc:
+                self.outcome.failed[id_label(key)] = str(exc)
+        if not self.sources:
+            raise NothingToRestyle(self._nothing_message())
+        prefs = preferences.get(context)
+        client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
+        try:
+            self.job: Job = client.submit(
+                self.style, engine_options(settings), [(key, source.pixels) for key, source in self.sources.items()],
+                files=files, style_image=style_image, style_weight=float(settings.style_weight),
+            )
+        except OSError as exc:  # the job's arrays go through the temporary folder
+            raise outputs.OutputWriteError(
+                f"Cannot hand the textures to the worker: {exc.strerror or exc} "
+                f"(temporary folder {tempfile.gettempdir()}; is the disk full?)") from exc
+
+    def _nothing_message(self) -> str:
+        if not self.plan.objects:
+            if self.outcome.skipped:
+                return "Nothing to restyle: " + "; ".join(f"{n}: {w}" for n, w in self.outcome.skipped.items())
+            return "Select one or more mesh objects to restyle"
+        if self.outcome.failed:
+            return "No texture could be read: " + "; ".join(f"{n}: {w}" for n, w in self.outcome.failed.items())
+        if self.outcome.skipped:
+            return "The selected meshes only have data maps (skipped: " + ", ".join(
+                f"{n} ({w})" for n, w in self.outcome.skipped.items()) + ")"
+        return "The selected meshes have no image textures"
+
+    # -- RunningJob -------------------------------------------------------------------------
+    @property
+    def fraction(self) -> float:
+        return self.job.fraction
+
+    @property
+    def text(self) -> str:
+        return self.job.text
+
+    def poll(self) -> bool:
+        return self.job.poll()
+
+    def wait(self) -> None:
+        self.job.wait()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def close(self) -> None:
+        if not self.job.finished:
+            self.job.cancel()
+        self.job.close()
+
+    # -- building the results ---------------------------------------------------------------
+    def _file_stem(self, key: IdKey) -> str:
+        """A file name no other image, library, .blend or style can share (see outputs)."""
+        blend = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "untitled"
+        name, library = key
+        tag = outputs.stable_tag(blend, library, name, self.style)
+        return f"{outputs.safe_file_name(blend, 40)}-{outputs.safe_file_name(name, 60)}.{self.style}-{tag}"
+
+    def _collect_results(self) -> dict[IdKey, dict[int | None, np.ndarray]]:
+        results = self.job.results
+        per_image: dict[IdKey, dict[int | None, np.ndarray]] = {}
+        broken: set[IdKey] = set()
+        for key, source in self.sources.items():
+            result = results.get(key)
+            if result is None or result.array is None:
+                self.outcome.failed[id_label(source.image)] = (result.error if result else None) or "no result"
+                broken.add(source.image)
+                continue
+            per_image.setdefault(source.image, {})[source.tile] = images.decode(source, result.array)
+        return {key: tiles for key, tiles in per_image.items() if key not in broken}
+
+    def finish(self) -> Outcome:
+        """Build the new images and materials from the finished job (all or nothing)."""
+        per_image = self._collect_results()
+        self.outcome.warnings = list(self.job.warnings)
+        folder = None if self.pack else images.output_folder(self.folder)
+        created: dict[IdKey, bpy.types.Image] = {}
+        files: dict[IdKey, outputs.WrittenFiles] = {}
+        copies = materials.Copies()
+        slot_changes: list[materials.SlotChange] = []
+        try:
+            for key, tiles in per_image.items():
+                source_image = images.find_image(key)
+                if source_image is None:
+                    self.outcome.failed[id_label(key)] = "the image was deleted while restyling"
+                    continue
+                files[key] = outputs.WrittenFiles()
+                image = images.create_image(
+                    materials.restyled_name(key[0], self.style), source_image, tiles, folder,
+                    self._file_stem(key), files[key],
+                )
+                image[materials.SOURCE_KEY] = source_image
+                created[key] = image
+            materials.make_copies(self.plan, created, self.style, copies)
+            replaced, gone = materials.assign(self.plan, copies.materials, self.style, slot_changes)
+            if created and not any(copy.users for copy in copies.materials.values()):
+                raise NothingToRestyle("The selected objects or their materials were deleted while restyling")
+        except BaseException:
+            materials.undo_slots(slot_changes)
+            copies.remove()
+            for image in created.values():
+                bpy.data.images.remove(image)
+            for written in reversed(list(files.values())):  # the first one made the folder
+                written.remove_all()
+            raise
+        for label in gone:
+            self.outcome.skipped[label] = "deleted while restyling"
+        for key in self.plan.materials:
+            if materials.find_material(key) is None:
+                self.outcome.skipped[id_label(key)] = "material deleted while restyling"
+        self._drop_unused(created, files, copies)
+        materials.remove_unused(replaced)
+        materials.rename_results(copies, created, self.style)
+        self.outcome.textures = len(created)
+        self.outcome.materials = len(copies.materials)
+        return self.outcome
+
+    @staticmethod
+    def _drop_unused(created: dict[IdKey, bpy.types.Image], files: dict[IdKey, outputs.WrittenFiles],
+                     copies: materials.Copies) -> None:
+        """Results nothing ended up using (their objects were deleted meanwhile) leave no trace."""
+        for key, copy in list(copies.materials.items()):
+            if copy.users == 0:
+                del copies.materials[key]
+                bpy.data.materials.remove(copy)
+        kept = []
+        for original, group in copies.groups:  # outer groups come first: removing one frees the next
+            if group.users == 0:
+                bpy.data.node_groups.remove(group)
+            else:
+                kept.append((original, group))
+        copies.groups[:] = kept
+        for key in list(created):
+            if created[key].users == 0:
+                bpy.data.images.remove(created.pop(key))
+                files[key].remove_all()
