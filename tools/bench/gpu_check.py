@@ -126,7 +126,8 @@ def check_out_of_memory_retry(device: str, size: int) -> list[str]:
     total = torch.cuda.get_device_properties(torch.device(device)).total_memory
     whole_needs = memory_model.BYTES_PER_PIXEL["AnimeGAN2"][0] * size * size
     limit = whole_needs / 4  # the whole image cannot fit; a quarter-size tile can
-    torch.cuda.set_per_process_memory_fraction(min(limit / total, 1.0), torch.device(device))
+    index = torch.device(device).index or 0  # torch's fraction API wants an explicit index
+    torch.cuda.set_per_process_memory_fraction(min(limit / total, 1.0), index)
     failures = []
     try:
         report = RestyleReport()
@@ -147,7 +148,7 @@ def check_out_of_memory_retry(device: str, size: int) -> list[str]:
         if diff > ONE_STEP or auto.tiles < 2:
             failures.append(f"Auto under a memory limit: {auto.tiles} tiles, difference {diff * 255:.4f} steps")
     finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, torch.device(device))
+        torch.cuda.set_per_process_memory_fraction(1.0, index)
         torch.cuda.empty_cache()
     return failures
 
