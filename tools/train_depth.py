@@ -145,7 +145,7 @@ def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generat
     blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     soften = (jitter[:, 3] < 0.25).view(n, 1, 1, 1)
     x = torch.where(soften, blurred, x)
-    noise = torch.randn(x.shape, generator=generator).to(device) * (0.03 * jitter[:, 4]).view(n, 1, 1, 1)
+    noise = torch.randn(x.shape, device=device) * (0.03 * jitter[:, 4]).view(n, 1, 1, 1)  # global RNG: seeded
     return (x + noise).clamp(0, 1).contiguous(), y.contiguous()
 
 
@@ -176,6 +176,34 @@ def save_weights(model: FastDepth, folder: Path) -> None:
     save_file(state, str(folder / "depth_fast.safetensors"))
 
 
+def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Tensor, disparity: torch.Tensor,
+               generator: torch.Generator, args: argparse.Namespace, use_bf16: bool) -> torch.Tensor:
+    index = torch.randint(len(rgb), (args.batch,), generator=generator).to(rgb.device)
+    x, y = augment(rgb[index], disparity[index], generator, tuple(args.zoom))
+    with torch.autocast(rgb.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        prediction = model(x.contiguous(memory_format=torch.channels_last))
+    loss = ssi_loss(prediction.float(), y)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
+def calibrate_steps(rgb: torch.Tensor, disparity: torch.Tensor, args: argparse.Namespace, use_bf16: bool) -> int:
+    """How many steps fit in ``args.minutes``, timed on a throw-away model."""
+    model = FastDepth().to(rgb.device).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    for _ in range(10):  # warm-up: kernel selection
+        train_step(model, optimiser, rgb, disparity, generator, args, use_bf16).item()
+    started = time.perf_counter()
+    for _ in range(30):
+        loss = train_step(model, optimiser, rgb, disparity, generator, args, use_bf16)
+    loss.item()
+    per_step = (time.perf_counter() - started) / 30
+    return max(100, int(args.minutes * 60 / per_step))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, nargs="+", default=[ROOT / "data" / "synth" / "train"])
@@ -187,6 +215,7 @@ def main() -> int:
     parser.add_argument("--zoom", type=float, nargs=2, default=[1.0, 2.0], metavar=("MIN", "MAX"),
                         help="crop zoom range (1 = the whole render)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--minutes", type=float, default=0.0, help="train for about this long (sets --steps)")
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
     parser.add_argument("--out", type=Path, default=ROOT / "ml" / "weights")
     args = parser.parse_args()
@@ -201,22 +230,21 @@ def main() -> int:
     counts = {f: families.count(f) for f in sorted(set(families))}
     print(f"{len(rgb)} training images of {tuple(rgb.shape[1:3])} on {device}: {counts}", flush=True)
     rgb, disparity = rgb.to(device), disparity.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    use_bf16 = device.type == "cuda" or cpu_supports_bf16()
+    if args.minutes:  # a time budget: measure a few steps, then fix the step count (recorded)
+        args.steps = calibrate_steps(rgb, disparity, args, use_bf16)
+        print(f"{args.steps} steps fit in {args.minutes} min", flush=True)
+    torch.manual_seed(args.seed)
     model = FastDepth().to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
-    use_bf16 = device.type == "cuda" or cpu_supports_bf16()
     started = time.perf_counter()
     model.train()
     loss = torch.zeros(())
     for step in range(1, args.steps + 1):
-        index = torch.randint(len(rgb), (args.batch,), generator=generator).to(device)
-        x, y = augment(rgb[index], disparity[index], generator, tuple(args.zoom))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            prediction = model(x.contiguous(memory_format=torch.channels_last))
-        loss = ssi_loss(prediction.float(), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        loss = train_step(model, optimiser, rgb, disparity, generator, args, use_bf16)
         schedule.step()
         if step % 200 == 0 or step == args.steps:
             elapsed = time.perf_counter() - started
@@ -229,7 +257,8 @@ def main() -> int:
     (args.out / "depth_fast_training.json").write_text(json.dumps({
         "data": [p.name for p in args.data], "families": counts, "size": list(rgb.shape[1:3]),
         "input_shapes": [list(s) for s in INPUT_SHAPES], "zoom": args.zoom,
-        "images": len(rgb), "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "images": len(rgb), "steps": args.steps, "minutes_budget": args.minutes, "batch": args.batch,
+        "lr": args.lr, "seed": args.seed,
         "minutes": round(minutes, 1), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "bf16": use_bf16, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()), "final_loss": round(loss.item(), 4),
