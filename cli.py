@@ -31,11 +31,17 @@ from typing import TextIO
 import bpy
 
 from . import preferences
+from .jobs.base import services_of
+from .jobs.depth_pass import mesh_from_depth_pass
+from .jobs.models import add_model_file, remove_model
+from .jobs.options import DepthPassOptions, EngineOptions, PhotoOptions, RenderOptions, TextureOptions
+from .jobs.photo import import_photos
+from .jobs.render import stylize_render
+from .jobs.textures import stylize_textures
 from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
 from .ml.custom import PREFIX as CUSTOM_PREFIX
 from .ml.custom import custom_depth_models, custom_styles, find_style
 from .ml.errors import RestyleError
-from .properties import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -387,10 +393,12 @@ def validate(args: argparse.Namespace) -> None:
 
 
 # -- the work of each subcommand, on the open .blend --------------------------------------
-def _select(args: argparse.Namespace) -> list[bpy.types.Object]:
+# Each calls the job function the panel's operator drives (jobs/): options built from the
+# arguments, never written into the scene's settings; errors arrive as exceptions.
+def _objects(args: argparse.Namespace) -> list[bpy.types.Object]:
+    """The meshes --objects/--collection name, in the view layer (an object in an excluded
+    collection is not part of the scene being processed)."""
     view_layer = bpy.context.view_layer
-    # The view layer's objects, not the scene's: an object in an excluded collection cannot
-    # be selected, and selecting it raises.
     objects = [o for o in view_layer.objects if o.type == "MESH"]
     if args.collection:
         collection = bpy.data.collections.get(args.collection)
@@ -401,52 +409,45 @@ def _select(args: argparse.Namespace) -> list[bpy.types.Object]:
         objects = [o for o in objects if any(fnmatch.fnmatchcase(o.name, pattern) for pattern in args.objects)]
     if not objects:
         raise RestyleError("no mesh object matches --objects/--collection")
-    for obj in view_layer.objects:
-        obj.select_set(obj in objects)
-    view_layer.objects.active = objects[0]
     return objects
 
 
-def _operator(name: str) -> Callable[..., set[str]]:
-    return getattr(bpy.ops.restyle, name)  # type: ignore[attr-defined, no-any-return]  # registered at run time
-
-
-def _call(operator: Callable[..., set[str]], **kwargs: object) -> None:
-    """Run an operator; its error report (a RuntimeError in background mode) is the item's error."""
-    try:
-        result = operator(**kwargs)
-    except RuntimeError as exc:
-        raise RestyleError(str(exc).removeprefix("Error: ").strip()) from exc
-    if result != {"FINISHED"}:
-        raise RestyleError(f"{operator.idname()} did not finish ({', '.join(sorted(result))})")  # type: ignore[attr-defined]
+def _engine(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(strength=args.strength, device=getattr(args, "device", "auto"),
+                         precision=getattr(args, "precision", "auto"), tile_size=getattr(args, "tile_size", 0),
+                         seamless=getattr(args, "seamless", "auto"))
 
 
 def do_stylize_textures(args: argparse.Namespace) -> str:
-    settings = settings_of(bpy.context)
-    settings.style = args.style  # known and of the right kind: checked before any file was opened
-    settings.strength, settings.tile_size = args.strength, args.tile_size
-    settings.device, settings.precision, settings.seamless = (args.device.upper(), args.precision.upper(),
-                                                              args.seamless.upper())
-    settings.output, settings.output_folder = "FILES", args.output_dir or ""
-    objects = _select(args)
-    _call(_operator("stylize_textures"))
-    return ", ".join(sorted({slot.material.name for o in objects for slot in o.material_slots if slot.material}))
+    objects = _objects(args)
+    names = [o.name for o in objects]  # names: the objects are looked up again after the job
+    options = TextureOptions(style=args.style, engine=_engine(args), output_folder=args.output_dir or "")
+    outcome = stylize_textures(objects, options, services_of(bpy.context))
+    for warning in outcome.warnings:
+        _say(f"restyle stylize-textures: {warning}")
+    _say(outcome.summary(args.style), sys.stdout)
+    used: set[str] = set()
+    for name in names:
+        obj = bpy.data.objects.get(name)
+        if obj is not None:
+            used.update(slot.material.name for slot in obj.material_slots if slot.material)
+    return ", ".join(sorted(used))
+
+
+def _scene() -> bpy.types.Scene:
+    scene = bpy.context.scene
+    if scene is None:
+        raise RestyleError("the file has no scene")
+    return scene
 
 
 def do_stylize_render(args: argparse.Namespace) -> str:
-    scene = bpy.context.scene
+    scene = _scene()
     start, end = args.frames or (scene.frame_current, scene.frame_current)
-    settings = settings_of(bpy.context)
-    settings.style = args.style
-    settings.strength = args.strength
-    saved_frame = scene.frame_current
-    if start == 0:  # the operator reads frame 0 as "the current frame": make frame 0 the current one
-        scene.frame_current = 0
-    try:
-        _call(_operator("stylize_render"), frame_start=start, frame_end=end, output_dir=args.output_dir,
-              outlines=args.outlines, depth_falloff=args.depth_falloff, temporal=args.temporal)
-    finally:
-        scene.frame_current = saved_frame
+    options = RenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
+                            engine=_engine(args), outlines=args.outlines, depth_falloff=args.depth_falloff,
+                            temporal=args.temporal)
+    _say(stylize_render(scene, options, services_of(bpy.context)).summary(), sys.stdout)
     return str(args.output_dir)
 
 
@@ -458,16 +459,22 @@ def do_import_photo(args: argparse.Namespace) -> str:
     unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
     if len(unique) < len(photos):
         _say("restyle import-photo: a photo is listed more than once: imported once")
-    for photo in unique:  # one operator call per folder keeps each photo's own path
-        _call(_operator("import_photo_mesh"), directory=str(photo.parent), files=[{"name": photo.name}],
-              depth_model=args.depth_model, near=args.near, depth_range=args.depth_range, max_side=args.resolution)
+    options = PhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
+                           max_side=args.resolution)
+    services = services_of(bpy.context)
+    for photo in unique:  # one at a time, as the panel imports a photo: each in front of its own camera
+        outcome = import_photos(_scene(), [photo], options, services)
+        for warning in outcome.warnings:
+            _say(f"restyle import-photo: {warning}")
+        _say(outcome.summary()[1], sys.stdout)
     return ", ".join(p.stem for p in unique)
 
 
 def do_depth_mesh(args: argparse.Namespace) -> str:
-    _call(_operator("mesh_from_depth_pass"), filepath=args.exr or "", max_side=args.resolution)
-    camera = bpy.context.scene.camera
-    return f"{camera.name} Depth Mesh" if camera is not None else "Depth Mesh"
+    outcome = mesh_from_depth_pass(_scene(), DepthPassOptions(exr_path=args.exr or "",
+                                                                       max_side=args.resolution))
+    _say(outcome.summary(), sys.stdout)
+    return outcome.object
 
 
 ACTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
@@ -587,20 +594,33 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
 
 def _learn(args: argparse.Namespace) -> str:
     """Learn Style from Images, blocking; returns the new custom style's id."""
-    _call(_operator("learn_style"), image_paths=";".join(str(Path(p).resolve()) for p in args.images),
-          style_name=args.name, preset=args.preset, steps=args.steps or 0, seed=args.seed,
-          content_folder=str(Path(args.content).resolve()) if args.content else "")
-    return str(settings_of(bpy.context).style)
+    from .operators.learn import LearnRun, style_image_paths  # the job object the panel's operator drives
+
+    paths = style_image_paths(";".join(str(Path(p).resolve()) for p in args.images))
+    job = LearnRun(bpy.context, paths, args.name, args.preset, args.steps or 0, args.seed,
+                   str(Path(args.content).resolve()) if args.content else "", device="auto")
+    try:
+        job.wait()
+        style_id, card = job.finish()
+    finally:
+        job.close()
+    _say(f"Learned '{job.name}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
+    return style_id
 
 
 def _remove(model_id: str) -> str:
-    _call(_operator("remove_model"), model_id=model_id)  # the panel's Remove: catalog and custom styles
+    _say(remove_model(model_id, services_of(bpy.context)), sys.stdout)  # the panel's Remove: catalog and custom
     return "removed"
 
 
 def _install(path: str, name: str | None) -> str:
-    _call(_operator("install_model_file"), filepath=str(Path(path).resolve()), name=name or "")
-    return str(settings_of(bpy.context).style)
+    source = Path(path).resolve()
+    try:
+        entry, text = add_model_file(source, services_of(bpy.context), name or "")
+    except (RestyleError, OSError) as exc:
+        raise RestyleError(f"{source.name or source} was not added: {exc}") from exc
+    _say(text, sys.stdout)
+    return entry.id
 
 
 def main(argv: list[str]) -> int:

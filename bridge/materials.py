@@ -193,18 +193,14 @@ def restyled_name(name: str, style: str) -> str:
 
 @dataclass
 class Copies:
-    """What make_copies created, so that a failed step can remove exactly that."""
+    """What make_copies created: which copy stands for which original (assign() and the
+    renaming read it; a failed job removes its blocks with compat.CreatedData)."""
 
     materials: dict[IdKey, bpy.types.Material] = field(default_factory=dict)  # original -> copy
     groups: list[tuple[bpy.types.NodeTree, bpy.types.NodeTree]] = field(default_factory=list)  # original, copy
 
-    def remove(self) -> None:
-        for copy in self.materials.values():
-            bpy.data.materials.remove(copy)
-        for _, group in reversed(self.groups):
-            bpy.data.node_groups.remove(group)
-        self.materials.clear()
-        self.groups.clear()
+    def blocks(self) -> list[bpy.types.ID]:
+        return [*self.materials.values(), *(group for _, group in self.groups)]
 
 
 def _swap(

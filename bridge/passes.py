@@ -44,6 +44,13 @@ def scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
     return camera
 
 
+def clip_end(scene: bpy.types.Scene) -> float:
+    """How far the scene camera sees: depth at or beyond it is background."""
+    data = scene_camera(scene).data
+    assert isinstance(data, bpy.types.Camera)  # scene_camera() refused every other kind
+    return float(data.clip_end)
+
+
 def _layers(channels: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """Channels grouped by view layer: 'ViewLayer.Depth.Z' -> {'ViewLayer': {'Depth.Z': ...}}."""
     layers: dict[str, dict[str, np.ndarray]] = {}

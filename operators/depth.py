@@ -1,30 +1,29 @@
-"""Mesh from Render Depth Pass."""
+"""Mesh from Render Depth Pass: the operator; the job itself is jobs/depth_pass.py."""
 
 from __future__ import annotations
-
-import logging
-from typing import Literal
 
 import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
-from ..bridge import compat, passes
-from ..bridge.reconstruction import add_reconstruction, describe_error, emission_material, image_from_pixels
-from ..ml.errors import RestyleError
-from ..ml.reconstruct import depth_to_mesh
-from .run import scene_has_camera
-
-log = logging.getLogger(__name__)
-Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
+from ..bridge import compat
+from ..jobs.depth_pass import DepthPassJob
+from ..jobs.options import DepthPassOptions
+from . import state
+from .jobs import JobOperator, Result, RunningJob
+from .settings import scene_has_camera
 
 
-class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
+class RESTYLE_OT_mesh_from_depth_pass(JobOperator, bpy.types.Operator):
     """Render the active camera with its Depth pass (or read a multilayer EXR) and build the
     visible surfaces as a mesh, textured with the render"""
 
     bl_idname = "restyle.mesh_from_depth_pass"
     bl_label = "Mesh from Render Depth Pass"
     bl_options = {"REGISTER", "UNDO"}
+
+    job_label = "Mesh from Depth Pass"
+    failure_prefix = "No mesh was made"
+    prefix_domain_errors = True
 
     filepath: StringProperty(  # type: ignore[valid-type]
         name="Multilayer EXR", description="Use this render instead of rendering now (Combined and Depth passes)",
@@ -40,36 +39,14 @@ class RESTYLE_OT_mesh_from_depth_pass(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return scene_has_camera(cls, context)
+        return not state.job_running(cls) and scene_has_camera(cls, context)
 
-    def execute(self, context: bpy.types.Context) -> Result:
-        scene = context.scene
-        assert scene is not None  # poll() checked it
-        try:
-            camera = passes.scene_camera(scene)
-            if self.filepath:
-                rendered = passes.read_multilayer_exr(bpy.path.abspath(self.filepath))
-            else:
-                rendered = passes.render_passes(scene)
-            h, w = rendered.depth.shape
-            intrinsics = passes.camera_intrinsics(scene, w, h)
-            valid = rendered.depth < camera.data.clip_end
-            if not valid.any():
-                raise passes.PassError("the render shows nothing but background")
-            grid = depth_to_mesh(rendered.depth, intrinsics, self.max_side, self.cut_threshold, valid,
-                                 planar_depth=True)
-            name = f"{camera.name} Depth Mesh"
-            with compat.CreatedData() as created:  # all of it, or nothing if any step fails
-                image = created.add(image_from_pixels(f"{name} Render", rendered.combined, is_float=True))
-                material = created.add(emission_material(name, image))
-                collection = created.add(bpy.data.collections.new(name))
-                scene.collection.children.link(collection)
-                add_reconstruction(name, grid, camera.matrix_world.copy(), material, collection, created)
-                created.commit()
-        except Exception as exc:  # an operator never raises: every failure is a report, nothing is left
-            if not isinstance(exc, RestyleError | OSError):
-                log.exception("Mesh from Depth Pass failed unexpectedly")
-            self.report({"ERROR"}, f"No mesh was made: {describe_error(exc)}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Built {len(grid.vertices):,} vertices and {len(grid.faces):,} faces")
+    def start_job(self, context: bpy.types.Context) -> RunningJob:
+        assert context.scene is not None  # poll() checked it
+        options = DepthPassOptions(exr_path=self.filepath, max_side=self.max_side, cut_threshold=self.cut_threshold)
+        return DepthPassJob(context.scene, options)
+
+    def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
+        assert isinstance(job, DepthPassJob)
+        self.report({"INFO"}, job.finish().summary())
         return {"FINISHED"}

@@ -61,6 +61,7 @@ class JobOperator:
 
     job_label = "Job"  # what the status bar calls the job
     failure_prefix = "Failed, nothing was changed"
+    prefix_domain_errors = False  # True: domain errors are reported after failure_prefix too
 
     _job: RunningJob | None = None
     _timer: bpy.types.Timer | None = None
@@ -78,7 +79,7 @@ class JobOperator:
         if isinstance(exc, JobCancelled):
             report({"WARNING"}, str(exc))
         elif isinstance(exc, RestyleError):
-            report({"ERROR"}, str(exc))
+            report({"ERROR"}, f"{self.failure_prefix}: {exc}" if self.prefix_domain_errors else str(exc))
         elif isinstance(exc, OSError):
             report({"ERROR"}, f"{self.failure_prefix}: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else ""))
@@ -143,8 +144,13 @@ class JobOperator:
             self._stop(context)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        return self.run_modal(context)
+
+    def run_modal(self, context: bpy.types.Context) -> Result:
+        """Start the job and drive it from a timer (blocking instead where there is no window).
+        Also the way on from execute() after a file browser, which Blender answers with execute()."""
         if bpy.app.background or context.window is None:
-            return self.execute(context)
+            return JobOperator.execute(self, context)
         if not self._begin(context):
             return {"CANCELLED"}
         try:

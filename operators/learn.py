@@ -23,13 +23,13 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntPropert
 
 from .. import preferences
 from ..bridge import images, materials
+from ..jobs.base import package_root
 from ..ml.catalog import get_style
 from ..ml.custom import add_custom
 from ..ml.errors import RestyleError
 from ..ml.training.remote import LearnJob, submit_learn
 from . import state
 from .jobs import JobOperator, Result, RunningJob
-from .run import package_root
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ class LearnRun:
     """A RunningJob (see jobs.py) for Learn Style from Images."""
 
     def __init__(self, context: bpy.types.Context, paths: list[Path], name: str, preset: str, steps: int,
-                 seed: int, content_folder: str, image_names: list[str] | None = None) -> None:
+                 seed: int, content_folder: str, image_names: list[str] | None = None,
+                 device: str | None = None) -> None:
         name = name.strip()
         image_names = image_names or []
         if not name:
@@ -156,9 +157,10 @@ class LearnRun:
         from ..ml.client import shared_client  # the worker's client: only when a job starts
 
         client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
-        settings = getattr(context.scene, "restyle", None)
-        options = {"preset": preset, "steps": int(steps), "seed": int(seed),
-                   "device": str(settings.device).lower() if settings is not None else "auto",
+        if device is None:  # the panel's device; the command line passes its own
+            settings = getattr(context.scene, "restyle", None)
+            device = str(settings.device).lower() if settings is not None else "auto"
+        options = {"preset": preset, "steps": int(steps), "seed": int(seed), "device": device,
                    "threads": int(prefs.worker_threads) if prefs is not None else 0}
         self.job: LearnJob = submit_learn(client, style, content, content_files, options, name, vgg=adain_vgg(context),
                                           preview=content[0] if content else None)
@@ -250,10 +252,7 @@ class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if state.CURRENT.running:
-            cls.poll_message_set("A restyle job is already running (press Esc to cancel it)")
-            return False
-        return True
+        return not state.job_running(cls)
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
         names = [n for n in (part.strip() for part in self.image_names.split(";")) if n]

@@ -11,23 +11,17 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from .. import preferences
-from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_ARCHS, DEPTH_MODELS, METRIC_RANGES, StyleEntry, get_style
-from ..ml.client import shared_client
-from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
+from ..jobs.base import services_of
+from ..jobs.models import AddModelJob, megabytes, remove_model
+from ..ml.catalog import StyleEntry, get_style
+from ..ml.custom import PREFIX, read_list
 from ..ml.errors import DownloadCancelled, JobCancelled, RestyleError
-from ..ml.store import ModelStore, check_model_file, matching_arch, regular_file, sha256_of
+from ..ml.store import ModelStore
 from . import state
 from .jobs import JobOperator, RunningJob
-from .run import package_root
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 log = logging.getLogger(__name__)
-
-
-def megabytes(size: int | None, estimate: bool = False) -> str:
-    if not size:
-        return "unknown size"
-    return f"{'about ' if estimate else ''}{size / 1e6:.1f} MB"
 
 
 def _catalog_entry(model_id: str) -> StyleEntry:
@@ -107,8 +101,7 @@ class RESTYLE_OT_download_model(JobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if state.CURRENT.running:
-            cls.poll_message_set("Another job is running")
+        if state.job_running(cls):
             return False
         if not bpy.app.online_access:
             cls.poll_message_set(f"{preferences.offline_reason()}. Or add the file with Add Custom Style from File")
@@ -170,22 +163,11 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         )
 
     def execute(self, context: bpy.types.Context) -> Result:
-        root = preferences.model_root(context)
         try:
-            if self.model_id.startswith(PREFIX):
-                name = next((i["name"] for i in read_list(root).items if i["id"] == self.model_id), self.model_id)
-                remove_custom(root, self.model_id)
-                self.report({"INFO"}, f"Removed your custom model '{name}'")
-                return {"FINISHED"}
-            entry = _catalog_entry(self.model_id)
-            freed = preferences.model_store(context).remove(entry)
+            self.report({"INFO"}, remove_model(self.model_id, services_of(context)))
         except (RestyleError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        if freed:
-            self.report({"INFO"}, f"Removed {entry.name}: {megabytes(freed)} freed")
-        else:
-            self.report({"INFO"}, f"{entry.name} had no files on disk; what was recorded about it was forgotten")
         return {"FINISHED"}
 
 
@@ -198,25 +180,7 @@ DEPTH_OUTPUTS = [
 ]
 
 
-def metric_range(choice: str, file_name: str) -> tuple[float | None, str]:
-    """The metric range (None: relative) for a Depth Anything V2 file, and how it was decided.
-
-    Relative and metric heads hold the same tensors, so only the user or the file's name can say."""
-    if choice == "RELATIVE":
-        return None, "relative depth"
-    if choice in ("METRIC_INDOOR", "METRIC_OUTDOOR"):
-        metres = METRIC_RANGES["indoor" if choice == "METRIC_INDOOR" else "outdoor"]
-        return metres, f"metric, up to {metres:g} m"
-    lower = file_name.lower()
-    if "metric" not in lower:
-        return None, "relative depth (set Depth Output if the file is a metric model)"
-    outdoor = any(word in lower for word in ("vkitti", "kitti", "outdoor"))
-    metres = METRIC_RANGES["outdoor" if outdoor else "indoor"]
-    guessed = "" if outdoor or any(w in lower for w in ("hypersim", "indoor")) else ", assumed indoor"
-    return metres, f"metric, up to {metres:g} m{guessed}"
-
-
-class RESTYLE_OT_install_model_file(bpy.types.Operator):
+class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
     """Add a style or depth model from a file on disk (PyTorch .pth/.pt or .safetensors). A published
     checkpoint installs as its catalog entry; a Depth Anything V2 file of any size becomes a custom depth
     model (Import Photo's Depth Model); any other supported network becomes a custom style"""
@@ -224,6 +188,9 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
     bl_idname = "restyle.install_model_file"
     bl_label = "Add Custom Style from File"  # adds depth models too; label kept (tests, docs)
     bl_options = {"REGISTER"}
+
+    job_label = "Add Model"
+    failure_prefix = "The file was not added"
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
@@ -233,47 +200,38 @@ class RESTYLE_OT_install_model_file(bpy.types.Operator):
                                description="For Depth Anything V2 files: relative or metric head (their tensors "
                                            "are the same, so the file cannot tell)")
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not state.job_running(cls)
+
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        self.browsing = True
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> Result:
-        source = Path(bpy.path.abspath(self.filepath))
-        try:
-            entry, text = self._install(context, source)
-        except (RestyleError, OSError) as exc:
+        if getattr(self, "browsing", False):  # back from the file browser: run with progress and Esc
+            self.browsing = False
+            return self.run_modal(context)
+        return super().execute(context)
+
+    def _source(self) -> Path:
+        return Path(bpy.path.abspath(self.filepath))
+
+    def _report_error(self, exc: BaseException) -> None:
+        if isinstance(exc, (RestyleError, OSError)) and not isinstance(exc, JobCancelled):
+            source = self._source()
             self.report({"ERROR"}, f"{source.name or source} was not added: {exc}")
-            return {"CANCELLED"}
+            return
+        super()._report_error(exc)
+
+    def start_job(self, context: bpy.types.Context) -> RunningJob:
+        return AddModelJob(self._source(), services_of(context), self.name, self.depth_output)
+
+    def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
+        assert isinstance(job, AddModelJob)
+        entry, text = job.finish()
         if entry.family != "depth":  # a depth checkpoint is picked in the photo import instead
             context.scene.restyle.style = entry.id  # type: ignore[attr-defined]
         self.report({"INFO"}, text)
         return {"FINISHED"}
-
-    def _install(self, context: bpy.types.Context, source: Path) -> tuple[StyleEntry, str]:
-        # The cheap, torch-free checks first (folder, empty, extension, truncated, too big, code in
-        # the pickle, integer weights): a clear message without starting the worker.
-        target = regular_file(source)
-        contents = check_model_file(target, name=source.name)
-        store = preferences.model_store(context)
-        digest = sha256_of(target)
-        for entry in ALL_STYLES + DEPTH_MODELS:  # a published file we know by its checksum
-            for file in entry.files:
-                if file.sha256 == digest:
-                    store.install_file(entry, file.role, target)
-                    missing = [f.filename for f in entry.files if not store.path_of(f).is_file()]
-                    still = f"; it still needs {', '.join(missing)} before it can run" if missing else ""
-                    return entry, f"Installed {source.name} as {entry.name}{still}"
-        arch = matching_arch(contents)
-        if arch in ADAIN_HALVES:  # add_custom refuses half of AdaIN: say so before starting the worker
-            add_custom(preferences.model_root(context), source, str(arch))
-        prefs = preferences.get(context)
-        # The worker loads it for real (weights fit the network, no NaN or infinite values).
-        info = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0).inspect(str(target))
-        if info["arch"] in DEPTH_ARCHS:
-            metres, output = metric_range(self.depth_output, source.name)
-            entry = add_custom(preferences.model_root(context), source, str(info["arch"]), self.name or None, metres)
-            return entry, (f"Added the depth model '{entry.name}' ({info['name']}, {output}, {info['params']:,} "
-                           "parameters): choose it as Depth Model in Import Photo")
-        entry = add_custom(preferences.model_root(context), source, str(info["arch"]), self.name or None)
-        return entry, f"Added '{entry.name}' ({info['name']}, {info['params']:,} parameters)"
-

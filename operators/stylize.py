@@ -5,14 +5,21 @@ from __future__ import annotations
 import bpy
 
 from ..bridge import materials
+from ..jobs.base import services_of
+from ..jobs.textures import TexturesJob
 from ..ml.errors import RestyleError
 from . import state
 from .jobs import JobOperator, Result, RunningJob
-from .run import StylizeRun
+from .settings import texture_options_of
 
 
 def _selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
     return [obj for obj in context.selected_objects if obj.type == "MESH"]
+
+
+def textures_job(context: bpy.types.Context) -> TexturesJob:
+    """The job a click starts: the selected objects with the panel's settings."""
+    return TexturesJob(context.selected_objects, texture_options_of(context), services_of(context))
 
 
 class RESTYLE_OT_stylize_textures(JobOperator, bpy.types.Operator):
@@ -27,8 +34,7 @@ class RESTYLE_OT_stylize_textures(JobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if state.CURRENT.running:
-            cls.poll_message_set("A restyle job is already running (press Esc to cancel it)")
+        if state.job_running(cls):
             return False
         if context.mode != "OBJECT":
             cls.poll_message_set("Switch to Object Mode to restyle textures")
@@ -42,10 +48,10 @@ class RESTYLE_OT_stylize_textures(JobOperator, bpy.types.Operator):
         return True
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
-        return StylizeRun(context)
+        return textures_job(context)
 
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
-        assert isinstance(job, StylizeRun)
+        assert isinstance(job, TexturesJob)
         try:
             outcome = job.finish()
         except (RestyleError, OSError) as exc:

@@ -7,12 +7,12 @@ import math
 import bpy
 
 from .. import preferences
+from ..jobs.models import megabytes
 from ..ml.catalog import StyleEntry
 from ..ml.client import last_tile_choice
 from ..ml.custom import find_style
 from ..ml.errors import RestyleError
 from ..operators import state
-from ..operators.models import megabytes
 from ..properties import known_devices
 
 

@@ -151,7 +151,7 @@ def test_a_metric_file_named_as_upstream_names_it_is_metric(model_folder, finetu
 
 def test_a_file_with_a_published_hash_installs_as_its_catalog_entry(model_folder, finetuned, monkeypatch):
     catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
-    models = importlib.import_module(f"{ADDON_MODULE}.operators.models")
+    models = importlib.import_module(f"{ADDON_MODULE}.jobs.models")
     source = finetuned
     entry = catalog._BY_ID["depth-anything-v2-small"]
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -164,7 +164,7 @@ def test_a_file_with_a_published_hash_installs_as_its_catalog_entry(model_folder
 
 def test_without_any_depth_model_the_warning_names_what_exists(model_folder, empty_scene, tmp_path, capfd,
                                                                monkeypatch):
-    photo = importlib.import_module(f"{ADDON_MODULE}.operators.photo")
+    photo = importlib.import_module(f"{ADDON_MODULE}.jobs.photo")
     monkeypatch.setattr(photo, "builtin_depth_available", lambda: False)  # an installation that lost it
     assert bpy.ops.restyle.import_photo_mesh(filepath=str(_photo(tmp_path / "plain.png"))) == {"FINISHED"}
     out = capfd.readouterr().out

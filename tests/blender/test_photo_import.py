@@ -90,7 +90,7 @@ def depth_mirror(addon, tmp_path, monkeypatch):
     entry = catalog._BY_ID["depth-anything-v2-small"]
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     monkeypatch.setitem(catalog._BY_ID, entry.id, replace(entry, files=(replace(entry.files[0], sha256=digest),)))
-    photo_module = importlib.import_module(f"{ADDON_MODULE}.operators.photo")
+    photo_module = importlib.import_module(f"{ADDON_MODULE}.jobs.photo")
     patched = tuple(catalog._BY_ID[e.id] for e in catalog.DEPTH_MODELS)
     monkeypatch.setattr(photo_module, "DEPTH_MODELS", patched)
     with FileServer() as server:

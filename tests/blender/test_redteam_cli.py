@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
 import numpy as np
@@ -410,11 +411,12 @@ def test_frame_zero_is_rendered_as_frame_zero_not_the_current_frame(cli, empty_s
     scene.frame_current = 7
     seen = {}
 
-    def fake_call(operator, **kwargs):
-        seen.update(kwargs, current=bpy.context.scene.frame_current)
+    def fake_render(scene, options, services):
+        seen.update(start=options.frame_start, end=options.frame_end)
+        return SimpleNamespace(summary=lambda: "rendered")
 
-    monkeypatch.setattr(cli, "_call", fake_call)
+    monkeypatch.setattr(cli, "stylize_render", fake_render)
     assert _run(cli, ["stylize-render", "--style", "toon", "--frames", "0-2", "--output-dir", str(tmp_path)]) == 0
-    # The operator reads frame_start 0 as "the current frame": frame 0 must be the current one then.
-    assert seen["frame_start"] == 0 and seen["frame_end"] == 2 and seen["current"] == 0
-    assert scene.frame_current == 7  # put back afterwards
+    # The operator reads frame_start 0 as "the current frame"; the command line's options say frame 0.
+    assert seen == {"start": 0, "end": 2}
+    assert scene.frame_current == 7

@@ -218,7 +218,7 @@ BAD_KINDS = ["folder", "empty", "web-page", "int-weights", "nan-weights", "adain
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_add_custom_style_refuses_bad_files_clearly(models, empty_scene, tmp_path, monkeypatch, kind):
     if kind == "bomb":  # a 4 MB tensor against a 1 MB limit stands for 4 GB against the real one
-        monkeypatch.setattr(addon_module("operators.models"), "check_model_file",
+        monkeypatch.setattr(addon_module("jobs.models"), "check_model_file",
                             lambda path, name=None: addon_module("ml.store").check_model_file(path, "", 1 << 20, name))
     path, message = bad_file(kind, tmp_path)
     style_before = bpy.context.scene.restyle.style
@@ -283,7 +283,7 @@ def test_published_file_with_a_pinned_hash_installs_as_its_style(models, empty_s
     entry = catalog._BY_ID["animegan2-face-paint-v2"]
     pinned = (replace(entry.files[0], sha256=hashlib.sha256(data).hexdigest()),)
     monkeypatch.setitem(catalog._BY_ID, entry.id, replace(entry, files=pinned))
-    monkeypatch.setattr(addon_module("operators.models"), "ALL_STYLES", (replace(entry, files=pinned),))
+    monkeypatch.setattr(addon_module("jobs.models"), "ALL_STYLES", (replace(entry, files=pinned),))
     path = tmp_path / "FACE_PAINT_512_V2.PT"
     path.write_bytes(data)
     assert bpy.ops.restyle.install_model_file(filepath=str(path)) == {"FINISHED"}

@@ -370,7 +370,7 @@ def test_an_unexpected_error_in_a_frame_is_reported_and_restores_everything(empt
 
 def test_depth_pass_build_error_leaves_no_mesh_material_image_or_collection(empty_scene, monkeypatch):
     small_scene()
-    depth = addon_module("operators.depth")
+    depth = addon_module("jobs.depth_pass")
     real = depth.add_reconstruction
 
     def builds_then_fails(*args, **kwargs):
@@ -394,7 +394,7 @@ def test_photo_import_build_error_leaves_nothing_and_keeps_the_scene_camera(empt
     bpy.data.objects.new("a Camera", bpy.data.cameras.new("a Camera"))
     for name, seed in (("a", 1), ("b", 2)):
         write_image(tmp_path / f"{name}.png", photo_like(24, 32, seed=seed))
-    photo = addon_module("operators.photo")
+    photo = addon_module("jobs.photo")
     real, calls = photo.add_reconstruction, []
 
     def fails_on_call(*args, **kwargs):
@@ -442,11 +442,14 @@ def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene
         def wait(self):
             return {"0": client_module.ItemResult("0", None, "CUDA out of memory")}
 
+        def close(self):
+            pass
+
     class FailingClient:
         def submit_depth(self, *_args, **_kwargs):
             return FailingJob()
 
-    monkeypatch.setattr(addon_module("operators.photo"), "shared_client", lambda *_a, **_k: FailingClient())
+    monkeypatch.setattr(addon_module("jobs.photo"), "shared_client", lambda *_a, **_k: FailingClient())
     before, settings = data_state(), settings_state()
     message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(photo), depth_model="AUTO")
     assert "depth of yard.png could not be estimated: CUDA out of memory" in message

@@ -285,7 +285,7 @@ def test_running_again_never_rewrites_the_file_an_earlier_result_uses(lab):
 def _with_file_size_limit(monkeypatch, limit: int) -> None:
     """While the results are written, files may not grow past ``limit`` bytes: a full disk.
     Blender then writes a truncated (or empty) PNG and raises nothing."""
-    run_class = _module("operators.run").StylizeRun
+    run_class = _module("jobs.textures").TexturesJob
     original = run_class.finish
 
     def limited(self):
@@ -553,7 +553,7 @@ def test_uvtile_paths_are_resolved(lab):
 def _start_run(objects: list[bpy.types.Object]):
     select(objects)
     bpy.context.scene.restyle.style = "toon"
-    return _module("operators.run").StylizeRun(bpy.context)
+    return _module("operators.stylize").textures_job(bpy.context)
 
 
 @pytest.mark.parametrize("deleted", ["object", "material", "image"])
@@ -568,10 +568,10 @@ def test_data_deleted_while_restyling_is_reported_not_a_crash(lab, deleted):
     else:
         bpy.data.images.remove(bpy.data.images["gone.png"])
     try:
-        job.job.wait()
+        job.worker_job.wait()
         outcome = job.finish()
     finally:
-        job.job.close()
+        job.worker_job.close()
     assert bpy.data.objects["Keep"].material_slots[0].material.name == "KeepMat.toon"
     reported = {**outcome.skipped, **outcome.failed}
     assert any("deleted while restyling" in why for why in reported.values()), reported
@@ -585,11 +585,11 @@ def test_everything_deleted_while_restyling_changes_nothing(lab):
     bpy.data.objects.remove(obj)
     before = snapshot(lab)
     try:
-        job.job.wait()
+        job.worker_job.wait()
         with pytest.raises(_module("ml.errors").RestyleError, match="deleted while restyling"):
             job.finish()
     finally:
-        job.job.close()
+        job.worker_job.close()
     assert snapshot(lab) == before
 
 
@@ -603,10 +603,10 @@ def test_undo_while_restyling_does_not_crash_and_uses_the_restored_data(lab):
     bpy.ops.ed.undo_push(message="the user moves the object while the job runs")
     bpy.ops.ed.undo()
     try:
-        job.job.wait()
+        job.worker_job.wait()
         outcome = job.finish()
     finally:
-        job.job.close()
+        job.worker_job.close()
     assert outcome.textures == 1
     assert bpy.data.objects["Prop"].material_slots[0].material.name == "Wood.toon"
 

@@ -148,13 +148,13 @@ def _job_client():
 
 
 def test_cancel_leaves_nothing_behind(studio):
-    run_module = __import__(f"{ADDON_MODULE}.operators.run", fromlist=["StylizeRun"])
+    stylize_module = __import__(f"{ADDON_MODULE}.operators.stylize", fromlist=["textures_job"])
     errors = __import__(f"{ADDON_MODULE}.ml.errors", fromlist=["JobCancelled"])
     bpy.context.scene.restyle.tile_size = 64
     big = bpy.data.images["photo.png"]
     big.scale(512, 512)  # a bigger texture so the job is still running when we cancel
     before = fingerprint()
-    job_run = run_module.StylizeRun(bpy.context)
+    job_run = stylize_module.textures_job(bpy.context)
     job_run.cancel()
     with pytest.raises(errors.JobCancelled):
         while not job_run.poll():

@@ -1,61 +1,33 @@
-"""One Stylize Textures run, in steps a modal operator (or a blocking loop) can drive:
-collect and read the textures, hand them to the worker, then build the results.
+"""Stylize Textures: collect and read the colour textures of some meshes, hand them to the
+worker, then build new images and material copies that use them (the originals are kept).
 
-Nothing touches the scene until every texture is back; building the results is
-undone as a whole if any step of it fails, files included. Between the steps the
-run holds names (with their library), never RNA references: the user keeps
-working, and may delete, edit or undo anything meanwhile.
+Nothing touches the scene until every texture is back; building the results is undone as
+a whole if any step of it fails, files included. Between the steps the job holds names
+(with their library), never RNA references: the user keeps working, and may delete, edit
+or undo anything meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
 
-from .. import preferences
-from ..bridge import images, materials, outputs, passes
+from ..bridge import compat, images, materials, outputs
 from ..bridge.images import IdKey, id_label
-from ..ml.client import Job, shared_client
+from ..ml.client import Job as WorkerJob
 from ..ml.custom import find_style
 from ..ml.errors import RestyleError
-from ..properties import RestyleSettings, settings_of
+from .base import Services, run_to_end
+from .options import TextureOptions
 
 
 class NothingToRestyle(RestyleError):
     pass
-
-
-def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Context) -> bool:
-    """poll() for operators that render: says why the button is greyed out."""
-    if context.scene is None or context.scene.camera is None:
-        operator.poll_message_set("The scene needs an active camera")
-        return False
-    try:
-        passes.scene_camera(context.scene)  # Blender lets an Empty or a light be the scene camera
-    except passes.PassError as exc:
-        text = str(exc)
-        operator.poll_message_set(text[:1].upper() + text[1:])
-        return False
-    return True
-
-
-def package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def engine_options(settings: RestyleSettings) -> dict[str, object]:
-    return {
-        "strength": float(settings.strength),
-        "device": str(settings.device).lower(),
-        "precision": str(settings.precision).lower(),
-        "tile_size": int(settings.tile_size),
-        "seamless": str(settings.seamless).lower(),
-        "preserve_colors": bool(settings.preserve_colors),
-    }
 
 
 @dataclass
@@ -77,16 +49,16 @@ class Outcome:
         return text
 
 
-class StylizeRun:
-    """A RunningJob (see jobs.py) for Stylize Textures."""
+class TexturesJob:
+    """A steppable Stylize Textures (see jobs.base.Job)."""
 
-    def __init__(self, context: bpy.types.Context) -> None:
-        settings = settings_of(context)
-        self.style = str(settings.style)
-        self.entry = find_style(self.style, preferences.model_root(context, create=False))
+    def __init__(self, objects: Iterable[bpy.types.Object], options: TextureOptions, services: Services) -> None:
+        self.options = options
+        self.style = options.style
+        self.entry = find_style(self.style, services.model_root)
         files: dict[str, str] = {}
         if self.entry.files:
-            store = preferences.model_store(context)
+            store = services.store
             if not store.is_installed(self.entry):
                 size = f" (about {self.entry.download_size / 1e6:.0f} MB)" if self.entry.download_size else ""
                 raise NothingToRestyle(
@@ -96,15 +68,14 @@ class StylizeRun:
             files = {role: str(path) for role, path in store.paths(self.entry).items()}
         style_image = None
         if self.entry.family == "arbitrary":
-            if settings.style_image is None:
+            image = bpy.data.images.get(options.style_image) if options.style_image else None
+            if image is None:
                 raise NothingToRestyle("Pick a style image for the arbitrary style")
             try:
-                style_image = images.read_sources(settings.style_image)[0].pixels
+                style_image = images.read_sources(image)[0].pixels
             except images.ImageReadError as exc:
                 raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
-        self.pack = settings.output == "PACK"
-        self.folder = str(settings.output_folder)
-        self.plan = materials.collect(context.selected_objects)
+        self.plan = materials.collect(objects)
         self.outcome = Outcome(skipped=dict(self.plan.skipped))
         self.sources: dict[str, images.TextureSource] = {}
         for key, image in self.plan.images():
@@ -115,12 +86,11 @@ class StylizeRun:
                 self.outcome.failed[id_label(key)] = str(exc)
         if not self.sources:
             raise NothingToRestyle(self._nothing_message())
-        prefs = preferences.get(context)
-        client = shared_client(package_root(), threads=prefs.worker_threads if prefs else 0)
         try:
-            self.job: Job = client.submit(
-                self.style, engine_options(settings), [(key, source.pixels) for key, source in self.sources.items()],
-                files=files, style_image=style_image, style_weight=float(settings.style_weight),
+            self.worker_job: WorkerJob = services.client().submit(
+                self.style, options.engine.as_request(),
+                [(key, source.pixels) for key, source in self.sources.items()],
+                files=files, style_image=style_image, style_weight=float(options.style_weight),
             )
         except OSError as exc:  # the job's arrays go through the temporary folder
             raise outputs.OutputWriteError(
@@ -139,28 +109,29 @@ class StylizeRun:
                 f"{n} ({w})" for n, w in self.outcome.skipped.items()) + ")"
         return "The selected meshes have no image textures"
 
-    # -- RunningJob -------------------------------------------------------------------------
+    # -- Job ----------------------------------------------------------------------------------
     @property
     def fraction(self) -> float:
-        return self.job.fraction
+        return self.worker_job.fraction
 
     @property
     def text(self) -> str:
-        return self.job.text
+        return self.worker_job.text
 
     def poll(self) -> bool:
-        return self.job.poll()
+        return self.worker_job.poll()
 
     def wait(self) -> None:
-        self.job.wait()
+        self.worker_job.wait()
 
     def cancel(self) -> None:
-        self.job.cancel()
+        self.worker_job.cancel()
 
     def close(self) -> None:
-        if not self.job.finished:
-            self.job.cancel()
-        self.job.close()
+        """Nothing is made before finish(), which undoes its own work: only the worker job is let go."""
+        if not self.worker_job.finished:
+            self.worker_job.cancel()
+        self.worker_job.close()
 
     # -- building the results ---------------------------------------------------------------
     def _file_stem(self, key: IdKey) -> str:
@@ -171,7 +142,7 @@ class StylizeRun:
         return f"{outputs.safe_file_name(blend, 40)}-{outputs.safe_file_name(name, 60)}.{self.style}-{tag}"
 
     def _collect_results(self) -> dict[IdKey, dict[int | None, np.ndarray]]:
-        results = self.job.results
+        results = self.worker_job.results
         per_image: dict[IdKey, dict[int | None, np.ndarray]] = {}
         broken: set[IdKey] = set()
         for key, source in self.sources.items():
@@ -186,8 +157,8 @@ class StylizeRun:
     def finish(self) -> Outcome:
         """Build the new images and materials from the finished job (all or nothing)."""
         per_image = self._collect_results()
-        self.outcome.warnings = list(self.job.warnings)
-        folder = None if self.pack else images.output_folder(self.folder)
+        self.outcome.warnings = list(self.worker_job.warnings)
+        folder = None if self.options.pack else images.output_folder(self.options.output_folder)
         created: dict[IdKey, bpy.types.Image] = {}
         files: dict[IdKey, outputs.WrittenFiles] = {}
         copies = materials.Copies()
@@ -211,9 +182,10 @@ class StylizeRun:
                 raise NothingToRestyle("The selected objects or their materials were deleted while restyling")
         except BaseException:
             materials.undo_slots(slot_changes)
-            copies.remove()
-            for image in created.values():
-                bpy.data.images.remove(image)
+            made = compat.CreatedData()  # images, material copies and group copies: removed in one batch
+            for block in [*created.values(), *copies.blocks()]:
+                made.add(block)
+            made.discard()
             for written in reversed(list(files.values())):  # the first one made the folder
                 written.remove_all()
             raise
@@ -248,3 +220,8 @@ class StylizeRun:
             if created[key].users == 0:
                 bpy.data.images.remove(created.pop(key))
                 files[key].remove_all()
+
+
+def stylize_textures(objects: Iterable[bpy.types.Object], options: TextureOptions, services: Services) -> Outcome:
+    """Blocking Stylize Textures (command line, scripts): the same steps the panel's operator drives."""
+    return run_to_end(TexturesJob(objects, options, services))

@@ -1,0 +1,83 @@
+"""What every job shares: the services it needs from the preferences, the protocol the job
+runner drives, and the blocking way to run a job to its end."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import bpy
+
+from .. import preferences
+from ..ml.client import WorkerClient, shared_client
+from ..ml.store import ModelStore
+
+OutcomeT = TypeVar("OutcomeT", covariant=True)
+POLL_INTERVAL_S = 0.02
+
+
+def package_root() -> str:
+    """The extension's folder: the worker runs its ``ml`` package from there."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where models live and how the worker runs: read from the preferences once, on the main thread."""
+
+    model_root: Path
+    store: ModelStore
+    threads: int = 0
+
+    def client(self) -> WorkerClient:
+        return shared_client(package_root(), threads=self.threads)
+
+
+def services_of(context: bpy.types.Context) -> Services:
+    prefs = preferences.get(context)
+    return Services(preferences.model_root(context, create=False), preferences.model_store(context),
+                    int(prefs.worker_threads) if prefs is not None else 0)
+
+
+class Job(Protocol[OutcomeT]):
+    """A long job in steps. The job runner (operators/jobs.py) polls it from a timer; a
+    blocking caller uses :func:`run_to_end`. Between steps it holds names, never RNA references."""
+
+    @property
+    def fraction(self) -> float: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def poll(self) -> bool:
+        """Do the next bit of work; True once the work is done. Raises RestyleError (JobCancelled on cancel)."""
+
+    def wait(self) -> None:
+        """Block until the work is done; raises like poll()."""
+
+    def cancel(self) -> None:
+        """Ask the work to stop; poll() then raises JobCancelled."""
+
+    def close(self) -> None:
+        """Release what the job holds and remove what it made unless finish() kept it; safe to call twice."""
+
+    def finish(self) -> OutcomeT:
+        """Build the results from the finished work (all or nothing)."""
+
+
+def wait_by_polling(job: Job[object]) -> None:
+    """wait() for jobs whose steps run in poll() on the calling thread."""
+    while not job.poll():
+        time.sleep(POLL_INTERVAL_S)
+
+
+def run_to_end(job: Job[OutcomeT]) -> OutcomeT:
+    """Blocking: wait for the job, build its results, always release it."""
+    try:
+        job.wait()
+        return job.finish()
+    finally:
+        job.close()

@@ -1,0 +1,112 @@
+"""Mesh from Render Depth Pass: render the active camera with its Depth pass (or read a
+multilayer EXR) and build the visible surfaces as a mesh, textured with the render.
+
+Two steps run on the main thread (render or read; depth to mesh, numpy only), then finish()
+makes the image, material, collection, mesh and object, all or nothing. Between steps the
+job holds the scene's name and plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+
+from ..bridge import compat, passes
+from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
+from ..ml.errors import JobCancelled, RestyleError
+from ..ml.reconstruct import GridMesh, depth_to_mesh
+from .base import run_to_end, wait_by_polling
+from .options import DepthPassOptions
+
+
+@dataclass
+class DepthMeshOutcome:
+    object: str  # the mesh object's name
+    vertices: int
+    faces: int
+
+    def summary(self) -> str:
+        return f"Built {self.vertices:,} vertices and {self.faces:,} faces"
+
+
+class DepthPassJob:
+    """A steppable Mesh from Depth Pass (see jobs.base.Job)."""
+
+    STEPS = ("rendering", "building the mesh")
+
+    def __init__(self, scene: bpy.types.Scene, options: DepthPassOptions) -> None:
+        self.options = options
+        self.scene_name = scene.name
+        camera = passes.scene_camera(scene)  # a clear error now, before anything is rendered
+        self.camera_name = camera.name
+        self.rendered: passes.RenderPasses | None = None
+        self.grid: GridMesh | None = None
+        self.step = 0
+        self.cancelled = False
+
+    def _scene(self) -> bpy.types.Scene:
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise RestyleError(f"the scene '{self.scene_name}' was deleted meanwhile")
+        return scene
+
+    # -- Job ----------------------------------------------------------------------------------
+    @property
+    def fraction(self) -> float:
+        return self.step / len(self.STEPS)
+
+    @property
+    def text(self) -> str:
+        return self.STEPS[self.step] if self.step < len(self.STEPS) else "done"
+
+    def poll(self) -> bool:
+        if self.cancelled:
+            raise JobCancelled()
+        if self.step == 0:
+            scene = self._scene()
+            if self.options.exr_path:
+                self.rendered = passes.read_multilayer_exr(bpy.path.abspath(self.options.exr_path))
+            else:
+                self.rendered = passes.render_passes(scene)
+        elif self.step == 1:
+            scene, rendered = self._scene(), self.rendered
+            assert rendered is not None
+            h, w = rendered.depth.shape
+            intrinsics = passes.camera_intrinsics(scene, w, h)
+            valid = rendered.depth < passes.clip_end(scene)
+            if not valid.any():
+                raise passes.PassError("the render shows nothing but background")
+            self.grid = depth_to_mesh(rendered.depth, intrinsics, self.options.max_side, self.options.cut_threshold,
+                                      valid, planar_depth=True)
+        self.step = min(self.step + 1, len(self.STEPS))
+        return self.step == len(self.STEPS)
+
+    def wait(self) -> None:
+        wait_by_polling(self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def close(self) -> None:
+        """Nothing is in the file before finish(), which undoes its own work."""
+        self.rendered = None
+
+    def finish(self) -> DepthMeshOutcome:
+        scene, rendered, grid = self._scene(), self.rendered, self.grid
+        assert rendered is not None and grid is not None
+        camera = passes.scene_camera(scene)
+        name = f"{camera.name} Depth Mesh"
+        with compat.CreatedData() as created:  # all of it, or nothing if any step fails
+            image = created.add(image_from_pixels(f"{name} Render", rendered.combined, is_float=True))
+            material = created.add(emission_material(name, image))
+            collection = created.add(bpy.data.collections.new(name))
+            scene.collection.children.link(collection)
+            obj = add_reconstruction(name, grid, camera.matrix_world.copy(), material, collection, created)
+            created.commit()
+        return DepthMeshOutcome(obj.name, len(grid.vertices), len(grid.faces))
+
+
+def mesh_from_depth_pass(scene: bpy.types.Scene, options: DepthPassOptions) -> DepthMeshOutcome:
+    """Blocking Mesh from Depth Pass (command line, scripts): the same steps the panel's operator drives."""
+    return run_to_end(DepthPassJob(scene, options))

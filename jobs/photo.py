@@ -1,0 +1,248 @@
+"""Import Photo as Reconstructed Mesh: read photos, estimate their depth in the worker, build
+each as a textured mesh in front of a camera that matches it.
+
+While the worker estimates depth nothing of the photos is in the file yet (their pixels are
+read from temporary images, removed at once); the meshes, images, materials, cameras and
+collections are all made in finish(), recorded in one CreatedData and removed unless every
+photo is built. The scene is held by its name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Euler, Matrix
+
+from ..bridge import compat, images
+from ..bridge.reconstruction import add_reconstruction, emission_material
+from ..ml.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.client import ItemResult, shared_client
+from ..ml.client import Job as WorkerJob
+from ..ml.custom import custom_depth_models, find_depth_model
+from ..ml.errors import JobCancelled, RestyleError
+from ..ml.exif import PhotoInfo, orient, read_photo_info, stored_uv
+from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
+from .base import Services, package_root, run_to_end
+from .options import PhotoOptions
+
+log = logging.getLogger(__name__)
+SENSOR_35MM = 36.0
+
+
+def builtin_depth_available() -> bool:
+    return (Path(__file__).resolve().parent.parent / "ml" / "weights" / "depth_fast.safetensors").exists()
+
+
+def user_depth_models(model_root: Path) -> list[StyleEntry]:
+    """The depth models added from files; none when the model folder cannot be read."""
+    try:
+        return custom_depth_models(model_root)
+    except (RestyleError, OSError, ValueError) as exc:  # an unreadable folder must not empty the menu
+        log.warning("custom depth models could not be read: %s", exc)
+        return []
+
+
+def choose_depth_model(choice: str, services: Services) -> StyleEntry | None:
+    """The depth model for a choice of the Depth Model menu (None: flat planes)."""
+    store = services.store
+    if choice == "FLAT":
+        return None
+    downloaded = [e for e in DEPTH_MODELS if e.files]
+    builtin = [e for e in DEPTH_MODELS if not e.files]
+    # Auto: a downloaded model when one is installed, then the user's own, else the built-in one shipped inside.
+    if choice == "AUTO":
+        candidates = downloaded + user_depth_models(services.model_root) + builtin
+    else:  # a custom model whose file is gone says where it was
+        candidates = [find_depth_model(choice, services.model_root)]
+    for entry in candidates:
+        if store.is_installed(entry) and (entry.files or builtin_depth_available()):
+            return entry
+    if choice != "AUTO" and not candidates[0].files:
+        raise RestyleError(f"'{candidates[0].name}' is missing from this installation of Neural Restyle: reinstall "
+                           "the extension, or pick another depth model")
+    if choice != "AUTO":
+        raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it under Depth Models in the "
+                           "Restyle panel, or add its file with Add Custom Style from File")
+    return None
+
+
+@dataclass
+class Photo:
+    path: Path
+    info: PhotoInfo
+    displayed: np.ndarray  # upright RGB, top-down
+
+
+@dataclass
+class PhotoOutcome:
+    collections: list[str]
+    model: str | None  # the depth model's name; None: flat planes
+    flat_chosen: bool = False  # flat planes because Flat was asked for (not for want of a model)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> tuple[str, str]:
+        """('INFO' or 'WARNING', one line) about what was built."""
+        count = len(self.collections)
+        if self.model is None and self.flat_chosen:
+            return "INFO", f"Placed {count} photo(s) on flat planes"
+        if self.model is None:
+            return "WARNING", ("No depth model is available (the built-in one is missing from this installation), so "
+                               "the photos were placed on flat planes. For relief, download Depth Anything V2 under "
+                               "Depth Models in the Restyle panel, or add a Depth Anything V2 checkpoint with Add "
+                               "Custom Style from File")
+        return "INFO", f"Reconstructed {count} photo(s) with {self.model}"
+
+
+def read_photo(path: Path) -> Photo:
+    """The photo's pixels through Blender's readers (EXIF orientation applied); no datablock is left."""
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as exc:  # Blender's way of saying it cannot decode the file
+        raise RestyleError(f"{path.name} cannot be read as an image ({str(exc).strip()})") from exc
+    try:
+        pixels = images.read_sources(image)[0].pixels
+    except images.ImageReadError as exc:
+        raise RestyleError(f"{path.name}: {exc}") from exc
+    finally:
+        bpy.data.images.remove(image)
+    info = read_photo_info(path)
+    rgb = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    return Photo(path, info, orient(rgb, info.orientation))
+
+
+class PhotoJob:
+    """A steppable Import Photo (see jobs.base.Job)."""
+
+    def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: PhotoOptions, services: Services) -> None:
+        missing = [str(p) for p in paths if not p.is_file()]
+        if not paths or missing:
+            raise RestyleError(f"No such photo: {', '.join(missing) or 'none given'}")
+        self.scene_name = scene.name
+        self.options = options
+        self.entry = choose_depth_model(options.depth_model, services)
+        self.photos = [read_photo(path) for path in paths]
+        self.worker_job: WorkerJob | None = None
+        self.depths: list[np.ndarray | None] = [None] * len(self.photos)
+        self.done = self.entry is None  # flat planes need no worker
+        if self.entry is not None:
+            client = shared_client(package_root(), threads=services.threads)
+            model_file = str(services.store.paths(self.entry).get("model", ""))
+            self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)],
+                                                  model_file, self.entry.max_depth)
+        self.cancelled = False
+
+    # -- Job ----------------------------------------------------------------------------------
+    @property
+    def fraction(self) -> float:
+        return self.worker_job.fraction if self.worker_job is not None and not self.done else float(self.done)
+
+    @property
+    def text(self) -> str:
+        return "estimating depth" if not self.done else "building the meshes"
+
+    def _take(self, results: dict[str, ItemResult]) -> None:
+        for i, photo in enumerate(self.photos):
+            result = results.get(str(i))
+            if result is None or result.array is None:  # never a silent flat plane for a failed estimate
+                reason = (result.error if result is not None else None) or "no result"
+                raise RestyleError(f"the depth of {photo.path.name} could not be estimated: {reason}")
+            self.depths[i] = result.array
+        self.done = True
+
+    def poll(self) -> bool:
+        if self.cancelled:
+            raise JobCancelled()
+        if not self.done and self.worker_job is not None and self.worker_job.poll():
+            self._take(self.worker_job.results)
+        return self.done
+
+    def wait(self) -> None:
+        if self.cancelled:
+            raise JobCancelled()
+        if not self.done and self.worker_job is not None:
+            self._take(self.worker_job.wait())
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.worker_job is not None and not self.done:
+            self.worker_job.cancel()
+
+    def close(self) -> None:
+        """Nothing is in the file before finish(), which undoes its own work: only the worker is let go."""
+        worker_job, self.worker_job = self.worker_job, None
+        if worker_job is not None:
+            worker_job.close()
+
+    def finish(self) -> PhotoOutcome:
+        """Build every photo (all or nothing), then point the scene's camera at the first."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise RestyleError(f"the scene '{self.scene_name}' was deleted while importing")
+        # Everything made is recorded in one place and removed unless every photo is built.
+        with compat.CreatedData() as created:
+            cameras = [self._build(scene, index, photo, depth, created)
+                       for index, (photo, depth) in enumerate(zip(self.photos, self.depths, strict=True))]
+            # The scene is changed only once every photo is built, so a failure leaves it as it was.
+            h, w = self.photos[0].displayed.shape[:2]
+            scene.camera = cameras[0]
+            scene.render.resolution_x, scene.render.resolution_y = w, h
+            scene.render.resolution_percentage = 100
+            scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+            created.commit()
+        warnings = [f"{photo.path.name}: {warning}" for photo in self.photos for warning in photo.info.warnings]
+        return PhotoOutcome([photo.path.stem for photo in self.photos],
+                            self.entry.name if self.entry is not None else None,
+                            self.options.depth_model == "FLAT", warnings)
+
+    def _build(self, scene: bpy.types.Scene, index: int, photo: Photo, disparity: np.ndarray | None,
+               created: compat.CreatedData) -> bpy.types.Object:
+        options, entry = self.options, self.entry
+        h, w = photo.displayed.shape[:2]
+        info = photo.info
+        focal = info.equivalent_35mm() or options.focal_35mm
+        camera_model = Intrinsics.from_lens(w, h, focal, SENSOR_35MM, "AUTO")
+        if disparity is None:
+            depth = np.full((h, w), options.near + options.depth_range / 2, np.float32)
+        elif entry is not None and entry.max_depth is not None:
+            depth = np.maximum(disparity, 1e-3)  # metric models give metres
+        else:
+            depth = depth_from_disparity(disparity, options.near, options.depth_range)
+        grid = depth_to_mesh(depth, camera_model, options.max_side if disparity is not None else 2,
+                             options.cut_threshold)
+        su, sv = stored_uv(grid.uvs[:, 0], grid.uvs[:, 1], info.orientation)
+        grid.uvs = np.stack([su, sv], axis=1).astype(np.float32)
+
+        try:
+            image = created.add(bpy.data.images.load(str(photo.path), check_existing=False))
+        except RuntimeError as exc:  # the file changed or went away since it was read
+            raise RestyleError(f"{photo.path.name} cannot be read as an image ({str(exc).strip()})") from exc
+        stem = photo.path.stem
+        collection = created.add(bpy.data.collections.new(stem))
+        scene.collection.children.link(collection)
+        camera_data = created.add(bpy.data.cameras.new(f"{stem} Camera"))
+        camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, SENSOR_35MM, "AUTO"
+        camera = created.add(bpy.data.objects.new(f"{stem} Camera", camera_data))
+        # Cameras look down their -Z: turned a quarter about X, each photo's rig looks along +Y.
+        placement = Matrix.LocRotScale((index * (options.depth_range + options.near), 0.0, 0.0),
+                                       Euler((math.pi / 2, 0, 0)), None)
+        camera.matrix_world = placement
+        collection.objects.link(camera)
+        material = created.add(emission_material(stem, image))
+        obj = add_reconstruction(stem, grid, placement, material, collection, created)
+        if options.simplify:
+            modifier = obj.modifiers.new("Simplify", "DECIMATE")
+            assert isinstance(modifier, bpy.types.DecimateModifier)
+            modifier.decimate_type = "DISSOLVE"
+            modifier.angle_limit = math.radians(1.0)
+        return camera
+
+
+def import_photos(scene: bpy.types.Scene, paths: list[Path], options: PhotoOptions,
+                  services: Services) -> PhotoOutcome:
+    """Blocking Import Photo (command line, scripts): the same steps the panel's operator drives."""
+    return run_to_end(PhotoJob(scene, paths, options, services))
