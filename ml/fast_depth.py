@@ -11,7 +11,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import UnsupportedModel
 from .loading import read_state_dict
-from .models.fast_depth import MULTIPLE, FastDepth
+from .models.fast_depth import MULTIPLE, FastDepth, shape_from_state
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth_fast.safetensors"
 MIRRORED = True
@@ -20,7 +20,10 @@ INPUT_LONG_SIDE = 256  # the size it was trained at; photos are resized to it (m
 
 def load_fast_depth(path: Path = WEIGHTS) -> FastDepth:
     state = read_state_dict(path, keep_norm_buffers=True)  # real BatchNorm statistics
-    net = FastDepth()
+    try:  # widths and depths from key names and shapes: any FastDepthShape loads
+        net = FastDepth(shape_from_state(state))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UnsupportedModel(f"{Path(path).name} is not a built-in depth network (no {exc})") from exc
     try:
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except RuntimeError as exc:

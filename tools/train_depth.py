@@ -19,6 +19,7 @@ view. bf16 autocast on CUDA and on CPUs that support it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import io
 import json
@@ -35,7 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.devices import cpu_supports_bf16  # noqa: E402
-from ml.models.fast_depth import FastDepth  # noqa: E402
+from ml.models.fast_depth import ENCODER, FastDepth, FastDepthShape  # noqa: E402
 from tools.synth.plan import check_training_families  # noqa: E402
 
 # (height, width) inputs of photo import's built-in model (ml/fast_depth.py: the long side
@@ -191,7 +192,8 @@ def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Te
 
 def calibrate_steps(rgb: torch.Tensor, disparity: torch.Tensor, args: argparse.Namespace, use_bf16: bool) -> int:
     """How many steps fit in ``args.minutes``, timed on a throw-away model."""
-    model = FastDepth().to(rgb.device).train()
+    shape = FastDepthShape(encoder=tuple(args.encoder), blocks=tuple(args.blocks), context=args.context)
+    model = FastDepth(shape).to(rgb.device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed + 1)
     for _ in range(10):  # warm-up: kernel selection
@@ -214,6 +216,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--zoom", type=float, nargs=2, default=[1.0, 2.0], metavar=("MIN", "MAX"),
                         help="crop zoom range (1 = the whole render)")
+    parser.add_argument("--blocks", type=int, nargs=4, default=[2, 2, 2, 2], help="3x3 convolutions per encoder level")
+    parser.add_argument("--encoder", type=int, nargs=4, default=list(ENCODER), help="encoder widths")
+    parser.add_argument("--context", action="store_true", help="add the global context vector at 1/32")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--minutes", type=float, default=0.0, help="train for about this long (sets --steps)")
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
@@ -237,7 +242,8 @@ def main() -> int:
         args.steps = calibrate_steps(rgb, disparity, args, use_bf16)
         print(f"{args.steps} steps fit in {args.minutes} min", flush=True)
     torch.manual_seed(args.seed)
-    model = FastDepth().to(device)
+    shape = FastDepthShape(encoder=tuple(args.encoder), blocks=tuple(args.blocks), context=args.context)
+    model = FastDepth(shape).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     started = time.perf_counter()
@@ -261,7 +267,8 @@ def main() -> int:
         "lr": args.lr, "seed": args.seed,
         "minutes": round(minutes, 1), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "bf16": use_bf16, "threads": torch.get_num_threads(),
-        "parameters": sum(p.numel() for p in model.parameters()), "final_loss": round(loss.item(), 4),
+        "parameters": sum(p.numel() for p in model.parameters()), "shape": dataclasses.asdict(shape),
+        "final_loss": round(loss.item(), 4),
         "not_finite": not math.isfinite(loss.item()),
     }, indent=1))
     print(f"trained in {minutes:.1f} min; wrote {args.out / 'depth_fast.safetensors'}")

@@ -10,6 +10,9 @@ edges, and the prediction is upsampled bilinearly to the input size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +23,18 @@ DECODER = (96, 64, 48, 24)  # at 1/16, 1/8, 1/4 and 1/2
 MULTIPLE = 32  # input sides must be multiples of this
 
 
+@dataclass(frozen=True)
+class FastDepthShape:
+    """Widths and depths of one FastDepth; read back from a state dict's key names and
+    tensor shapes (``shape_from_state``), never from a file name."""
+
+    stem: tuple[int, int] = STEM
+    encoder: tuple[int, ...] = ENCODER
+    decoder: tuple[int, ...] = DECODER
+    blocks: tuple[int, ...] = (2, 2, 2, 2)  # 3x3 convolutions per encoder level
+    context: bool = False  # a global-average context vector added at 1/32 (indoor/outdoor, layout)
+
+
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
@@ -27,23 +42,29 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class FastDepth(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, shape: FastDepthShape | None = None) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv(3, STEM[0], 2), _conv(STEM[0], STEM[1], 2))
+        shape = shape or FastDepthShape()
+        self.shape = shape
+        stem = shape.stem
+        self.stem = nn.Sequential(_conv(3, stem[0], 2), _conv(stem[0], stem[1], 2))
         self.encoders = nn.ModuleList()
-        previous = STEM[1]
-        for level, width in enumerate(ENCODER):
-            self.encoders.append(nn.Sequential(_conv(previous, width, 1 if level == 0 else 2), _conv(width, width)))
+        previous = stem[1]
+        for level, (width, blocks) in enumerate(zip(shape.encoder, shape.blocks, strict=True)):
+            layers = [_conv(previous, width, 1 if level == 0 else 2)]
+            layers += [_conv(width, width) for _ in range(blocks - 1)]
+            self.encoders.append(nn.Sequential(*layers))
             previous = width
+        self.context = nn.Conv2d(previous, previous, 1) if shape.context else None
         self.reduces = nn.ModuleList()  # 1x1, applied at the coarser level before upsampling
         self.laterals = nn.ModuleList()  # 1x1 projections of the encoder skips
         self.decoders = nn.ModuleList()
-        for skip, width in zip(reversed((STEM[0],) + ENCODER[:-1]), DECODER, strict=True):
+        for skip, width in zip(reversed((stem[0],) + shape.encoder[:-1]), shape.decoder, strict=True):
             self.reduces.append(nn.Conv2d(previous, width, 1, bias=False))
             self.laterals.append(nn.Conv2d(skip, width, 1))
             self.decoders.append(_conv(width, width))
             previous = width
-        self.head = nn.Conv2d(DECODER[-1], 1, 3, padding=1)
+        self.head = nn.Conv2d(shape.decoder[-1], 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) sRGB in [0, 1], H and W multiples of 32 -> (N, H, W) relative inverse depth."""
@@ -54,9 +75,23 @@ class FastDepth(nn.Module):
         for encoder in self.encoders:
             x = encoder(x)
             skips.append(x)
+        if self.context is not None:
+            x = x + self.context(x.mean(dim=(2, 3), keepdim=True))
         levels = zip(self.reduces, self.laterals, self.decoders, reversed(skips[:-1]), strict=True)
         for reduce, lateral, decoder, skip in levels:
             x = F.interpolate(reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = decoder(x + lateral(skip))
         x = F.softplus(self.head(x))
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def shape_from_state(state: Mapping[str, torch.Tensor]) -> FastDepthShape:
+    """The FastDepthShape a state dict was saved from, by key names and tensor shapes.
+    Raises KeyError when a key every FastDepth has is missing."""
+    levels = sum(1 for k in state if k.startswith("encoders.") and k.endswith(".0.0.weight") and k.count(".") == 4)
+    encoder = tuple(int(state[f"encoders.{i}.0.0.weight"].shape[0]) for i in range(levels))
+    blocks = tuple(sum(1 for k in state if k.startswith(f"encoders.{i}.") and k.endswith(".0.weight")
+                       and k.count(".") == 4) for i in range(levels))
+    decoder = tuple(int(state[f"reduces.{i}.weight"].shape[0]) for i in range(levels))
+    stem = (int(state["stem.0.0.weight"].shape[0]), int(state["stem.1.0.weight"].shape[0]))
+    return FastDepthShape(stem, encoder, decoder, blocks, "context.weight" in state)

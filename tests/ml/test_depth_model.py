@@ -57,3 +57,38 @@ def test_builtin_network_folds_its_batch_norms_without_changing_the_output():
     photo = np.random.default_rng(0).random((75, 101, 3), dtype=np.float32)  # any size in, same size out
     assert estimate_fast_depth(folded, photo).shape == (75, 101)
     assert estimate_fast_depth(folded, photo, mirrored=False).shape == (75, 101)
+
+
+@pytest.mark.parametrize("blocks,context,encoder", [
+    ((2, 2, 2, 2), False, (48, 96, 160, 224)),  # the shipped layout
+    ((2, 2, 3, 3), True, (48, 96, 160, 224)),
+    ((1, 3, 3, 4), False, (32, 64, 128, 256)),
+])
+def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, context, encoder):
+    from safetensors.torch import save_file
+
+    from ml.fast_depth import estimate_fast_depth, load_fast_depth
+    from ml.models.fast_depth import FastDepth, FastDepthShape, shape_from_state
+
+    shape = FastDepthShape(encoder=encoder, blocks=blocks, context=context)
+    torch.manual_seed(1)
+    net = FastDepth(shape).eval()
+    assert shape_from_state(net.state_dict()) == shape
+    path = tmp_path / "any name.safetensors"  # never read from the file name
+    save_file({k: v.half() for k, v in net.state_dict().items() if v.is_floating_point()}, str(path))
+    loaded = load_fast_depth(path)
+    assert loaded.shape == shape
+    photo = np.random.default_rng(0).random((60, 80, 3), dtype=np.float32)
+    assert estimate_fast_depth(loaded, photo).shape == (60, 80)
+
+
+def test_a_state_dict_of_another_network_is_refused_with_a_message(tmp_path):
+    from safetensors.torch import save_file
+
+    from ml.errors import UnsupportedModel
+    from ml.fast_depth import load_fast_depth
+
+    path = tmp_path / "other.safetensors"
+    save_file({"encoder.weight": torch.zeros(8, 3, 3, 3), "head.weight": torch.zeros(1, 8, 1, 1)}, str(path))
+    with pytest.raises(UnsupportedModel, match="not a built-in depth network"):
+        load_fast_depth(path)
