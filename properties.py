@@ -15,24 +15,30 @@ from .ml.client import reported_devices
 from .ml.custom import INDEX, custom_styles
 from .ml.errors import RestyleError
 from .ml.hardware import guess_devices
+from .ml.options import (
+    MIN_MANUAL_TILE,
+    STRENGTH,
+    STYLE_WEIGHT,
+    TILE_SIZE,
+    TILE_STEP,
+    Device,
+    ModelFamily,
+    OutputMode,
+    Precision,
+    RestyleOptions,
+    Seamless,
+    choice,
+    description,
+    enum_items,
+    label,
+)
 
 log = logging.getLogger(__name__)
 
-DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "mps": "Apple MPS"}
-DEVICE_HELP = {
-    "cpu": "Run on the processor (always available)",
-    "cuda": "Run on an NVIDIA GPU",
-    "mps": "Run on an Apple Silicon GPU",
-}
 # Blender's Title Case for menu entries and headings: every word capitalised except short
 # joining words; words with capitals of their own (GAN, AdaIN) are left as they are.
 _SMALL_WORDS = frozenset("a an and as at but by for from in into of on or the to via with".split())
-FAMILY_DESCRIPTIONS = {
-    "builtin": "Styles computed by the add-on itself: no download needed",
-    "gan": "Published style networks, downloaded on first use",
-    "arbitrary": "Styles that take the look of any image you choose",
-    "custom": "Style models you added from files",
-}
+_FAMILY_ICONS = {ModelFamily.BUILTIN: "BRUSH_DATA", ModelFamily.GAN: "IMPORT", ModelFamily.ARBITRARY: "IMAGE_DATA"}
 _device_items: list[tuple[str, str, str]] = []  # Blender keeps pointers into these strings
 _style_items: list[tuple[str, str, str, str, int]] = []
 _custom_cache: dict[str, object] = {"key": None, "entries": []}
@@ -80,17 +86,17 @@ def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[
     entries = list(ALL_STYLES) + installed_custom_styles(context)
     items: list[tuple[str, str, str, str, int]] = []
     family = None
+    families = list(FAMILY_TITLES)
     for entry in entries:
         if entry.family != family:
             family = entry.family
-            families = list(FAMILY_TITLES)
             heading = 900_000 + (families.index(family) if family in families else len(families))
             title = title_case(FAMILY_TITLES.get(family, family))
-            items.append(("", title, FAMILY_DESCRIPTIONS.get(family, title), "NONE", heading))  # a menu heading
-        label = f"{entry.name} (Non-Commercial)" if entry.non_commercial else entry.name
-        icon = {"builtin": "BRUSH_DATA", "gan": "IMPORT", "arbitrary": "IMAGE_DATA"}.get(entry.family, "FILE")
-        description = entry.description or f"The {entry.name} style"
-        items.append((entry.id, title_case(label) if entry.family != "custom" else label, description, icon,
+            items.append(("", title, description(choice(ModelFamily, family)), "NONE", heading))  # a menu heading
+        text = f"{entry.name} (Non-Commercial)" if entry.non_commercial else entry.name
+        icon = _FAMILY_ICONS.get(choice(ModelFamily, entry.family), "FILE")
+        tip = entry.description or f"The {entry.name} style"
+        items.append((entry.id, title_case(text) if entry.family != ModelFamily.CUSTOM else text, tip, icon,
                       _stable_number(entry)))
     _style_items[:] = items
     return _style_items
@@ -104,15 +110,14 @@ def known_devices() -> dict[str, bool]:
 
 def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
     devices = known_devices()
-    items = [("AUTO", "Auto", "The fastest device this machine has (CUDA, then Apple MPS, then CPU)")]
-    for key in ("cpu", "cuda", "mps"):
-        label = DEVICE_LABELS[key] if devices.get(key) else f"{DEVICE_LABELS[key]} (Unavailable)"
-        items.append((key.upper(), label, DEVICE_HELP[key]))
+    items = []
+    for device in Device:
+        text = label(device)
+        if device != Device.AUTO and not devices.get(device.value):
+            text += " (Unavailable)"
+        items.append((device.name, text, description(device)))
     _device_items[:] = items
     return _device_items
-
-
-MIN_MANUAL_TILE = 64  # the engine's smallest tile; 0 means Auto
 
 
 def _snap_tile_size(settings: bpy.types.PropertyGroup, _context: bpy.types.Context) -> None:
@@ -129,37 +134,30 @@ class RestyleSettings(bpy.types.PropertyGroup):
     )
     style_weight: FloatProperty(  # type: ignore[valid-type]
         name="Style Weight", description="How strongly the style image's look replaces the texture's",
-        default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+        default=STYLE_WEIGHT.default, min=STYLE_WEIGHT.min, max=STYLE_WEIGHT.max, subtype="FACTOR",
     )
     strength: FloatProperty(  # type: ignore[valid-type]
         name="Strength", description="Blend between the original (0) and the fully restyled texture (1)",
-        default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+        default=STRENGTH.default, min=STRENGTH.min, max=STRENGTH.max, subtype="FACTOR",
     )
     device: EnumProperty(name="Device", description="Where the style network runs", items=device_items)  # type: ignore[valid-type]
     precision: EnumProperty(  # type: ignore[valid-type]
         name="Precision",
         description="Number format of the style network's arithmetic: lower precision is faster and uses less "
                     "memory",
-        items=[
-            ("AUTO", "Auto", "Reduced precision (bf16/fp16) where the model's measured error allows it"),
-            ("FULL", "Full", "Always compute in 32-bit floating point"),
-            ("REDUCED", "Reduced", "bf16/fp16 wherever the device supports it: fastest, small colour differences"),
-        ],
+        items=enum_items(Precision),
     )
     tile_size: IntProperty(  # type: ignore[valid-type]
         name="Tile Size",
         description="Pixels per tile side. 0 is Auto: the whole image when it fits in the device's free memory, "
                     "otherwise the largest tiles that fit. A number overrides it: smaller tiles use less memory",
-        default=0, min=0, max=8192, step=64, subtype="PIXEL", update=_snap_tile_size,
+        default=int(TILE_SIZE.default), min=int(TILE_SIZE.min), max=int(TILE_SIZE.max), step=TILE_STEP,
+        subtype="PIXEL", update=_snap_tile_size,
     )
     seamless: EnumProperty(  # type: ignore[valid-type]
         name="Seamless",
         description="Keep tileable textures tileable by giving their edges wrap-around context",
-        items=[
-            ("AUTO", "Auto", "Detect whether each texture tiles and keep it tiling if it does"),
-            ("ON", "On", "Treat every texture as tileable"),
-            ("OFF", "Off", "Treat every texture as a single image"),
-        ],
+        items=enum_items(Seamless),
     )
     preserve_colors: BoolProperty(  # type: ignore[valid-type]
         name="Preserve Original Colors",
@@ -173,16 +171,25 @@ class RestyleSettings(bpy.types.PropertyGroup):
     output: EnumProperty(  # type: ignore[valid-type]
         name="Output",
         description="Where the restyled images are kept",
-        items=[
-            ("FILES", "Files", "Save restyled images under //restyled/ beside the .blend (packed while unsaved)"),
-            ("PACK", "Pack", "Pack restyled images into the .blend"),
-        ],
+        items=enum_items(OutputMode),
     )
 
 
 def settings_of(context: bpy.types.Context) -> RestyleSettings:
     """The scene's Restyle settings (``scene.restyle``), typed."""
     return context.scene.restyle  # type: ignore[attr-defined, no-any-return]
+
+
+def restyle_options(settings: RestyleSettings) -> RestyleOptions:
+    """The engine's typed options from the panel's settings (the enum identifiers become members)."""
+    return RestyleOptions(
+        strength=float(settings.strength),
+        device=choice(Device, settings.device),
+        precision=choice(Precision, settings.precision),
+        tile_size=int(settings.tile_size),
+        seamless=choice(Seamless, settings.seamless),
+        preserve_colors=bool(settings.preserve_colors),
+    )
 
 
 def attach() -> None:

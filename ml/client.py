@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from . import protocol
 from .errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
+from .options import STYLE_WEIGHT, Device, RestyleOptions
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +210,10 @@ class WorkerClient:
         return time.perf_counter() - sent
 
     def submit_depth(self, images: Sequence[tuple[str, np.ndarray]], model_file: str, max_depth: float | None = None,
-                     device: str = "auto") -> Job:
+                     device: Device | str = Device.AUTO) -> Job:
         """Start estimating depth for ``images`` with a Depth Anything V2 checkpoint."""
         return self._submit("depth", images, {"files": {"model": model_file}, "max_depth": max_depth,
-                                              "device": device})
+                                              "device": str(device)})
 
     def inspect(self, path: str, timeout: float = 120.0) -> dict[str, Any]:
         """Ask the worker which architecture a model file holds (raises WorkerFailed if none)."""
@@ -231,14 +232,17 @@ class WorkerClient:
     def submit(
         self,
         style: str,
-        options: dict[str, Any],
+        options: RestyleOptions | Mapping[str, Any],
         images: Sequence[tuple[str, np.ndarray]],
         files: dict[str, str] | None = None,
         style_image: np.ndarray | None = None,
-        style_weight: float = 1.0,
+        style_weight: float = STYLE_WEIGHT.default,
     ) -> Job:
         """Start restyling ``images``; ``files`` are the model's weight files (none for built-ins)."""
-        extra = {"style": style, "options": options, "files": files or {}, "style_weight": style_weight}
+        # Transitional: a plain mapping (operators/run.py engine_options) still travels as it is; the
+        # worker reads both through RestyleOptions.from_wire.
+        wire = options.to_wire() if isinstance(options, RestyleOptions) else dict(options)
+        extra = {"style": style, "options": wire, "files": files or {}, "style_weight": style_weight}
         return self._submit("run", images, extra, style_image)
 
     def _submit(self, op: str, images: Sequence[tuple[str, np.ndarray]], extra: dict[str, Any],

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
+from .options import Device, Precision, choice
+
 log = logging.getLogger(__name__)
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
 
 def available_devices() -> dict[str, bool]:
     mps = getattr(torch.backends, "mps", None)
@@ -21,17 +20,16 @@ def available_devices() -> dict[str, bool]:
     }
 
 
-def resolve_device(name: str) -> tuple[torch.device, str | None]:
+def resolve_device(name: Device | str) -> tuple[torch.device, str | None]:
     """The torch device for a user's choice, and a warning when it had to fall back."""
-    name = name.strip().lower()  # the panel's enum says "CUDA", the CLI "cuda"
-    if name not in DEVICE_CHOICES:
-        raise ValueError(f"unknown device '{name}' (choose one of {', '.join(DEVICE_CHOICES)})")
+    wanted = choice(Device, str(name).strip())
     available = available_devices()
-    if name == "auto":
-        for candidate in ("cuda", "mps"):
+    if wanted == Device.AUTO:
+        for candidate in (Device.CUDA, Device.MPS):
             if available[candidate]:
-                return torch.device(candidate), None
+                return torch.device(candidate.value), None
         return torch.device("cpu"), None
+    name = wanted.value
     if available[name]:
         return torch.device(name), None
     return torch.device("cpu"), f"{name.upper()} is not available on this machine: running on the CPU instead"
@@ -80,17 +78,15 @@ def cpu_features() -> str:
             f"{torch.get_num_threads()} threads; Reduced precision runs {chosen}")
 
 
-def reduced_dtype(device: torch.device, precision: str, model_allows: bool) -> torch.dtype | None:
+def reduced_dtype(device: torch.device, precision: Precision | str, model_allows: bool) -> torch.dtype | None:
     """The autocast dtype to use, or None for full fp32.
 
     "auto" only lowers precision for models whose error against fp32 was measured
     small enough (``model_allows``); "full" always keeps fp32; "reduced" lowers it
     wherever the device supports it.
     """
-    precision = precision.strip().lower()
-    if precision not in ("auto", "full", "reduced"):
-        raise ValueError(f"unknown precision '{precision}' (choose auto, full or reduced)")
-    if precision == "full" or (precision == "auto" and not model_allows):
+    chosen = choice(Precision, str(precision).strip())
+    if chosen == Precision.FULL or (chosen == Precision.AUTO and not model_allows):
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -24,6 +24,7 @@ from .allocator import trim_heap
 from .devices import reduced_dtype, resolve_device
 from .errors import InvalidImageError, JobCancelled
 from .memory_model import AUTO, plan_tiles
+from .options import RestyleOptions, Seamless
 from .styles.base import StyleNet
 from .tiling import (
     GlobalNorm,
@@ -41,30 +42,6 @@ ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
 
-@dataclass(frozen=True)
-class RestyleOptions:
-    strength: float = 1.0
-    device: str = "auto"
-    precision: str = "auto"
-    tile_size: int = AUTO  # pixels per tile side; AUTO (0): the largest that fits in free memory
-    seamless: str = "auto"  # auto | on | off
-    preserve_colors: bool = False
-    feather: int = 8
-    memory_budget: int = 0  # bytes Auto may plan with; 0: a safe share of the device's free memory
-    reuse_activations: bool = True  # exact passes resume from stored activations (False: the old schedule)
-
-    def validated(self) -> RestyleOptions:
-        if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"strength must be within 0..1, got {self.strength}")
-        if self.seamless not in ("auto", "on", "off"):
-            raise ValueError(f"seamless must be auto, on or off, got '{self.seamless}'")
-        if self.tile_size != AUTO and self.tile_size < 64:
-            raise ValueError(f"tile size must be 0 (Auto) or at least 64 pixels, got {self.tile_size}")
-        if self.memory_budget < 0:
-            raise ValueError(f"memory budget must be 0 (Auto) or a number of bytes, got {self.memory_budget}")
-        return self
-
-
 @dataclass
 class RestyleReport:
     tiles: int = 0
@@ -78,6 +55,7 @@ class RestyleReport:
     stored_peak: int = 0  # bytes of activations the exact passes kept at most (ResumeCache)
 
 
+DEFAULT_OPTIONS = RestyleOptions()
 CHUNK_ROWS = 256  # whole-image numpy work runs in row blocks, so no full-size temporaries
 
 
@@ -130,7 +108,7 @@ def _colour_channels(source: np.ndarray) -> int:
 def restyle(
     model: StyleNet,
     image: np.ndarray,
-    options: RestyleOptions = RestyleOptions(),
+    options: RestyleOptions = DEFAULT_OPTIONS,
     progress: ProgressFn | None = None,
     cancelled: CancelFn | None = None,
     report: RestyleReport | None = None,
@@ -185,7 +163,7 @@ def _restyle_once(
 ) -> np.ndarray:
     source = _checked_layout(image)
     colour = source[..., : _colour_channels(source)]
-    wrap = options.seamless == "on" or (options.seamless == "auto" and is_tileable(colour))
+    wrap = options.seamless == Seamless.ON or (options.seamless == Seamless.AUTO and is_tileable(colour))
     device, warning = resolve_device(options.device)
     dtype = reduced_dtype(device, options.precision, model.reduced_precision_ok)
     report.seamless, report.device, report.warning = wrap, str(device), warning

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import torch
 
+from .options import AUTO_TILE
+
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
 MIN_AUTO_TILE = 256  # below this the halo costs more than the core: never chosen by Auto
-AUTO = 0  # RestyleOptions.tile_size for "choose for me"
+AUTO = AUTO_TILE  # RestyleOptions.tile_size for "choose for me"
 
 # Bytes per input pixel of the peak working set, (fp32, reduced), whole image; see the module
 # docstring for the command. Unknown networks use the largest row (safe, maybe slow).

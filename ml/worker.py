@@ -22,7 +22,7 @@ import torch
 from . import protocol
 from .depth import estimate_depth, load_depth_network
 from .devices import available_devices, reduced_dtype, resolve_device
-from .engine import RestyleOptions, RestyleReport, restyle
+from .engine import RestyleReport, restyle
 from .errors import JobCancelled, RestyleError
 from .fast_depth import WEIGHTS as FAST_DEPTH_WEIGHTS
 from .fast_depth import estimate_fast_depth, load_fast_depth
@@ -30,6 +30,7 @@ from .loading import build, load_style_network, read_state_dict
 from .models.adain import AdaIN
 from .models.depth_anything import DepthAnythingV2
 from .models.fast_depth import FastDepth
+from .options import RestyleOptions
 from .styles import build_style
 from .styles.base import StyleNet
 
@@ -166,7 +167,7 @@ class Worker:
     def run_job(self, message: protocol.Message) -> None:
         job = str(message["job"])
         items = message["items"]
-        options = RestyleOptions(**message.get("options", {})).validated()  # failures: handle()'s guard
+        options = RestyleOptions.from_wire(message.get("options", {})).validated()  # failures: handle()'s guard
         model = self.model(str(message["style"]), dict(message.get("files", {})))
         if isinstance(model, AdaIN):
             style_path = message.get("style_image")
