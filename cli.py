@@ -33,6 +33,7 @@ import bpy
 from . import preferences
 from .jobs.base import services_of
 from .jobs.depth_pass import mesh_from_depth_pass
+from .jobs.learn import learn_style, style_image_paths
 from .jobs.models import add_model_file, remove_model
 from .jobs.options import DepthPassOptions, EngineOptions, PhotoOptions, RenderOptions, TextureOptions
 from .jobs.photo import import_photos
@@ -594,17 +595,11 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
 
 def _learn(args: argparse.Namespace) -> str:
     """Learn Style from Images, blocking; returns the new custom style's id."""
-    from .operators.learn import LearnRun, style_image_paths  # the job object the panel's operator drives
-
     paths = style_image_paths(";".join(str(Path(p).resolve()) for p in args.images))
-    job = LearnRun(bpy.context, paths, args.name, args.preset, args.steps or 0, args.seed,
-                   str(Path(args.content).resolve()) if args.content else "", device="auto")
-    try:
-        job.wait()
-        style_id, card = job.finish()
-    finally:
-        job.close()
-    _say(f"Learned '{job.name}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
+    content = str(Path(args.content).resolve()) if args.content else ""
+    style_id, card = learn_style(bpy.context.selected_objects, paths, args.name, args.preset, args.steps or 0,
+                                 args.seed, content, services_of(bpy.context))
+    _say(f"Learned '{args.name.strip()}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
     return style_id
 
 
