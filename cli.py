@@ -35,7 +35,6 @@ from .jobs.base import services_of
 from .jobs.depth_pass import mesh_from_depth_pass
 from .jobs.learn import learn_style, style_image_paths
 from .jobs.models import add_model_file, remove_model
-from .jobs.options import DepthPassOptions, EngineOptions, PhotoOptions, RenderOptions, TextureOptions
 from .jobs.photo import import_photos
 from .jobs.render import stylize_render
 from .jobs.textures import stylize_textures
@@ -43,6 +42,13 @@ from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
 from .ml.custom import PREFIX as CUSTOM_PREFIX
 from .ml.custom import custom_depth_models, custom_styles, find_style
 from .ml.errors import RestyleError
+from .ml.options import (
+    DepthPassMeshOptions,
+    ImportPhotoOptions,
+    RestyleOptions,
+    StylizeRenderOptions,
+    StylizeTexturesOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -413,16 +419,19 @@ def _objects(args: argparse.Namespace) -> list[bpy.types.Object]:
     return objects
 
 
-def _engine(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(strength=args.strength, device=getattr(args, "device", "auto"),
-                         precision=getattr(args, "precision", "auto"), tile_size=getattr(args, "tile_size", 0),
-                         seamless=getattr(args, "seamless", "auto"))
+def _restyle(args: argparse.Namespace) -> RestyleOptions:
+    """The engine's options: stylize-render has only --strength, the rest stay at their defaults."""
+    defaults = RestyleOptions()
+    return RestyleOptions(strength=args.strength, device=getattr(args, "device", defaults.device),
+                          precision=getattr(args, "precision", defaults.precision),
+                          tile_size=getattr(args, "tile_size", defaults.tile_size),
+                          seamless=getattr(args, "seamless", defaults.seamless))
 
 
 def do_stylize_textures(args: argparse.Namespace) -> str:
     objects = _objects(args)
     names = [o.name for o in objects]  # names: the objects are looked up again after the job
-    options = TextureOptions(style=args.style, engine=_engine(args), output_folder=args.output_dir or "")
+    options = StylizeTexturesOptions(style=args.style, restyle=_restyle(args), output_dir=args.output_dir or "")
     outcome = stylize_textures(objects, options, services_of(bpy.context))
     for warning in outcome.warnings:
         _say(f"restyle stylize-textures: {warning}")
@@ -445,9 +454,9 @@ def _scene() -> bpy.types.Scene:
 def do_stylize_render(args: argparse.Namespace) -> str:
     scene = _scene()
     start, end = args.frames or (scene.frame_current, scene.frame_current)
-    options = RenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
-                            engine=_engine(args), outlines=args.outlines, depth_falloff=args.depth_falloff,
-                            temporal=args.temporal)
+    options = StylizeRenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
+                                   restyle=_restyle(args), outlines=args.outlines, depth_falloff=args.depth_falloff,
+                                   temporal=args.temporal)
     _say(stylize_render(scene, options, services_of(bpy.context)).summary(), sys.stdout)
     return str(args.output_dir)
 
@@ -460,8 +469,8 @@ def do_import_photo(args: argparse.Namespace) -> str:
     unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
     if len(unique) < len(photos):
         _say("restyle import-photo: a photo is listed more than once: imported once")
-    options = PhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
-                           max_side=args.resolution)
+    options = ImportPhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
+                                 resolution=args.resolution)
     services = services_of(bpy.context)
     for photo in unique:  # one at a time, as the panel imports a photo: each in front of its own camera
         outcome = import_photos(_scene(), [photo], options, services)
@@ -472,8 +481,8 @@ def do_import_photo(args: argparse.Namespace) -> str:
 
 
 def do_depth_mesh(args: argparse.Namespace) -> str:
-    outcome = mesh_from_depth_pass(_scene(), DepthPassOptions(exr_path=args.exr or "",
-                                                                       max_side=args.resolution))
+    outcome = mesh_from_depth_pass(_scene(), DepthPassMeshOptions(exr=args.exr or "",
+                                                                           resolution=args.resolution))
     _say(outcome.summary(), sys.stdout)
     return outcome.object
 

@@ -13,9 +13,11 @@ import bpy
 
 from .. import preferences
 from ..ml.client import WorkerClient, shared_client
+from ..ml.errors import RestyleError
 from ..ml.store import ModelStore
 
 OutcomeT = TypeVar("OutcomeT", covariant=True)
+OptionsT = TypeVar("OptionsT")
 POLL_INTERVAL_S = 0.02
 
 
@@ -34,6 +36,18 @@ class Services:
 
     def client(self) -> WorkerClient:
         return shared_client(package_root(), threads=self.threads)
+
+
+class InvalidOptions(RestyleError):
+    """An option outside its range or choices (ml/options.py says which)."""
+
+
+def checked(options: OptionsT) -> OptionsT:
+    """``options.validated()``, its ValueError as a domain error with the same message."""
+    try:
+        return options.validated()  # type: ignore[attr-defined, no-any-return]
+    except ValueError as exc:
+        raise InvalidOptions(str(exc)) from None
 
 
 def services_of(context: bpy.types.Context) -> Services:

@@ -15,9 +15,9 @@ import bpy
 from ..bridge import compat, passes
 from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
 from ..ml.errors import JobCancelled, RestyleError
+from ..ml.options import DepthPassMeshOptions
 from ..ml.reconstruct import GridMesh, depth_to_mesh
-from .base import run_to_end, wait_by_polling
-from .options import DepthPassOptions
+from .base import checked, run_to_end, wait_by_polling
 
 
 @dataclass
@@ -35,8 +35,8 @@ class DepthPassJob:
 
     STEPS = ("rendering", "building the mesh")
 
-    def __init__(self, scene: bpy.types.Scene, options: DepthPassOptions) -> None:
-        self.options = options
+    def __init__(self, scene: bpy.types.Scene, options: DepthPassMeshOptions) -> None:
+        self.options = checked(options)
         self.scene_name = scene.name
         camera = passes.scene_camera(scene)  # a clear error now, before anything is rendered
         self.camera_name = camera.name
@@ -65,8 +65,8 @@ class DepthPassJob:
             raise JobCancelled()
         if self.step == 0:
             scene = self._scene()
-            if self.options.exr_path:
-                self.rendered = passes.read_multilayer_exr(bpy.path.abspath(self.options.exr_path))
+            if self.options.exr:
+                self.rendered = passes.read_multilayer_exr(bpy.path.abspath(self.options.exr))
             else:
                 self.rendered = passes.render_passes(scene)
         elif self.step == 1:
@@ -77,7 +77,7 @@ class DepthPassJob:
             valid = rendered.depth < passes.clip_end(scene)
             if not valid.any():
                 raise passes.PassError("the render shows nothing but background")
-            self.grid = depth_to_mesh(rendered.depth, intrinsics, self.options.max_side, self.options.cut_threshold,
+            self.grid = depth_to_mesh(rendered.depth, intrinsics, self.options.resolution, self.options.cut_threshold,
                                       valid, planar_depth=True)
         self.step = min(self.step + 1, len(self.STEPS))
         return self.step == len(self.STEPS)
@@ -107,6 +107,6 @@ class DepthPassJob:
         return DepthMeshOutcome(obj.name, len(grid.vertices), len(grid.faces))
 
 
-def mesh_from_depth_pass(scene: bpy.types.Scene, options: DepthPassOptions) -> DepthMeshOutcome:
+def mesh_from_depth_pass(scene: bpy.types.Scene, options: DepthPassMeshOptions) -> DepthMeshOutcome:
     """Blocking Mesh from Depth Pass (command line, scripts): the same steps the panel's operator drives."""
     return run_to_end(DepthPassJob(scene, options))

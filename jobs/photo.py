@@ -26,9 +26,9 @@ from ..ml.client import Job as WorkerJob
 from ..ml.custom import custom_depth_models, find_depth_model
 from ..ml.errors import JobCancelled, RestyleError
 from ..ml.exif import PhotoInfo, orient, read_photo_info, stored_uv
+from ..ml.options import DepthSource, ImportPhotoOptions
 from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
-from .base import Services, package_root, run_to_end
-from .options import PhotoOptions
+from .base import Services, checked, package_root, run_to_end
 
 log = logging.getLogger(__name__)
 SENSOR_35MM = 36.0
@@ -50,22 +50,22 @@ def user_depth_models(model_root: Path) -> list[StyleEntry]:
 def choose_depth_model(choice: str, services: Services) -> StyleEntry | None:
     """The depth model for a choice of the Depth Model menu (None: flat planes)."""
     store = services.store
-    if choice == "FLAT":
+    if choice == DepthSource.FLAT:
         return None
     downloaded = [e for e in DEPTH_MODELS if e.files]
     builtin = [e for e in DEPTH_MODELS if not e.files]
     # Auto: a downloaded model when one is installed, then the user's own, else the built-in one shipped inside.
-    if choice == "AUTO":
+    if choice == DepthSource.AUTO:
         candidates = downloaded + user_depth_models(services.model_root) + builtin
     else:  # a custom model whose file is gone says where it was
         candidates = [find_depth_model(choice, services.model_root)]
     for entry in candidates:
         if store.is_installed(entry) and (entry.files or builtin_depth_available()):
             return entry
-    if choice != "AUTO" and not candidates[0].files:
+    if choice != DepthSource.AUTO and not candidates[0].files:
         raise RestyleError(f"'{candidates[0].name}' is missing from this installation of Neural Restyle: reinstall "
                            "the extension, or pick another depth model")
-    if choice != "AUTO":
+    if choice != DepthSource.AUTO:
         raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it under Depth Models in the "
                            "Restyle panel, or add its file with Add Custom Style from File")
     return None
@@ -118,12 +118,13 @@ def read_photo(path: Path) -> Photo:
 class PhotoJob:
     """A steppable Import Photo (see jobs.base.Job)."""
 
-    def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: PhotoOptions, services: Services) -> None:
+    def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,
+                 services: Services) -> None:
         missing = [str(p) for p in paths if not p.is_file()]
         if not paths or missing:
             raise RestyleError(f"No such photo: {', '.join(missing) or 'none given'}")
         self.scene_name = scene.name
-        self.options = options
+        self.options = options = checked(options)
         self.entry = choose_depth_model(options.depth_model, services)
         self.photos = [read_photo(path) for path in paths]
         self.worker_job: WorkerJob | None = None
@@ -133,7 +134,7 @@ class PhotoJob:
             client = shared_client(package_root(), threads=services.threads)
             model_file = str(services.store.paths(self.entry).get("model", ""))
             self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)],
-                                                  model_file, self.entry.max_depth)
+                                                  model_file, self.entry.max_depth, device=options.device)
         self.cancelled = False
 
     # -- Job ----------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class PhotoJob:
         warnings = [f"{photo.path.name}: {warning}" for photo in self.photos for warning in photo.info.warnings]
         return PhotoOutcome([photo.path.stem for photo in self.photos],
                             self.entry.name if self.entry is not None else None,
-                            self.options.depth_model == "FLAT", warnings)
+                            self.options.depth_model == DepthSource.FLAT, warnings)
 
     def _build(self, scene: bpy.types.Scene, index: int, photo: Photo, disparity: np.ndarray | None,
                created: compat.CreatedData) -> bpy.types.Object:
@@ -212,7 +213,7 @@ class PhotoJob:
             depth = np.maximum(disparity, 1e-3)  # metric models give metres
         else:
             depth = depth_from_disparity(disparity, options.near, options.depth_range)
-        grid = depth_to_mesh(depth, camera_model, options.max_side if disparity is not None else 2,
+        grid = depth_to_mesh(depth, camera_model, options.resolution if disparity is not None else 2,
                              options.cut_threshold)
         su, sv = stored_uv(grid.uvs[:, 0], grid.uvs[:, 1], info.orientation)
         grid.uvs = np.stack([su, sv], axis=1).astype(np.float32)
@@ -242,7 +243,7 @@ class PhotoJob:
         return camera
 
 
-def import_photos(scene: bpy.types.Scene, paths: list[Path], options: PhotoOptions,
+def import_photos(scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,
                   services: Services) -> PhotoOutcome:
     """Blocking Import Photo (command line, scripts): the same steps the panel's operator drives."""
     return run_to_end(PhotoJob(scene, paths, options, services))

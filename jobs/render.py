@@ -22,8 +22,8 @@ from ..ml import color, render_style
 from ..ml.client import Job as WorkerJob
 from ..ml.custom import find_style
 from ..ml.errors import JobCancelled, RestyleError
+from ..ml.options import StylizeRenderOptions
 from .base import Services, run_to_end, wait_by_polling
-from .options import RenderOptions
 
 log = logging.getLogger(__name__)
 RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
@@ -58,8 +58,11 @@ def earlier_results(scene_name: str, style: str) -> list[bpy.types.Image]:
 class RenderJob:
     """A steppable Stylize Render (see jobs.base.Job)."""
 
-    def __init__(self, scene: bpy.types.Scene, options: RenderOptions, services: Services) -> None:
+    def __init__(self, scene: bpy.types.Scene, options: StylizeRenderOptions, services: Services) -> None:
+        """The frames are taken as given (frame 0 is frame 0): the operator turns its 0, "the current
+        frame", into a frame number first."""
         self.options = options
+        options.restyle.validated()
         start, end = options.frame_start, options.frame_end
         if end < start:
             raise RestyleError(f"the end frame {end} is before the start frame {start}")
@@ -117,7 +120,7 @@ class RenderJob:
             scene.frame_set(saved)  # the user's frame between steps, whatever happened
         source = color.linear_to_srgb(self.rendered.combined[..., :3])
         self.sources.append(source)
-        self.worker_job = self.client.submit(self.style, self.options.engine.as_request(), [("frame", source)],
+        self.worker_job = self.client.submit(self.style, self.options.restyle, [("frame", source)],
                                              files=self.files)
 
     def _composite(self, styled: np.ndarray) -> np.ndarray:
@@ -229,6 +232,6 @@ def write_png(path: str, rgb: np.ndarray, written: outputs.WrittenFiles) -> None
                 written.add(path)
 
 
-def stylize_render(scene: bpy.types.Scene, options: RenderOptions, services: Services) -> RenderOutcome:
+def stylize_render(scene: bpy.types.Scene, options: StylizeRenderOptions, services: Services) -> RenderOutcome:
     """Blocking Stylize Render (command line, scripts): the same steps the panel's operator drives."""
     return run_to_end(RenderJob(scene, options, services))

@@ -22,8 +22,8 @@ from ..bridge.images import IdKey, id_label
 from ..ml.client import Job as WorkerJob
 from ..ml.custom import find_style
 from ..ml.errors import RestyleError
-from .base import Services, run_to_end
-from .options import TextureOptions
+from ..ml.options import OutputMode, StylizeTexturesOptions
+from .base import Services, checked, run_to_end
 
 
 class NothingToRestyle(RestyleError):
@@ -52,8 +52,10 @@ class Outcome:
 class TexturesJob:
     """A steppable Stylize Textures (see jobs.base.Job)."""
 
-    def __init__(self, objects: Iterable[bpy.types.Object], options: TextureOptions, services: Services) -> None:
-        self.options = options
+    def __init__(self, objects: Iterable[bpy.types.Object], options: StylizeTexturesOptions, services: Services,
+                 style_image: str | None = None) -> None:
+        """``style_image``: the name of an image of this file, for the arbitrary (style image) styles."""
+        self.options = options = checked(options)
         self.style = options.style
         self.entry = find_style(self.style, services.model_root)
         files: dict[str, str] = {}
@@ -66,13 +68,13 @@ class TexturesJob:
                     "or add the file with Add Custom Style from File"
                 )
             files = {role: str(path) for role, path in store.paths(self.entry).items()}
-        style_image = None
+        style_pixels = None
         if self.entry.family == "arbitrary":
-            image = bpy.data.images.get(options.style_image) if options.style_image else None
+            image = bpy.data.images.get(style_image) if style_image else None
             if image is None:
                 raise NothingToRestyle("Pick a style image for the arbitrary style")
             try:
-                style_image = images.read_sources(image)[0].pixels
+                style_pixels = images.read_sources(image)[0].pixels
             except images.ImageReadError as exc:
                 raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
         self.plan = materials.collect(objects)
@@ -88,9 +90,9 @@ class TexturesJob:
             raise NothingToRestyle(self._nothing_message())
         try:
             self.worker_job: WorkerJob = services.client().submit(
-                self.style, options.engine.as_request(),
+                self.style, options.restyle,
                 [(key, source.pixels) for key, source in self.sources.items()],
-                files=files, style_image=style_image, style_weight=float(options.style_weight),
+                files=files, style_image=style_pixels, style_weight=float(options.style_weight),
             )
         except OSError as exc:  # the job's arrays go through the temporary folder
             raise outputs.OutputWriteError(
@@ -158,7 +160,8 @@ class TexturesJob:
         """Build the new images and materials from the finished job (all or nothing)."""
         per_image = self._collect_results()
         self.outcome.warnings = list(self.worker_job.warnings)
-        folder = None if self.options.pack else images.output_folder(self.options.output_folder)
+        pack = self.options.output == OutputMode.PACK
+        folder = None if pack else images.output_folder(self.options.output_dir)
         created: dict[IdKey, bpy.types.Image] = {}
         files: dict[IdKey, outputs.WrittenFiles] = {}
         copies = materials.Copies()
@@ -222,6 +225,7 @@ class TexturesJob:
                 files[key].remove_all()
 
 
-def stylize_textures(objects: Iterable[bpy.types.Object], options: TextureOptions, services: Services) -> Outcome:
+def stylize_textures(objects: Iterable[bpy.types.Object], options: StylizeTexturesOptions, services: Services,
+                     style_image: str | None = None) -> Outcome:
     """Blocking Stylize Textures (command line, scripts): the same steps the panel's operator drives."""
-    return run_to_end(TexturesJob(objects, options, services))
+    return run_to_end(TexturesJob(objects, options, services, style_image))

@@ -7,7 +7,7 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..bridge import compat
 from ..jobs.depth_pass import DepthPassJob
-from ..jobs.options import DepthPassOptions
+from ..ml.options import DepthPassMeshOptions
 from . import state
 from .jobs import JobOperator, Result, RunningJob
 from .settings import scene_has_camera
@@ -43,7 +43,7 @@ class RESTYLE_OT_mesh_from_depth_pass(JobOperator, bpy.types.Operator):
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
         assert context.scene is not None  # poll() checked it
-        options = DepthPassOptions(exr_path=self.filepath, max_side=self.max_side, cut_threshold=self.cut_threshold)
+        options = DepthPassMeshOptions(exr=self.filepath, resolution=self.max_side, cut_threshold=self.cut_threshold)
         return DepthPassJob(context.scene, options)
 
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:

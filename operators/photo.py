@@ -10,9 +10,9 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from .. import preferences
 from ..jobs import photo as photo_job
 from ..jobs.base import services_of
-from ..jobs.options import PhotoOptions
 from ..jobs.photo import builtin_depth_available  # noqa: F401  (panels/depth_models.py reads it here)
 from ..ml.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.options import ImportPhotoOptions
 from . import state
 from .jobs import JobOperator, Result, RunningJob
 
@@ -93,9 +93,9 @@ class RESTYLE_OT_import_photo_mesh(JobOperator, bpy.types.Operator):
         return [Path(bpy.path.abspath(self.filepath))] if self.filepath else []
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
-        options = PhotoOptions(depth_model=self.depth_model, near=self.near, depth_range=self.depth_range,
-                               max_side=self.max_side, cut_threshold=self.cut_threshold,
-                               focal_35mm=self.focal_35mm, simplify=self.simplify)
+        options = ImportPhotoOptions(depth_model=self.depth_model, near=self.near, depth_range=self.depth_range,
+                                     resolution=self.max_side, cut_threshold=self.cut_threshold,
+                                     focal_35mm=self.focal_35mm, simplify=self.simplify)
         assert context.scene is not None  # poll() checked it
         return photo_job.PhotoJob(context.scene, self._paths(), options, services_of(context))
 

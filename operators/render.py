@@ -7,11 +7,12 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..bridge import compat
 from ..jobs.base import services_of
-from ..jobs.options import RenderOptions
 from ..jobs.render import RenderJob, RenderOutcome
+from ..ml.options import StylizeRenderOptions
+from ..properties import restyle_options
 from . import state
 from .jobs import JobOperator, Result, RunningJob
-from .settings import engine_options_of, scene_has_camera
+from .settings import scene_has_camera
 
 
 class RESTYLE_OT_stylize_render(JobOperator, bpy.types.Operator):
@@ -46,9 +47,10 @@ class RESTYLE_OT_stylize_render(JobOperator, bpy.types.Operator):
         assert scene is not None  # poll() checked it
         settings = scene.restyle  # type: ignore[attr-defined]
         start = self.frame_start or scene.frame_current
-        options = RenderOptions(
+        # 0 is "the current frame" here; the job takes frame numbers as they are.
+        options = StylizeRenderOptions(
             style=str(settings.style), frame_start=start, frame_end=self.frame_end or start,
-            output_dir=self.output_dir, engine=engine_options_of(settings), outlines=self.outlines,
+            output_dir=self.output_dir, restyle=restyle_options(settings), outlines=self.outlines,
             depth_falloff=self.depth_falloff, temporal=self.temporal,
         )
         return RenderJob(scene, options, services_of(context))

@@ -6,31 +6,21 @@ from __future__ import annotations
 import bpy
 
 from ..bridge import passes
-from ..jobs.options import EngineOptions, TextureOptions
-from ..properties import RestyleSettings, settings_of
+from ..ml.options import OutputMode, StylizeTexturesOptions, choice
+from ..properties import restyle_options, settings_of
 
 
-def engine_options_of(settings: RestyleSettings) -> EngineOptions:
-    return EngineOptions(
-        strength=float(settings.strength),
-        device=str(settings.device).lower(),
-        precision=str(settings.precision).lower(),
-        tile_size=int(settings.tile_size),
-        seamless=str(settings.seamless).lower(),
-        preserve_colors=bool(settings.preserve_colors),
-    )
-
-
-def texture_options_of(context: bpy.types.Context) -> TextureOptions:
+def texture_options_of(context: bpy.types.Context) -> tuple[StylizeTexturesOptions, str | None]:
+    """Stylize Textures' options, and the name of the style image (arbitrary styles) if one is picked."""
     settings = settings_of(context)
-    return TextureOptions(
+    options = StylizeTexturesOptions(
         style=str(settings.style),
-        engine=engine_options_of(settings),
-        style_image=settings.style_image.name if settings.style_image is not None else None,
+        restyle=restyle_options(settings),
         style_weight=float(settings.style_weight),
-        pack=settings.output == "PACK",
-        output_folder=str(settings.output_folder),
+        output=choice(OutputMode, settings.output),
+        output_dir=str(settings.output_folder),
     )
+    return options, settings.style_image.name if settings.style_image is not None else None
 
 
 def scene_has_camera(operator: type[bpy.types.Operator], context: bpy.types.Context) -> bool:

@@ -19,7 +19,8 @@ def _selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
 
 def textures_job(context: bpy.types.Context) -> TexturesJob:
     """The job a click starts: the selected objects with the panel's settings."""
-    return TexturesJob(context.selected_objects, texture_options_of(context), services_of(context))
+    options, style_image = texture_options_of(context)
+    return TexturesJob(context.selected_objects, options, services_of(context), style_image)
 
 
 class RESTYLE_OT_stylize_textures(JobOperator, bpy.types.Operator):

@@ -76,7 +76,7 @@ def test_stylize_render_renders_one_frame_per_step_and_keeps_the_users_frame(idl
     small_scene()
     scene = bpy.context.scene
     scene.frame_set(5)
-    options = _module("jobs.options").RenderOptions(style="toon", frame_start=1, frame_end=3,
+    options = _module("ml.options").StylizeRenderOptions(style="toon", frame_start=1, frame_end=3,
                                                     output_dir=str(tmp_path / "frames"))
     job = _module("jobs.render").RenderJob(scene, options, services())
     try:
@@ -98,7 +98,7 @@ def test_a_cancelled_stylize_render_removes_its_frames_and_folder(idle, tmp_path
     small_scene()
     scene = bpy.context.scene
     before = data_state()
-    options = _module("jobs.options").RenderOptions(style="toon", frame_start=1, frame_end=3,
+    options = _module("ml.options").StylizeRenderOptions(style="toon", frame_start=1, frame_end=3,
                                                     output_dir=str(tmp_path / "new" / "frames"))
     job = _module("jobs.render").RenderJob(scene, options, services())
     errors = _module("ml.errors")
@@ -119,7 +119,7 @@ def test_mesh_from_depth_pass_steps_and_a_cancel_between_steps_builds_nothing(id
     small_scene()
     before = data_state()
     job = _module("jobs.depth_pass").DepthPassJob(bpy.context.scene,
-                                                  _module("jobs.options").DepthPassOptions(max_side=16))
+                                                  _module("ml.options").DepthPassMeshOptions(resolution=16))
     try:
         assert job.text == "rendering" and job.poll() is False  # step 1: the render
         assert job.text == "building the mesh" and 0 < job.fraction < 1
@@ -135,7 +135,7 @@ def test_import_photo_puts_nothing_in_the_file_before_it_finishes(idle, tmp_path
     small_scene()
     photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=4))
     before = data_state()
-    options = _module("jobs.options").PhotoOptions(depth_model="AUTO", max_side=16)
+    options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
     job = _module("jobs.photo").PhotoJob(bpy.context.scene, [photo], options, services())
     try:
         assert data_state() == before  # the photo was read, but no image datablock stays while depth runs
@@ -173,7 +173,7 @@ def test_the_runner_steps_a_real_job_per_timer_tick_and_esc_leaves_nothing(idle)
     state = _module("operators.state")
     before = data_state()
     job = _module("jobs.depth_pass").DepthPassJob(bpy.context.scene,
-                                                  _module("jobs.options").DepthPassOptions(max_side=16))
+                                                  _module("ml.options").DepthPassMeshOptions(resolution=16))
     runner = _runner(job)
     assert runner._begin(bpy.context) and state.CURRENT.running
     assert not bpy.ops.restyle.mesh_from_depth_pass.poll()  # one job at a time: the buttons wait
@@ -189,7 +189,7 @@ def test_the_runner_steps_a_real_job_per_timer_tick_and_esc_leaves_nothing(idle)
 def test_the_runner_finishes_a_real_job_over_timer_ticks(idle):
     small_scene()
     job = _module("jobs.depth_pass").DepthPassJob(bpy.context.scene,
-                                                  _module("jobs.options").DepthPassOptions(max_side=16))
+                                                  _module("ml.options").DepthPassMeshOptions(resolution=16))
     runner = _runner(job)
     assert runner._begin(bpy.context)
     results = [runner.modal(bpy.context, SimpleNamespace(type="TIMER")) for _ in range(2)]
