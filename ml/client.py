@@ -25,7 +25,18 @@ import numpy as np
 
 from . import protocol
 from .errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
-from .options import STYLE_WEIGHT, Device, RestyleOptions
+from .options import STYLE_WEIGHT, Device, RestyleOptions, choice
+from .protocol import (
+    CancelRequest,
+    DepthRequest,
+    Event,
+    InspectRequest,
+    Item,
+    PingRequest,
+    Request,
+    RunRequest,
+    ShutdownRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,7 @@ CANCEL_GRACE_S = 0.5  # a worker that does not stop within this is killed (and r
 LIVENESS_TIMEOUT_S = 60.0
 TIMEOUT_ENV = "NEURAL_RESTYLE_WORKER_TIMEOUT"
 _EOF = "_eof"
+STYLE_IMAGE_FILE = "style.npy"  # the arbitrary style's image, in the job's folder
 
 
 @dataclass
@@ -105,7 +117,7 @@ class WorkerClient:
             threading.Thread(target=self._read_events, args=(self.process,), daemon=True).start()
             threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
         ready = self._next_event(START_TIMEOUT_S)
-        if ready.get("event") != "ready":
+        if ready.get("event") != Event.READY:
             self.kill()
             raise WorkerDied(self._death_message("while starting"))
         self.devices = ready.get("devices")
@@ -121,7 +133,7 @@ class WorkerClient:
             except ValueError:
                 self.stderr_tail.append(line.rstrip())
                 continue
-            if message.get("event") != "heartbeat":  # liveness only: nothing to handle
+            if message.get("event") != Event.HEARTBEAT:  # liveness only: nothing to handle
                 self.events.put(message)
         self.events.put({"event": _EOF})
 
@@ -166,11 +178,19 @@ class WorkerClient:
                 raise self.hung(since, doing)
             if time.monotonic() > deadline:
                 raise WorkerDied(self._death_message(doing))
+    def send(self, request: Request) -> None:
+        """Send one typed request (ml.protocol)."""
+        self._write(protocol.encode(request))
+
     def _send(self, **message: object) -> None:
+        """Transitional: an untyped request (ml/training/remote.py's "learn" still sends one)."""
+        self._write(protocol.encode(dict(message)))
+
+    def _write(self, line: str) -> None:
         if not self.alive or self.process is None or self.process.stdin is None:
             raise WorkerDied(self._death_message("before the request was sent"))
         try:
-            self.process.stdin.write(protocol.encode(message))
+            self.process.stdin.write(line)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise WorkerDied(self._death_message("while sending a request")) from exc
@@ -195,7 +215,7 @@ class WorkerClient:
     def shutdown(self, timeout: float = 5.0) -> None:
         if self.alive and self.process is not None:
             try:
-                self._send(op="shutdown")
+                self.send(ShutdownRequest())
                 self.process.wait(timeout=timeout)
             except (WorkerDied, subprocess.TimeoutExpired):
                 self.kill()
@@ -205,15 +225,15 @@ class WorkerClient:
         """Round trip of one request to the warm worker, in seconds (starts it if needed)."""
         self.start()
         sent = time.perf_counter()
-        self._send(op="ping", sent=sent)
-        self._answer(lambda event: event.get("event") == "pong", "during a ping", 30.0)
+        self.send(PingRequest(sent))
+        self._answer(lambda event: event.get("event") == Event.PONG, "during a ping", 30.0)
         return time.perf_counter() - sent
 
     def submit_depth(self, images: Sequence[tuple[str, np.ndarray]], model_file: str, max_depth: float | None = None,
                      device: Device | str = Device.AUTO) -> Job:
         """Start estimating depth for ``images`` with a Depth Anything V2 checkpoint."""
-        return self._submit("depth", images, {"files": {"model": model_file}, "max_depth": max_depth,
-                                              "device": str(device)})
+        return self._submit(images, lambda job, items, _folder: DepthRequest(
+            job, items, {"model": model_file}, max_depth, device=choice(Device, device), threads=self.threads))
 
     def inspect(self, path: str, timeout: float = 120.0) -> dict[str, Any]:
         """Ask the worker which architecture a model file holds (raises WorkerFailed if none)."""
@@ -221,11 +241,11 @@ class WorkerClient:
             raise WorkerFailed("A restyle job is running: try again when it has finished")
         self.start()
         request = f"inspect-{next(self._job_ids)}"
-        self._send(op="inspect", path=path, request=request)
-        event = self._answer(lambda e: e.get("event") == "inspected" and e.get("request") == request,
+        self.send(InspectRequest(request, path))
+        event = self._answer(lambda e: e.get("event") in (Event.INSPECTED, Event.ERROR) and e.get("request") == request,
                              "while reading a model file", timeout)
-        if event.get("error"):
-            raise WorkerFailed(str(event["error"]))
+        if event.get("event") == Event.ERROR:
+            raise protocol.rebuilt_failure(event)
         return event
 
     # -- jobs ---------------------------------------------------------------------------
@@ -239,14 +259,18 @@ class WorkerClient:
         style_weight: float = STYLE_WEIGHT.default,
     ) -> Job:
         """Start restyling ``images``; ``files`` are the model's weight files (none for built-ins)."""
-        # Transitional: a plain mapping (operators/run.py engine_options) still travels as it is; the
-        # worker reads both through RestyleOptions.from_wire.
-        wire = options.to_wire() if isinstance(options, RestyleOptions) else dict(options)
-        extra = {"style": style, "options": wire, "files": files or {}, "style_weight": style_weight}
-        return self._submit("run", images, extra, style_image)
+        # Transitional: a plain mapping (operators' engine_options) is read as RestyleOptions' wire form;
+        # callers should pass RestyleOptions (properties.restyle_options gives it from the panel).
+        typed = options if isinstance(options, RestyleOptions) else RestyleOptions.from_wire(options)
 
-    def _submit(self, op: str, images: Sequence[tuple[str, np.ndarray]], extra: dict[str, Any],
-                style_image: np.ndarray | None = None) -> Job:
+        def request(job: str, items: tuple[Item, ...], folder: str) -> RunRequest:
+            style_path = os.path.join(folder, STYLE_IMAGE_FILE) if style_image is not None else None
+            return RunRequest(job, items, style, typed, dict(files or {}), style_weight, style_path, self.threads)
+
+        return self._submit(images, request, style_image)
+
+    def _submit(self, images: Sequence[tuple[str, np.ndarray]],
+                make: Callable[[str, tuple[Item, ...], str], Request], style_image: np.ndarray | None = None) -> Job:
         """Write the arrays into a private job folder and send the request."""
         if self.busy:
             raise WorkerFailed("A restyle job is already running")
@@ -255,17 +279,17 @@ class WorkerClient:
             folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
         except OSError as exc:
             raise self._temporary_failure(exc) from exc
-        items = []
+        items: list[Item] = []
         try:
             if style_image is not None:
-                extra["style_image"] = os.path.join(folder, "style.npy")
-                np.save(extra["style_image"], np.ascontiguousarray(style_image, dtype=np.float32), allow_pickle=False)
+                np.save(os.path.join(folder, STYLE_IMAGE_FILE), np.ascontiguousarray(style_image, dtype=np.float32),
+                        allow_pickle=False)
             for number, (item_id, array) in enumerate(images):
                 path = os.path.join(folder, f"in{number}.npy")
                 np.save(path, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-                items.append({"id": item_id, "input": path, "output": os.path.join(folder, f"out{number}.npy")})
+                items.append(Item(item_id, path, os.path.join(folder, f"out{number}.npy")))
             job = Job(self, str(next(self._job_ids)), folder, items)
-            self._send(op=op, job=job.id, items=items, threads=self.threads, **extra)
+            self.send(make(job.id, tuple(items), folder))
         except OSError as exc:  # a full or read-only temporary folder
             shutil.rmtree(folder, ignore_errors=True)
             raise self._temporary_failure(exc) from exc
@@ -291,7 +315,7 @@ class Job:
     cancel_grace_s = CANCEL_GRACE_S  # how long a cancelled job may take to stop before the worker is killed
     phase = "in the middle of the job"  # how a hung or dead worker's message places the failure
 
-    def __init__(self, client: WorkerClient, job_id: str, folder: str, items: list[dict[str, str]]) -> None:
+    def __init__(self, client: WorkerClient, job_id: str, folder: str, items: Sequence[Item]) -> None:
         self.client, self.id, self.folder, self.items = client, job_id, folder, items
         self.fraction = 0.0
         self.text = "starting"
@@ -332,26 +356,26 @@ class Job:
             raise WorkerDied(self.client._death_message("in the middle of the job"))
         if event.get("job") not in (None, self.id):
             return  # a late message from an earlier, cancelled job
-        if kind == "progress":
+        if kind == Event.PROGRESS:
             self.fraction, self.text = float(event["fraction"]), str(event.get("text", ""))
-        elif kind == "item_done":
-            item = next(i for i in self.items if i["id"] == event["item"])
+        elif kind == Event.ITEM_DONE:
+            item = next(i for i in self.items if i.id == event["item"])
             try:
-                array = np.load(item["output"], allow_pickle=False)
+                array = np.load(item.output, allow_pickle=False)
             except (OSError, ValueError) as exc:
-                self.results[item["id"]] = ItemResult(item["id"], error=f"its result could not be read back ({exc})")
+                self.results[item.id] = ItemResult(item.id, error=f"its result could not be read back ({exc})")
                 return
-            self.results[item["id"]] = ItemResult(item["id"], array=array, info=event)
+            self.results[item.id] = ItemResult(item.id, array=array, info=event)
             _note_tiles(event)
             if event.get("warning") and event["warning"] not in self.warnings:
                 self.warnings.append(event["warning"])
-        elif kind == "item_failed":
+        elif kind == Event.ITEM_FAILED:
             self.results[event["item"]] = ItemResult(event["item"], error=str(event.get("message")))
-        elif kind == "cancelled":
+        elif kind == Event.CANCELLED:
             raise JobCancelled()
-        elif kind == "error":
-            raise WorkerFailed(str(event.get("message")))
-        elif kind == "done":
+        elif kind == Event.ERROR:
+            raise protocol.rebuilt_failure(event)
+        elif kind == Event.DONE:
             self.fraction = 1.0
             self.finished = True
             self.close()
@@ -368,7 +392,7 @@ class Job:
             return
         self._cancel_requested_at = time.monotonic()
         try:
-            self.client._send(op="cancel", job=self.id)
+            self.client.send(CancelRequest(self.id))
         except WorkerDied:
             pass  # already gone: poll() reports the cancellation
 

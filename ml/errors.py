@@ -80,3 +80,38 @@ class WorkerHung(WorkerDied):
 
 class TemporaryFolderFull(RestyleError):
     """The job's arrays could not be written to the temporary folder."""
+
+
+class ProtocolError(RestyleError, ValueError):
+    """A message between Blender and the worker that is not what ml.protocol says (not JSON, a missing or
+    mistyped field); a ValueError too, so a reader that skips bad lines keeps doing so."""
+
+
+def _named(name: str) -> type[RestyleError] | None:
+    """The RestyleError subclass called ``name`` (those of other ml modules included, once imported)."""
+    pending: list[type[RestyleError]] = [RestyleError]
+    while pending:
+        kind = pending.pop(0)
+        if kind.__name__ == name:
+            return kind
+        pending.extend(kind.__subclasses__())
+    return None
+
+
+_REMOTE: dict[type[RestyleError], type[RestyleError]] = {}
+
+
+def remote(name: str, message: str) -> RestyleError:
+    """A failure the worker reported as (class name, message), raised again on Blender's side as that
+    class. It is a WorkerFailed as well, so a caller can still tell "the worker said so" from a local
+    error; a name this side does not know (a bug in the worker, another version) is a plain WorkerFailed."""
+    kind = _named(name)
+    if kind is None or issubclass(kind, WorkerFailed) or issubclass(WorkerFailed, kind):  # RestyleError itself
+        return (kind if kind is not None and issubclass(kind, WorkerFailed) else WorkerFailed)(message)
+    if kind not in _REMOTE:
+        _REMOTE[kind] = type(kind.__name__, (kind, WorkerFailed), {"__module__": kind.__module__,
+                                                                  "__qualname__": kind.__qualname__})
+    try:
+        return _REMOTE[kind](message)
+    except TypeError:  # a class whose constructor wants more than a message
+        return WorkerFailed(message)

@@ -84,7 +84,8 @@ def free_bytes(device: torch.device) -> int:
     """Memory the job may still use on ``device``, before the safety share."""
     if device.type == "cuda":
         if device.index is None:  # torch's per-process fraction call refuses a device without an index
-            device = torch.device("cuda", torch.cuda.current_device())
+            # Until CUDA is initialised the current device is 0; asking torch would initialise it here.
+            device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
         free, total = torch.cuda.mem_get_info(device)
         reserved = torch.cuda.memory_reserved(device)
         # A per-process limit (set_per_process_memory_fraction) caps what this process may

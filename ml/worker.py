@@ -13,8 +13,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from .loading import build, load_style_network, read_state_dict
 from .models.adain import AdaIN
 from .models.depth_anything import DepthAnythingV2
 from .models.fast_depth import FastDepth
-from .options import RestyleOptions
+from .protocol import DepthRequest, Event, InspectRequest, Item, LearnRequest, Op, PingRequest, RunRequest
 from .styles import build_style
 from .styles.base import StyleNet
 
@@ -47,6 +48,15 @@ class Worker:
         self.inbox: queue.Queue[protocol.Message] = queue.Queue()
         self.cancelled_jobs: set[str] = set()
         self.models: dict[tuple, torch.nn.Module] = {}
+        # What each request does. Cancel is read by read_requests() (it must arrive while a job runs)
+        # and shutdown by serve(); together they are every Op (tests/ml/test_protocol.py checks it).
+        self.handlers: dict[Op, Callable[[Any], None]] = {
+            Op.PING: self.pong,
+            Op.RUN: self.run_job,
+            Op.DEPTH: self.run_depth,
+            Op.INSPECT: self.inspect,
+            Op.LEARN: self.learn,
+        }
 
     def send(self, **message: object) -> None:
         with self.out_lock:
@@ -59,7 +69,7 @@ class Worker:
         while True:
             time.sleep(interval)
             try:
-                self.send(event="heartbeat")
+                self.send(event=Event.HEARTBEAT)
             except (OSError, ValueError):  # the client closed the pipe: nothing left to tell
                 return
 
@@ -72,49 +82,47 @@ class Worker:
             except ValueError:
                 log.warning("ignored a malformed request: %.80r", line)
                 continue
-            if message.get("op") == "cancel":
+            if message.get("op") == Op.CANCEL:
                 self.cancelled_jobs.add(str(message.get("job")))
             else:
                 self.inbox.put(message)
-        self.inbox.put({"op": "shutdown"})  # Blender went away: stop too
+        self.inbox.put({"op": Op.SHUTDOWN.value})  # Blender went away: stop too
 
     def serve(self) -> None:
-        self.send(event="ready", pid=os.getpid(), devices=available_devices(), torch=torch.__version__,
+        self.send(event=Event.READY, pid=os.getpid(), devices=available_devices(), torch=torch.__version__,
                   torch_path=torch.__file__)
         while True:
             message = self.inbox.get()
-            if message.get("op") == "shutdown":
+            if message.get("op") == Op.SHUTDOWN:
                 return
             self.handle(message)
 
     def handle(self, message: protocol.Message) -> None:
-        """The one guarded handler: whatever fails in a request becomes an error message for its
-        job, and the warm worker carries on."""
-        op = message.get("op")
+        """The one guarded handler and the one error policy: whatever fails in a request (a malformed
+        request, a bad model or input, a bug) is answered as an ``error`` event naming its ml.errors
+        class and message, for its job or request, and the warm worker carries on."""
         try:
-            if op == "ping":
-                self.send(event="pong", sent=message.get("sent"))
-            elif op == "run":
-                self.run_job(message)
-            elif op == "inspect":
-                self.inspect(message)
-            elif op == "depth":
-                self.run_depth(message)
-            elif op == "learn":  # Learn Style from Images (ml/training/job.py)
-                from .training.job import run_learn
-
-                job = str(message.get("job"))
-                run_learn(message, self.send, lambda: job in self.cancelled_jobs)
-            else:
-                raise RestyleError(f"unknown request '{op}'")
+            request = protocol.parse_request(message)
+            handler = self.handlers.get(request.op)
+            if handler is None:
+                raise protocol.ProtocolError(f"the worker does not serve '{request.op}' requests here")
+            handler(request)
         except Exception as exc:  # noqa: BLE001 - a bad model, input or request must not kill the worker
-            text = _failure_message(exc)
-            if op == "inspect":
-                self.send(event="inspected", request=message.get("request"), error=text)
-            else:
-                self.send(event="error", job=message.get("job"), message=text)
+            if not isinstance(exc, (RestyleError, ValueError, TypeError, KeyError, OSError)):
+                log.exception("request failed")  # a bug: its traceback goes to the log, its name to the user
+            self.send(event=Event.ERROR, job=message.get("job"), request=message.get("request"),
+                      **protocol.failure_fields(exc))
 
-    def model(self, style_id: str, files: dict[str, str]) -> StyleNet:
+    def pong(self, request: PingRequest) -> None:
+        self.send(event=Event.PONG, sent=request.sent)
+
+    def learn(self, request: LearnRequest) -> None:
+        """Learn Style from Images (ml/training/job.py reads the request's own fields)."""
+        from .training.job import run_learn
+
+        run_learn(dict(request.fields), self.send, lambda: request.job in self.cancelled_jobs)
+
+    def model(self, style_id: str, files: Mapping[str, str]) -> StyleNet:
         """A built-in style, or a network from model files (cached while the files are unchanged)."""
         stamp = tuple(sorted((role, path, os.stat(path).st_mtime_ns) for role, path in files.items()))
         key = (style_id, stamp)
@@ -129,55 +137,52 @@ class Worker:
         assert isinstance(cached, StyleNet)  # style ids never share a key with depth models
         return cached
 
-    def run_depth(self, message: protocol.Message) -> None:
+    def run_depth(self, request: DepthRequest) -> None:
         """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
-        job = str(message["job"])
-        model_file = message["files"].get("model") or ""
+        job = request.job
+        model_file = request.files.get("model") or ""
         path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS  # none given: the built-in model
-        key = ("depth", ((str(path), os.stat(path).st_mtime_ns, message.get("max_depth")),))
+        key = ("depth", ((str(path), os.stat(path).st_mtime_ns, request.max_depth),))
         if key not in self.models:
-            self.models[key] = (load_depth_network(path, message.get("max_depth")) if model_file
+            self.models[key] = (load_depth_network(path, request.max_depth) if model_file
                                 else load_fast_depth(path))
         net = self.models[key]
-        device, warning = resolve_device(str(message.get("device", "auto")))
+        device, warning = resolve_device(request.device)
         # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
-        reduced = reduced_dtype(device, str(message.get("precision", "auto")), model_allows=True)
-        for item in message["items"]:
+        reduced = reduced_dtype(device, request.precision, model_allows=True)
+        for item in request.items:
             if job in self.cancelled_jobs:
-                self.send(event="cancelled", job=job)
+                self.send(event=Event.CANCELLED, job=job)
                 return
             started = time.perf_counter()
-            image = np.load(item["input"], allow_pickle=False)
+            image = np.load(item.input, allow_pickle=False)
             if isinstance(net, FastDepth):
                 depth = estimate_fast_depth(net, image)
             else:
                 assert isinstance(net, DepthAnythingV2)
                 depth = estimate_depth(net, image, device, reduced)
-            np.save(item["output"], depth, allow_pickle=False)
-            self.send(event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
+            np.save(item.output, depth, allow_pickle=False)
+            self.send(event=Event.ITEM_DONE, job=job, item=item.id, seconds=time.perf_counter() - started,
                       device=str(device), warning=warning)
-        self.send(event="done", job=job)
+        self.send(event=Event.DONE, job=job)
 
-    def inspect(self, message: protocol.Message) -> None:
+    def inspect(self, request: InspectRequest) -> None:
         """Which architecture a file holds, without keeping it."""
-        spec, net = build(read_state_dict(Path(message["path"])), Path(message["path"]).name)
+        spec, net = build(read_state_dict(Path(request.path)), Path(request.path).name)
         params = sum(p.numel() for p in net.parameters())
-        self.send(event="inspected", request=message.get("request"), arch=spec.id, name=spec.name, params=params)
+        self.send(event=Event.INSPECTED, request=request.request, arch=spec.id, name=spec.name, params=params)
 
-    def run_job(self, message: protocol.Message) -> None:
-        job = str(message["job"])
-        items = message["items"]
-        options = RestyleOptions.from_wire(message.get("options", {})).validated()  # failures: handle()'s guard
-        model = self.model(str(message["style"]), dict(message.get("files", {})))
+    def run_job(self, request: RunRequest) -> None:
+        job = request.job
+        items = request.items
+        options = request.options.validated()  # failures: handle()'s guard
+        model = self.model(request.style, request.files)
         if isinstance(model, AdaIN):
-            style_path = message.get("style_image")
-            if not style_path:
+            if not request.style_image:
                 raise RestyleError("Pick a style image for the arbitrary style")
-            model.set_style(_style_tensor(np.load(style_path, allow_pickle=False)),
-                            float(message.get("style_weight", 1.0)))
-        threads = int(message.get("threads", 0))
-        if threads > 0:
-            torch.set_num_threads(threads)
+            model.set_style(_style_tensor(np.load(request.style_image, allow_pickle=False)), request.style_weight)
+        if request.threads > 0:
+            torch.set_num_threads(request.threads)
         last = 0.0
 
         def is_cancelled() -> bool:
@@ -185,44 +190,35 @@ class Worker:
 
         for index, item in enumerate(items):
 
-            def progress(fraction: float, text: str, index: int = index, item: dict = item) -> None:
+            def progress(fraction: float, text: str, index: int = index, item: Item = item) -> None:
                 nonlocal last
                 now = time.monotonic()
                 if now - last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
                     last = now
                     overall = (index + fraction) / len(items)
-                    self.send(event="progress", job=job, fraction=overall, item=item["id"], text=text)
+                    self.send(event=Event.PROGRESS, job=job, fraction=overall, item=item.id, text=text)
 
             started = time.perf_counter()
             report = RestyleReport()
             try:
-                image = np.load(item["input"], allow_pickle=False)
+                image = np.load(item.input, allow_pickle=False)
                 result = restyle(model, image, options, progress, is_cancelled, report)
-                partial = item["output"] + ".partial.npy"
+                partial = item.output + ".partial.npy"
                 np.save(partial, result, allow_pickle=False)
-                os.replace(partial, item["output"])
+                os.replace(partial, item.output)
             except JobCancelled:
-                self.send(event="cancelled", job=job)
+                self.send(event=Event.CANCELLED, job=job)
                 return
-            except (RestyleError, ValueError, OSError) as exc:  # this image alone failed
-                self.send(event="item_failed", job=job, item=item["id"], message=str(exc))
+            except (RestyleError, ValueError, OSError) as exc:  # this image alone failed: the others go on
+                self.send(event=Event.ITEM_FAILED, job=job, item=item.id, **protocol.failure_fields(exc))
                 continue
             self.send(
-                event="item_done", job=job, item=item["id"], seconds=time.perf_counter() - started,
+                event=Event.ITEM_DONE, job=job, item=item.id, seconds=time.perf_counter() - started,
                 tiles=report.tiles, passes=report.passes, seamless=report.seamless,
                 tile_size=report.tile_size, auto_tile=report.auto_tile,
                 device=report.device, dtype=report.dtype, warning=report.warning,
             )
-        self.send(event="done", job=job)
-
-
-def _failure_message(exc: Exception) -> str:
-    """The user's message for a failed job: our own errors as they are, anything else logged
-    with its traceback and named by type."""
-    if isinstance(exc, (RestyleError, ValueError, TypeError, KeyError, OSError)):
-        return str(exc)
-    log.exception("job failed")
-    return f"{type(exc).__name__}: {exc}"
+        self.send(event=Event.DONE, job=job)
 
 
 STYLE_IMAGE_MAX_SIDE = 512  # AdaIN's style statistics need no more; bigger only costs time

@@ -140,10 +140,12 @@ def test_the_wire_refuses_fields_it_does_not_know_and_numbers_of_the_wrong_kind(
         RestyleOptions.from_wire({"preserve_colors": "yes"})
 
 
-def test_the_engine_and_the_worker_use_the_same_options_class():
+def test_the_engine_and_the_worker_protocol_use_the_same_options_class():
     engine = pytest.importorskip("ml.engine")
-    worker = pytest.importorskip("ml.worker")
-    assert engine.RestyleOptions is RestyleOptions is worker.RestyleOptions
+    from ml.protocol import RunRequest
+
+    assert engine.RestyleOptions is RestyleOptions
+    assert type(RunRequest("1", (), "toon").options) is RestyleOptions
 
 
 def test_options_reach_the_worker_typed_and_come_back_as_the_worker_used_them(tmp_path):
