@@ -33,7 +33,7 @@ import bpy
 from . import preferences
 from .jobs.base import services_of
 from .jobs.depth_pass import mesh_from_depth_pass
-from .jobs.learn import learn_style, style_image_paths
+from .jobs.learn import learn_style
 from .jobs.models import add_model_file, remove_model
 from .jobs.photo import import_photos
 from .jobs.render import stylize_render
@@ -45,6 +45,7 @@ from .ml.errors import RestyleError
 from .ml.options import (
     DepthPassMeshOptions,
     ImportPhotoOptions,
+    LearnStyleOptions,
     RestyleOptions,
     StylizeRenderOptions,
     StylizeTexturesOptions,
@@ -604,10 +605,10 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
 
 def _learn(args: argparse.Namespace) -> str:
     """Learn Style from Images, blocking; returns the new custom style's id."""
-    paths = style_image_paths(";".join(str(Path(p).resolve()) for p in args.images))
-    content = str(Path(args.content).resolve()) if args.content else ""
-    style_id, card = learn_style(bpy.context.selected_objects, paths, args.name, args.preset, args.steps or 0,
-                                 args.seed, content, services_of(bpy.context))
+    options = LearnStyleOptions(name=args.name, images=tuple(str(Path(p).resolve()) for p in args.images),
+                                content=str(Path(args.content).resolve()) if args.content else "",
+                                preset=args.preset, steps=args.steps or 0, seed=args.seed)
+    style_id, card = learn_style(bpy.context.selected_objects, options, services_of(bpy.context))
     _say(f"Learned '{args.name.strip()}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
     return style_id
 

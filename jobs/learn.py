@@ -11,7 +11,7 @@ import glob
 import logging
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import bpy
@@ -21,9 +21,10 @@ from ..bridge import images, materials
 from ..ml.catalog import get_style
 from ..ml.custom import add_custom
 from ..ml.errors import RestyleError
+from ..ml.options import Device, LearnStyleOptions, choice
 from ..ml.store import ModelStore
 from ..ml.training.remote import LearnJob, submit_learn
-from .base import Services, run_to_end
+from .base import Services, checked, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,15 @@ class LearnStyleJob:
     """A steppable Learn Style from Images (see jobs.base.Job); ``objects``' textures are the
     content when no content folder is given."""
 
-    def __init__(self, objects: Iterable[bpy.types.Object], paths: list[Path], name: str, preset: str, steps: int,
-                 seed: int, content_folder: str, services: Services, image_names: list[str] | None = None,
-                 device: str = "auto") -> None:
-        name = name.strip()
-        image_names = image_names or []
+    def __init__(self, objects: Iterable[bpy.types.Object], options: LearnStyleOptions, services: Services,
+                 image_names: Sequence[str] = (), device: Device | str = Device.AUTO) -> None:
+        """``image_names``: style images that are images of this file (picked in Blender)."""
+        name = options.name.strip()
         if not name:
             raise LearnInputError("Give the style a name")
+        checked(options)
+        paths = style_image_paths(";".join(options.images))
+        content_folder, preset, steps, seed = options.content, options.preset, options.steps, options.seed
         if not paths and not image_names:
             raise LearnInputError("Pick 1 to 30 style images (files, a folder of images, or images in this file)")
         if len(paths) + len(image_names) > MAX_STYLE_IMAGES:
@@ -142,9 +145,9 @@ class LearnStyleJob:
             content_files = bundled_hdris()
             if not content and not content_files:
                 raise LearnInputError("No content images: select meshes with textures, or pick a content folder")
-        options = {"preset": preset, "steps": int(steps), "seed": int(seed), "device": device,
-                   "threads": services.threads}
-        self.job: LearnJob = submit_learn(services.client(), style, content, content_files, options, name,
+        request = {"preset": str(preset), "steps": int(steps), "seed": int(seed),
+                   "device": str(choice(Device, device)), "threads": services.threads}
+        self.job: LearnJob = submit_learn(services.client(), style, content, content_files, request, name,
                                           vgg=adain_vgg(services.store), preview=content[0] if content else None)
         self.preview_step = 0
         self.succeeded = False
@@ -209,8 +212,7 @@ def remove_preview() -> None:
         bpy.data.images.remove(image)
 
 
-def learn_style(objects: Iterable[bpy.types.Object], paths: list[Path], name: str, preset: str, steps: int, seed: int,
-                content_folder: str, services: Services, device: str = "auto") -> tuple[str, dict]:
+def learn_style(objects: Iterable[bpy.types.Object], options: LearnStyleOptions, services: Services,
+                device: Device | str = Device.AUTO) -> tuple[str, dict]:
     """Blocking Learn Style from Images (command line, scripts); returns the new style's id and card."""
-    return run_to_end(LearnStyleJob(objects, paths, name, preset, steps, seed, content_folder, services,
-                                    device=device))
+    return run_to_end(LearnStyleJob(objects, options, services, device=device))

@@ -18,7 +18,8 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
 from ..jobs.base import services_of
-from ..jobs.learn import LearnStyleJob, style_image_paths
+from ..jobs.learn import LearnStyleJob
+from ..ml.options import Device, LearnStyleOptions
 from . import state
 from .jobs import JobOperator, Result, RunningJob
 
@@ -60,11 +61,11 @@ class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
 
     def start_job(self, context: bpy.types.Context) -> RunningJob:
         names = [n for n in (part.strip() for part in self.image_names.split(";")) if n]
+        options = LearnStyleOptions(name=self.style_name, images=tuple(self.image_paths.split(";")),
+                                    content=self.content_folder, preset=self.preset, steps=self.steps, seed=self.seed)
         settings = getattr(context.scene, "restyle", None)
-        device = str(settings.device).lower() if settings is not None else "auto"
-        return LearnStyleJob(context.selected_objects, style_image_paths(self.image_paths), self.style_name,
-                             self.preset, self.steps, self.seed, self.content_folder, services_of(context), names,
-                             device)
+        device = str(settings.device) if settings is not None else Device.AUTO
+        return LearnStyleJob(context.selected_objects, options, services_of(context), names, device)
 
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
         assert isinstance(job, LearnStyleJob)
