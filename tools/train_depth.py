@@ -36,7 +36,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.devices import cpu_supports_bf16  # noqa: E402
-from ml.models.fast_depth import ENCODER, FastDepth, FastDepthShape  # noqa: E402
+from ml.loading import read_state_dict  # noqa: E402
+from ml.models.fast_depth import ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
 from tools.synth.plan import check_training_families  # noqa: E402
 
 # (height, width) inputs of photo import's built-in model (ml/fast_depth.py: the long side
@@ -219,6 +220,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, nargs=4, default=[2, 2, 2, 2], help="3x3 convolutions per encoder level")
     parser.add_argument("--encoder", type=int, nargs=4, default=list(ENCODER), help="encoder widths")
     parser.add_argument("--context", action="store_true", help="add the global context vector at 1/32")
+    parser.add_argument("--init", type=Path, help="fine-tune these weights instead of starting from random ones")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--minutes", type=float, default=0.0, help="train for about this long (sets --steps)")
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
@@ -243,7 +245,13 @@ def main() -> int:
         print(f"{args.steps} steps fit in {args.minutes} min", flush=True)
     torch.manual_seed(args.seed)
     shape = FastDepthShape(encoder=tuple(args.encoder), blocks=tuple(args.blocks), context=args.context)
-    model = FastDepth(shape).to(device)
+    model = FastDepth(shape)
+    if args.init:  # fine-tune: start from saved weights (their own layout, read from shapes)
+        state = read_state_dict(args.init, keep_norm_buffers=True)
+        shape = shape_from_state(state)
+        model = FastDepth(shape)
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     started = time.perf_counter()
@@ -261,7 +269,8 @@ def main() -> int:
     minutes = (time.perf_counter() - started) / 60
     save_weights(model.eval(), args.out)
     (args.out / "depth_fast_training.json").write_text(json.dumps({
-        "data": [p.name for p in args.data], "families": counts, "size": list(rgb.shape[1:3]),
+        "data": [p.name for p in args.data], "init": args.init.name if args.init else None,
+        "families": counts, "size": list(rgb.shape[1:3]),
         "input_shapes": [list(s) for s in INPUT_SHAPES], "zoom": args.zoom,
         "images": len(rgb), "steps": args.steps, "minutes_budget": args.minutes, "batch": args.batch,
         "lr": args.lr, "seed": args.seed,
