@@ -23,7 +23,8 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -43,10 +44,16 @@ from .ml.custom import PREFIX as CUSTOM_PREFIX
 from .ml.custom import custom_depth_models, custom_styles, find_style
 from .ml.errors import RestyleError
 from .ml.options import (
+    AUTO_TILE,
+    STRENGTH,
+    STYLE_WEIGHT,
     DepthPassMeshOptions,
+    Device,
     ImportPhotoOptions,
     LearnStyleOptions,
+    Precision,
     RestyleOptions,
+    Seamless,
     StylizeRenderOptions,
     StylizeTexturesOptions,
 )
@@ -187,6 +194,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE.json", help="write a JSON report with one record per item")
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """How each image is restyled (ml/options.py RestyleOptions): the same for every subcommand that restyles."""
+    parser.add_argument("--strength", type=FRACTION, default=STRENGTH.default)
+    parser.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value)
+    parser.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.AUTO.value)
+    parser.add_argument("--seamless", choices=[m.value for m in Seamless], default=Seamless.AUTO.value)
+    parser.add_argument("--tile-size", type=tile_size, default=AUTO_TILE,
+                        help="tile side in pixels, 64..8192; 0 (the default) = Auto from the free memory")
+    parser.add_argument("--preserve-colors", action="store_true",
+                        help="keep the original colours, take only the style's texture and shading")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="restyle", description="Neural Restyle from the command line")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -195,12 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     textures.add_argument("--objects", nargs="+", metavar="NAME", help="object names or globs (default: all meshes)")
     textures.add_argument("--collection", help="only meshes in this collection")
     textures.add_argument("--style", required=True, help="style id (see: models list)")
-    textures.add_argument("--strength", type=FRACTION, default=1.0)
-    textures.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    textures.add_argument("--precision", choices=["auto", "full", "reduced"], default="auto")
-    textures.add_argument("--seamless", choices=["auto", "on", "off"], default="auto")
-    textures.add_argument("--tile-size", type=tile_size, default=0,
-                          help="tile side in pixels, 64..8192; 0 (the default) = Auto from the free memory")
+    _engine_arguments(textures)
+    textures.add_argument("--style-image", metavar="IMAGE_OR_FILE",
+                          help="arbitrary (style image) styles: an image of the .blend by name, or an image file")
+    textures.add_argument("--style-weight", type=FRACTION, default=STYLE_WEIGHT.default,
+                          help="arbitrary styles: how much of the style image's look, 0..1")
     textures.add_argument("--output-dir", help="folder for restyled images (default: //restyled/)")
     _common(textures)
 
@@ -209,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--frames", type=frame_range, metavar="START[-END]",
                         help="frame or range (default: the current frame)")
     render.add_argument("--output-dir", required=True, help="folder for the restyled frames")
-    render.add_argument("--strength", type=FRACTION, default=1.0)
+    _engine_arguments(render)
     render.add_argument("--outlines", type=FRACTION, default=0.0, help="ink outlines from the passes, 0..1")
     render.add_argument("--depth-falloff", type=FRACTION, default=0.0, help="restyle less with distance, 0..1")
     render.add_argument("--temporal", type=_ranged(float, 0.0, 0.95), default=0.0,
@@ -366,7 +384,13 @@ def validate(args: argparse.Namespace) -> None:
             raise UsageError("restyle learn-style: argument --name: give the style a name")
         return
     if args.command in ("stylize-textures", "stylize-render"):
-        _style_for(args.command, args.style)
+        entry = _style_for(args.command, args.style)
+        if args.command == "stylize-textures" and entry.family == "arbitrary" and not args.style_image:
+            raise UsageError(f"restyle stylize-textures: argument --style-image: '{args.style}' restyles after a "
+                             "style image: give one (an image of the .blend by name, or an image file)")
+        if args.command == "stylize-textures" and entry.family != "arbitrary" and args.style_image:
+            raise UsageError(f"restyle stylize-textures: argument --style-image: '{args.style}' does not take a "
+                             "style image (only arbitrary styles such as adain do)")
     if args.command == "import-photo":
         root = preferences.model_root(bpy.context, create=False)
         choices = {"AUTO", "FLAT", *(e.id for e in DEPTH_MODELS), *(e.id for e in custom_depth_models(root))}
@@ -421,19 +445,40 @@ def _objects(args: argparse.Namespace) -> list[bpy.types.Object]:
 
 
 def _restyle(args: argparse.Namespace) -> RestyleOptions:
-    """The engine's options: stylize-render has only --strength, the rest stay at their defaults."""
-    defaults = RestyleOptions()
-    return RestyleOptions(strength=args.strength, device=getattr(args, "device", defaults.device),
-                          precision=getattr(args, "precision", defaults.precision),
-                          tile_size=getattr(args, "tile_size", defaults.tile_size),
-                          seamless=getattr(args, "seamless", defaults.seamless))
+    """The engine's options from the arguments :func:`_engine_arguments` added."""
+    return RestyleOptions(strength=args.strength, device=args.device, precision=args.precision,
+                          tile_size=args.tile_size, seamless=args.seamless, preserve_colors=args.preserve_colors)
+
+
+@contextmanager
+def _style_image(text: str | None) -> Iterator[str | None]:
+    """The name of the --style-image: an image of the open file, or a file loaded for the job
+    only (removed again, so the saved .blend does not gain it)."""
+    if not text:
+        yield None
+        return
+    if bpy.data.images.get(text) is not None:
+        yield text
+        return
+    if not os.path.isfile(text):
+        raise RestyleError(f"--style-image: '{text}' is neither an image of this file nor an image file")
+    try:
+        image = bpy.data.images.load(text, check_existing=False)
+    except RuntimeError as exc:  # Blender's way of saying it cannot decode the file
+        raise RestyleError(f"--style-image: '{text}' cannot be read as an image ({str(exc).strip()})") from exc
+    try:
+        yield image.name
+    finally:
+        bpy.data.images.remove(image)
 
 
 def do_stylize_textures(args: argparse.Namespace) -> str:
     objects = _objects(args)
     names = [o.name for o in objects]  # names: the objects are looked up again after the job
-    options = StylizeTexturesOptions(style=args.style, restyle=_restyle(args), output_dir=args.output_dir or "")
-    outcome = stylize_textures(objects, options, services_of(bpy.context))
+    options = StylizeTexturesOptions(style=args.style, restyle=_restyle(args), output_dir=args.output_dir or "",
+                                     style_weight=args.style_weight)
+    with _style_image(args.style_image) as style_image:
+        outcome = stylize_textures(objects, options, services_of(bpy.context), style_image)
     for warning in outcome.warnings:
         _say(f"restyle stylize-textures: {warning}")
     _say(outcome.summary(args.style), sys.stdout)
