@@ -12,8 +12,9 @@ from typing import Protocol, TypeVar
 import bpy
 
 from .. import preferences
+from ..ml.client import Job as WorkerJob
 from ..ml.client import WorkerClient, shared_client
-from ..ml.errors import RestyleError
+from ..ml.errors import JobCancelled, RestyleError
 from ..ml.store import ModelStore
 
 OutcomeT = TypeVar("OutcomeT", covariant=True)
@@ -80,6 +81,20 @@ class Job(Protocol[OutcomeT]):
 
     def finish(self) -> OutcomeT:
         """Build the results from the finished work (all or nothing)."""
+
+
+def stopping(cancelled: bool, worker_job: WorkerJob | None) -> bool:
+    """For a job's poll(): whether a cancelled job is still stopping (poll() returns False).
+
+    A worker job in flight is driven through its own acknowledge-or-kill path (ml/client.py
+    Job.poll: the worker says it stopped, or is killed after the grace period), so Esc never
+    leaves the worker computing for nobody while the next job queues behind it. JobCancelled is
+    raised here once that has happened, or at once when no worker job is in flight."""
+    if not cancelled:
+        return False
+    if worker_job is not None and not worker_job.finished and not worker_job.poll():
+        return True
+    raise JobCancelled()
 
 
 def wait_by_polling(job: Job[object]) -> None:

@@ -14,10 +14,10 @@ import bpy
 
 from ..bridge import compat, passes
 from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
-from ..ml.errors import JobCancelled, RestyleError
+from ..ml.errors import RestyleError
 from ..ml.options import DepthPassMeshOptions
 from ..ml.reconstruct import GridMesh, depth_to_mesh
-from .base import checked, run_to_end, wait_by_polling
+from .base import checked, run_to_end, stopping, wait_by_polling
 
 
 @dataclass
@@ -61,8 +61,7 @@ class DepthPassJob:
         return self.STEPS[self.step] if self.step < len(self.STEPS) else "done"
 
     def poll(self) -> bool:
-        if self.cancelled:
-            raise JobCancelled()
+        stopping(self.cancelled, None)  # no worker: raises at once when cancelled
         if self.step == 0:
             scene = self._scene()
             if self.options.exr:

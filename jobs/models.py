@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_ARCHS, DEPTH_MODELS, METRIC_RANGES, StyleEntry, get_style
 from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
-from ..ml.errors import JobCancelled
 from ..ml.store import check_model_file, matching_arch, regular_file, sha256_of
-from .base import POLL_INTERVAL_S, Services, run_to_end
+from .base import Services, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +89,7 @@ class AddModelJob:
         return f"reading {self.source.name}"
 
     def poll(self) -> bool:
-        if self.cancelled:
-            raise JobCancelled()
+        stopping(self.cancelled, None)  # no worker job: close() kills a worker still reading the file
         if self.thread is not None and self.thread.is_alive():
             return False
         if self.error is not None:
@@ -100,8 +97,7 @@ class AddModelJob:
         return True
 
     def wait(self) -> None:
-        while not self.poll():
-            time.sleep(POLL_INTERVAL_S)
+        wait_by_polling(self)
 
     def cancel(self) -> None:
         self.cancelled = True

@@ -21,14 +21,14 @@ from mathutils import Euler, Matrix
 from ..bridge import compat, images
 from ..bridge.reconstruction import add_reconstruction, emission_material
 from ..ml.catalog import DEPTH_MODELS, StyleEntry
-from ..ml.client import ItemResult, shared_client
+from ..ml.client import ItemResult
 from ..ml.client import Job as WorkerJob
 from ..ml.custom import custom_depth_models, find_depth_model
-from ..ml.errors import JobCancelled, RestyleError
+from ..ml.errors import RestyleError
 from ..ml.exif import PhotoInfo, orient, read_photo_info, stored_uv
 from ..ml.options import DepthSource, ImportPhotoOptions
 from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
-from .base import Services, checked, package_root, run_to_end
+from .base import Services, checked, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
 SENSOR_35MM = 36.0
@@ -131,7 +131,7 @@ class PhotoJob:
         self.depths: list[np.ndarray | None] = [None] * len(self.photos)
         self.done = self.entry is None  # flat planes need no worker
         if self.entry is not None:
-            client = shared_client(package_root(), threads=services.threads)
+            client = services.client()
             model_file = str(services.store.paths(self.entry).get("model", ""))
             self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)],
                                                   model_file, self.entry.max_depth, device=options.device)
@@ -156,17 +156,14 @@ class PhotoJob:
         self.done = True
 
     def poll(self) -> bool:
-        if self.cancelled:
-            raise JobCancelled()
+        if stopping(self.cancelled, self.worker_job):
+            return False
         if not self.done and self.worker_job is not None and self.worker_job.poll():
             self._take(self.worker_job.results)
         return self.done
 
     def wait(self) -> None:
-        if self.cancelled:
-            raise JobCancelled()
-        if not self.done and self.worker_job is not None:
-            self._take(self.worker_job.wait())
+        wait_by_polling(self)
 
     def cancel(self) -> None:
         self.cancelled = True

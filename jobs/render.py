@@ -21,9 +21,9 @@ from ..bridge.reconstruction import image_from_pixels
 from ..ml import color, render_style
 from ..ml.client import Job as WorkerJob
 from ..ml.custom import find_style
-from ..ml.errors import JobCancelled, RestyleError
+from ..ml.errors import RestyleError
 from ..ml.options import StylizeRenderOptions
-from .base import Services, run_to_end, wait_by_polling
+from .base import Services, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
 RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
@@ -164,8 +164,8 @@ class RenderJob:
         return f"frame {self.frames[done]} ({done + 1} of {len(self.frames)})"
 
     def poll(self) -> bool:
-        if self.cancelled:
-            raise JobCancelled()
+        if stopping(self.cancelled, self.worker_job):
+            return False
         if len(self.results) == len(self.frames):
             return True
         if self.worker_job is None:

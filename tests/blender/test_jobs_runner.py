@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
+import numpy as np
 import pytest
 
 from tests.blender.scenes import write_image
@@ -103,12 +104,13 @@ def test_a_cancelled_stylize_render_removes_its_frames_and_folder(idle, tmp_path
     job = _module("jobs.render").RenderJob(scene, options, services())
     errors = _module("ml.errors")
     try:
-        while len(job.paths) < 1:  # one frame written, the next one under way
+        while len(job.paths) < 1:  # one frame written
             job.poll()
+        assert job.poll() is False and job.worker_job is not None  # frame 2 rendered, in the worker
         assert (tmp_path / "new" / "frames").is_dir()
         job.cancel()
         with pytest.raises(errors.JobCancelled):
-            job.poll()
+            job.wait()  # through the worker job: it says it stopped (or is killed)
     finally:
         job.close()
     assert not (tmp_path / "new").exists()  # the frame and both folders it made are gone
@@ -141,10 +143,29 @@ def test_import_photo_puts_nothing_in_the_file_before_it_finishes(idle, tmp_path
         assert data_state() == before  # the photo was read, but no image datablock stays while depth runs
         job.cancel()
         with pytest.raises(_module("ml.errors").JobCancelled):
-            job.poll()
+            job.wait()
     finally:
         job.close()
     assert data_state() == before
+
+
+def test_import_photo_polled_to_the_end_builds_the_photo_with_relief(idle, tmp_path):
+    small_scene()
+    photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=4))
+    options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
+    job = _module("jobs.photo").PhotoJob(bpy.context.scene, [photo], options, services())
+    try:
+        fractions = []
+        while not job.poll():
+            fractions.append(job.fraction)
+        assert job.fraction == 1.0 and all(0.0 <= f < 1.0 for f in fractions)
+        outcome = job.finish()
+    finally:
+        job.close()
+    assert outcome.collections == ["wall"] and outcome.model is not None
+    coords = np.array([v.co[:] for v in bpy.data.objects["wall"].data.vertices])
+    assert (coords.std(axis=0) > 1e-4).all()  # estimated depth: not a flat plane along any axis
+    assert bpy.context.scene.camera.name == "wall Camera"
 
 
 # -- the runner drives a real job from timer events ------------------------------------------------------------
