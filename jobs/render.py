@@ -30,8 +30,6 @@ RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene
 RENDER_STYLE_KEY = "restyle_style"  # ... and the style it was restyled with
 FILES_KEY = "restyle_files"  # on a Stylize Render result: the frame files that run wrote, one a line
 
-# (source, restyled, restyled/source) mean frame-to-frame change of the last run: kept for benchmarks and tests.
-last_flicker: tuple[float, float, float] | None = None
 
 
 @dataclass
@@ -196,7 +194,6 @@ class RenderJob:
         """The last frame as an image named ``<scene>.<style>``. Earlier results of this
         extension for the same scene and style that nothing uses are replaced; an image the
         user has under that name is never touched: the new one gets a free name instead."""
-        global last_flicker
         name = f"{self.scene_name}.{self.style}"
         rgb = self.results[-1]
         with compat.CreatedData() as created:
@@ -213,7 +210,6 @@ class RenderJob:
         self.kept = True
         before, after = render_style.flicker(self.sources), render_style.flicker(self.results)
         flicker = (before, after, after / before if before else 0.0)
-        last_flicker = flicker
         return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker)
 
 

@@ -121,12 +121,21 @@ def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, emp
     assert [f.name for f in frames] == [f"Scene.watercolor.{n:04d}.png" for n in range(1, 5)]
     result = bpy.data.images["Scene.watercolor"]
     assert tuple(result.size) == (64, 48)
+    # The flicker figures come with the outcome of the job function the CLI calls.
     render_job = importlib.import_module(f"{ADDON_MODULE}.jobs.render")
-    before, after, _ = render_job.last_flicker
+    options = importlib.import_module(f"{ADDON_MODULE}.ml.options")
+    services = importlib.import_module(f"{ADDON_MODULE}.jobs.base").services_of(bpy.context)
+
+    def flicker(temporal: float) -> tuple[float, float, float]:
+        return render_job.stylize_render(bpy.context.scene, options.StylizeRenderOptions(
+            style="watercolor", frame_start=1, frame_end=4, output_dir=str(folder), temporal=temporal),
+            services).flicker
+
+    before, after, _ = flicker(0.0)
     assert before > 0 and after > 0
     assert cli.main(["stylize-render", "--style", "watercolor", "--frames", "1-4", "--output-dir", str(folder),
                      "--temporal", "0.9"]) == 0
-    steady = render_job.last_flicker[1]
+    steady = flicker(0.9)[1]
     assert steady < after  # the temporal option lowers flicker
     pixels = np.empty(64 * 48 * 4, np.float32)
     bpy.data.images["Scene.watercolor"].pixels.foreach_get(pixels)  # the re-run replaced the image

@@ -47,7 +47,9 @@ def main() -> None:
     bpy.ops.extensions.package_install_files(filepath=str(build(Path(tempfile.mkdtemp()))), repo="user_default",
                                              enable_on_install=True)
     cli = importlib.import_module("bl_ext.user_default.neural_restyle.cli")
-    render_op = importlib.import_module("bl_ext.user_default.neural_restyle.operators.render")
+    render_job = importlib.import_module("bl_ext.user_default.neural_restyle.jobs.render")
+    services = importlib.import_module("bl_ext.user_default.neural_restyle.jobs.base").services_of(bpy.context)
+    options = importlib.import_module("bl_ext.user_default.neural_restyle.ml.options")
     folder = Path(tempfile.mkdtemp(prefix="restyle-batch-"))
     for number in range(args.files):
         make_blend(folder / f"shot{number:02d}.blend", number)
@@ -61,9 +63,11 @@ def main() -> None:
     for style in ("pixel", "watercolor", "oil"):
         figures = []
         for temporal in (0.0, 0.8):
-            cli.main(["stylize-render", "--style", style, "--frames", "1-8", "--output-dir", str(folder / "frames"),
-                      "--temporal", str(temporal)])
-            figures.append(render_op.RESTYLE_OT_stylize_render.last_flicker)
+            # The job function the CLI's stylize-render calls: its outcome carries the flicker.
+            outcome = render_job.stylize_render(bpy.context.scene, options.StylizeRenderOptions(
+                style=style, frame_start=1, frame_end=8, output_dir=str(folder / "frames"), temporal=temporal),
+                services)
+            figures.append(outcome.flicker)
         (source, raw, _), (_, steady, _) = figures
         print(f"flicker {style:<10}: source {source:.4f}, restyled {raw:.4f} ({raw / source:.2f}x the source), "
               f"with temporal 0.8 {steady:.4f} ({steady / source:.2f}x)")
