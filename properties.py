@@ -10,7 +10,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences
-from .ml.catalog import ALL_STYLES, FAMILY_TITLES, StyleEntry
+from .ml.catalog import ALL_STYLES, FAMILY_TITLES, ModelEntry
 from .ml.client import reported_devices
 from .ml.custom import INDEX, custom_styles
 from .ml.errors import RestyleError
@@ -55,14 +55,14 @@ def title_case(text: str) -> str:
     return " ".join(words)
 
 
-def _stable_number(entry: StyleEntry) -> int:
+def _stable_number(entry: ModelEntry) -> int:
     """Enum values are saved as numbers: keep each style's number fixed as the list grows."""
-    if entry.family == "custom":
+    if entry.family == ModelFamily.CUSTOM:
         return 100_000 + zlib.crc32(entry.id.encode()) % 1_000_000
     return next(i for i, e in enumerate(ALL_STYLES) if e.id == entry.id)
 
 
-def installed_custom_styles(context: bpy.types.Context | None) -> list[StyleEntry]:
+def installed_custom_styles(context: bpy.types.Context | None) -> list[ModelEntry]:
     """The user's custom styles, re-read only when custom.json changes."""
     if context is None:
         return []
@@ -92,9 +92,9 @@ def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[
             family = entry.family
             heading = 900_000 + (families.index(family) if family in families else len(families))
             title = title_case(FAMILY_TITLES.get(family, family))
-            items.append(("", title, description(choice(ModelFamily, family)), "NONE", heading))  # a menu heading
+            items.append(("", title, description(family), "NONE", heading))  # a menu heading
         text = f"{entry.name} (Non-Commercial)" if entry.non_commercial else entry.name
-        icon = _FAMILY_ICONS.get(choice(ModelFamily, entry.family), "FILE")
+        icon = _FAMILY_ICONS.get(entry.family, "FILE")
         tip = entry.description or f"The {entry.name} style"
         items.append((entry.id, title_case(text) if entry.family != ModelFamily.CUSTOM else text, tip, icon,
                       _stable_number(entry)))

@@ -1,7 +1,8 @@
-"""The list of styles the extension offers. Plain data: importing it never imports torch.
+"""The models the extension offers, styles and depth models. Plain data: importing it never imports torch.
 
-Each entry names the module and class that build the style's torch module, so the
-catalog can feed Blender's UI while the heavy code stays in the worker.
+A built-in entry names the module (under ml) and factory that build its torch module, so the
+catalog can feed Blender's UI while the heavy code stays in the worker. Look models up through
+ml.registry, which also knows the user's custom models and returns a typed descriptor.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UnknownStyleError
+from .options import ModelFamily, ModelKind, choice, label
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,31 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
-class StyleEntry:
+class ModelEntry:
+    """One model of the catalog (or one the user added): a style or a depth model."""
+
     id: str
     name: str
     description: str
-    family: str  # "builtin", "gan" (downloaded generator), "arbitrary" (style image), "custom"
-    module: str  # built-in styles: module inside ml.styles ("" for file-based models)
-    factory: str  # built-in styles: class name in that module
+    family: ModelFamily
+    module: str = ""  # models built by name: their module under ml ("styles.toon"); "" for file-based models
+    factory: str = ""  # the class or function in that module that builds the network
     license: str = "GPL-3.0-or-later (part of Neural Restyle)"
     non_commercial: bool = False
     files: tuple[ModelFile, ...] = ()
     max_depth: float | None = None  # depth models: metric output range in metres (None: relative)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "family", choice(ModelFamily, self.family))
+
+    @property
+    def kind(self) -> ModelKind:
+        return ModelKind.DEPTH if self.family == ModelFamily.DEPTH else ModelKind.STYLE
+
+    @property
+    def network(self) -> str:
+        """``"module:factory"`` under ml for models built by name, "" when the files decide (ml.registry)."""
+        return f"{self.module}:{self.factory}" if self.module and self.factory else ""
 
     @property
     def needs_download(self) -> bool:
@@ -75,31 +91,33 @@ class StyleEntry:
         return not all(f.transfer_exact for f in self.files)
 
 
+StyleEntry = ModelEntry  # transitional: the old name (it always described depth models too)
+
 BUILTIN_STYLES: tuple[StyleEntry, ...] = (
     StyleEntry(
         "toon", "Toon",
         "Flat colour regions with ink outlines (edge-preserving smoothing, quantised tones, XDoG lines)",
-        "builtin", "toon", "ToonStyle",
+        ModelFamily.BUILTIN, "styles.toon", "ToonStyle",
     ),
     StyleEntry(
         "oil", "Oil Paint",
         "Brush strokes that follow the image's structure (anisotropic Kuwahara filter)",
-        "builtin", "oil", "OilStyle",
+        ModelFamily.BUILTIN, "styles.oil", "OilStyle",
     ),
     StyleEntry(
         "watercolor", "Watercolor",
         "Soft washes with darkened wet edges, pigment granulation and paper grain",
-        "builtin", "watercolor", "WatercolorStyle",
+        ModelFamily.BUILTIN, "styles.watercolor", "WatercolorStyle",
     ),
     StyleEntry(
         "pencil", "Pencil Sketch",
         "Graphite sketch: dodge-blended outlines with hatching in the shadows",
-        "builtin", "pencil", "PencilStyle",
+        ModelFamily.BUILTIN, "styles.pencil", "PencilStyle",
     ),
     StyleEntry(
         "pixel", "Pixel Art",
         "Large square pixels snapped to a limited 16-colour palette",
-        "builtin", "pixel", "PixelStyle",
+        ModelFamily.BUILTIN, "styles.pixel", "PixelStyle",
     ),
 )
 
@@ -148,7 +166,7 @@ ANIMEGAN_BYTES = 8_601_086  # face_paint_512_v2.pt; the other three hold the sam
 def _animegan(suffix: str, name: str, file: str, description: str, sha: str | None = None,
               exact: bool = False, license: str = MIT, nc: bool = False) -> StyleEntry:
     return StyleEntry(
-        f"animegan2-{suffix}", name, description, "gan", "", "", license, nc,
+        f"animegan2-{suffix}", name, description, ModelFamily.GAN, "", "", license, nc,
         (ModelFile("model", file, ANIMEGAN_BASE + file, ANIMEGAN_BYTES, sha, "third-party" if sha else "",
                    arch="animegan2", size_exact=exact),),
     )
@@ -157,7 +175,8 @@ def _animegan(suffix: str, name: str, file: str, description: str, sha: str | No
 def _cyclegan(painter: str, name: str) -> StyleEntry:
     file = f"style_{painter}.pth"
     return StyleEntry(
-        f"cyclegan-{painter}", name, f"Paints the texture in the manner of {name.split(' (')[0]} (CycleGAN)", "gan",
+        f"cyclegan-{painter}", name, f"Paints the texture in the manner of {name.split(' (')[0]} (CycleGAN)",
+        ModelFamily.GAN,
         "", "", "BSD-style code; the weights' license is not stated upstream", False,
         (ModelFile("model", file, CYCLEGAN_BASE + file, 45_600_000, arch="cyclegan"),),  # 11,378,179 params
     )
@@ -165,7 +184,8 @@ def _cyclegan(painter: str, name: str) -> StyleEntry:
 
 def _fast_style(name: str, label: str) -> StyleEntry:
     return StyleEntry(
-        f"fast-style-{name.replace('_', '-')}", label, f"The '{label}' painting style (fast neural style)", "gan",
+        f"fast-style-{name.replace('_', '-')}", label, f"The '{label}' painting style (fast neural style)",
+        ModelFamily.GAN,
         "", "", "BSD-3-Clause", False,
         (ModelFile("model", f"{name}.pth", FAST_STYLE_ZIP, 6_740_000, archive_member=f"saved_models/{name}.pth",
                    arch="transformer_net", archive_size=FAST_STYLE_ZIP_BYTES),),  # 1,679,235 params + stats
@@ -195,7 +215,8 @@ GAN_STYLES: tuple[StyleEntry, ...] = (
 
 ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
     StyleEntry(
-        "adain", "Any Style Image (AdaIN)", "Transfers the look of a style image you pick (AdaIN)", "arbitrary",
+        "adain", "Any Style Image (AdaIN)", "Transfers the look of a style image you pick (AdaIN)",
+        ModelFamily.ARBITRARY,
         "", "", MIT, False,
         (
             ModelFile("decoder", "decoder.pth", ADAIN_BASE + "decoder.pth", 14_030_000,  # 3,505,219 params
@@ -213,7 +234,7 @@ APACHE = "Apache-2.0"
 DEPTH_MODELS: tuple[StyleEntry, ...] = (
     StyleEntry(
         "depth-anything-v2-small", "Depth Anything V2 Small", "Relative depth from one photo (24.8 M parameters)",
-        "depth", "", "", APACHE, False,
+        ModelFamily.DEPTH, "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_vits.pth", HF + "Depth-Anything-V2-Small/resolve/main/"
                    "depth_anything_v2_vits.pth", 99_218_434,
                    "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", "upstream",
@@ -221,7 +242,7 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
     ),
     StyleEntry(
         "depth-anything-v2-metric-vkitti-small", "Depth Anything V2 Small (metric, outdoor)",
-        "Depth in metres up to 80 m, trained on driving scenes", "depth", "", "", APACHE, False,
+        "Depth in metres up to 80 m, trained on driving scenes", ModelFamily.DEPTH, "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_metric_vkitti_vits.pth", HF + "Depth-Anything-V2-Metric-VKITTI-Small/"
                    "resolve/main/depth_anything_v2_metric_vkitti_vits.pth", 99_220_000,  # the Small's tensors
                    "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb", "upstream",
@@ -231,10 +252,12 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
     StyleEntry(
         "depth-builtin-fast", "Built-in (fast)",
         "The project's own compact depth network, trained on its synthetic renders; needs no download",
-        "depth", "", "", "GPL-3.0-or-later (part of Neural Restyle; see ml/weights/MODEL_CARD.md)", False,
+        ModelFamily.DEPTH, "fast_depth", "load_fast_depth",
+        "GPL-3.0-or-later (part of Neural Restyle; see ml/weights/MODEL_CARD.md)", False,
     ),
     StyleEntry(
-        "depth-anything-v2-base", "Depth Anything V2 Base", "Finer relative depth (97.5 M parameters)", "depth",
+        "depth-anything-v2-base", "Depth Anything V2 Base", "Finer relative depth (97.5 M parameters)",
+        ModelFamily.DEPTH,
         "", "", "CC-BY-NC-4.0 (non-commercial use only)", True,
         (ModelFile("model", "depth_anything_v2_vitb.pth", HF + "Depth-Anything-V2-Base/resolve/main/"
                    "depth_anything_v2_vitb.pth", 389_961_218,
@@ -246,29 +269,24 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
 # Built-in styles this project LEARNED with its own training pipeline (ml.training) from its own
 # procedural exemplars: fp16 weights in ml/weights/styles/ (MODEL_CARD.md there). They come after
 # every other style so that the numbers saved .blend files hold for the older styles never change.
-# Their module is named relative to ml.styles, as for every built-in: ".training.builtin" is ml.training.builtin.
+# Their module is named under ml, as for every built-in.
 LEARNED = "GPL-3.0-or-later (trained by Neural Restyle; see ml/weights/styles/MODEL_CARD.md)"
 LEARNED_STYLES: tuple[StyleEntry, ...] = (
     StyleEntry("learned-stained-glass", "Stained Glass (learned)",
                "Panes of saturated glass between dark lead lines, learned from the project's own exemplars",
-               "learned", ".training.builtin", "stained_glass", LEARNED),
+               ModelFamily.LEARNED, "training.builtin", "stained_glass", LEARNED),
     StyleEntry("learned-halftone", "Halftone Print (learned)",
                "Four-colour dot screens on paper, learned from the project's own exemplars",
-               "learned", ".training.builtin", "halftone", LEARNED),
+               ModelFamily.LEARNED, "training.builtin", "halftone", LEARNED),
     StyleEntry("learned-woodcut", "Woodcut (learned)",
                "Black gouge lines on warm paper, learned from the project's own exemplars",
-               "learned", ".training.builtin", "woodcut", LEARNED),
+               ModelFamily.LEARNED, "training.builtin", "woodcut", LEARNED),
 )
 
 ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES + LEARNED_STYLES
-FAMILY_TITLES = {
-    "builtin": "Built-in",
-    "learned": "Built-in (Learned)",
-    "gan": "Downloaded GAN Styles",
-    "arbitrary": "Arbitrary (Style Image)",
-    "custom": "Custom",
-}
-_BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}
+# The style menu's headings, in menu order (ml.options holds their text).
+FAMILY_TITLES = {family.value: label(family) for family in ModelFamily if family != ModelFamily.DEPTH}
+_BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}  # read through entry_by_id (ml.registry)
 
 
 def style_ids() -> list[str]:
@@ -276,9 +294,15 @@ def style_ids() -> list[str]:
     return [entry.id for entry in BUILTIN_STYLES]
 
 
-def get_style(style_id: str) -> StyleEntry:
-    try:
-        return _BY_ID[style_id]
-    except KeyError:
+def entry_by_id(model_id: str) -> ModelEntry | None:
+    """The catalog's entry for ``model_id`` (a style or a depth model), or None."""
+    return _BY_ID.get(model_id)
+
+
+def get_style(style_id: str) -> ModelEntry:
+    """A catalog model by id (transitional: ml.registry.describe also knows custom models)."""
+    entry = entry_by_id(style_id)
+    if entry is None:
         known = ", ".join(_BY_ID)
-        raise UnknownStyleError(f"Unknown style '{style_id}' (known styles: {known})") from None
+        raise UnknownStyleError(f"Unknown style '{style_id}' (known styles: {known})")
+    return entry

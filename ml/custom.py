@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
-from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, DEPTH_ARCHS, DEPTH_MODELS, ModelFile, StyleEntry, get_style
-from .errors import RestyleError, UnknownStyleError, UnsupportedModel
+from .catalog import ADAIN_HALVES, ModelEntry, ModelFile
+from .errors import RestyleError, UnsupportedModel
+from .options import ModelFamily, ModelKind
+
+StyleEntry = ModelEntry  # transitional name
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +181,11 @@ def _entry(item: dict[str, str]) -> StyleEntry:
         output = f"metric, up to {metres:g} m" if metres else "relative depth"
         source = item.get("source", "a file")
         description = f"Your depth model '{item['name']}' ({item['arch']}, {output}, from {source})"
-        return StyleEntry(item["id"], item["name"], description, "depth", "", "", "as its author licensed it", False,
-                          (file,), max_depth=metres)
+        return ModelEntry(item["id"], item["name"], description, ModelFamily.DEPTH, "", "", "as its author licensed it",
+                          False, (file,), max_depth=metres)
     description = f"Your model '{item['name']}' ({item['arch']}, added from {item.get('source', 'a file')})"
-    return StyleEntry(item["id"], item["name"], description, "custom", "", "", "as its author licensed it", False,
-                      (file,))
+    return ModelEntry(item["id"], item["name"], description, ModelFamily.CUSTOM, "", "", "as its author licensed it",
+                      False, (file,))
 
 
 def custom_styles(root: Path) -> list[StyleEntry]:
@@ -207,13 +210,15 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max
             f"{source.name} is only the AdaIN {half}: a style needs {other} as well, so it was not added. "
             "Use 'Any Style Image (AdaIN)' in the style menu: Download it, or install both files from disk"
         )
-    arch_name = ARCH_SIGNATURES[arch][0] if arch in ARCH_SIGNATURES else arch
+    from .registry import ARCHITECTURES, is_depth_architecture  # the registry reads this module: import late
+
+    arch_name = ARCHITECTURES[arch].name if arch in ARCHITECTURES else arch
     name = (name or source.stem.replace("_", " ").title()).strip() or "Model"
     items = read_list(root).items
     # Adding a model again under the name of a style whose file went missing repairs that style.
     replaced = next((item for item in items if item["name"] == name and not (root / FOLDER / item["file"]).is_file()),
                     None)
-    depth = arch in DEPTH_ARCHS
+    depth = is_depth_architecture(arch)
     if replaced is not None and is_depth(replaced) == depth:
         items = [item for item in items if item is not replaced]
         style_id = replaced["id"]
@@ -255,35 +260,36 @@ def remove_custom(root: Path, style_id: str) -> None:
     _write(root, keep)
 
 
-def find_style(style_id: str, root: Path | None) -> StyleEntry:
-    """A catalog style, or one of the user's custom styles in the store at ``root``.
-
-    A custom style whose file is gone raises CustomStyleMissing naming where it was and how to fix it."""
-    if style_id.startswith(PREFIX) and root is not None:
-        for entry in (_entry(item) for item in read_list(root).items):  # styles and depth models
-            if entry.id == style_id:
-                path = root / entry.files[0].filename
-                if not path.is_file():
-                    raise CustomStyleMissing(
-                        f"The model file of your custom {'depth model' if entry.family == 'depth' else 'style'} "
-                        f"'{entry.name}' is missing: it was at {path}. Put the file back there, or add the model "
-                        f"again with Add Custom Style from File named '{entry.name}' (or remove it)"
-                    )
-                return entry
-        raise UnknownStyleError(f"The custom style '{style_id}' is not installed any more")
-    return get_style(style_id)
+def all_custom(root: Path) -> list[ModelEntry]:
+    """Every model the user added: styles and depth models."""
+    return [_entry(item) for item in read_list(root).items]
 
 
-def find_depth_model(model_id: str, root: Path | None) -> StyleEntry:
-    """A catalog depth model or one of the user's custom depth models (a missing file raises
-    CustomStyleMissing, an unknown id UnknownStyleError naming the choices)."""
-    if model_id.startswith(PREFIX) and root is not None:
-        entry = find_style(model_id, root)
-        if entry.family == "depth":
-            return entry
-        raise UnknownStyleError(f"'{entry.name}' is a style, not a depth model")
-    for entry in DEPTH_MODELS:
+def find_custom(model_id: str, root: Path) -> ModelEntry | None:
+    """The user's model ``model_id`` (None when it is not listed). A listed model whose file is gone raises
+    CustomStyleMissing naming where it was and how to fix it."""
+    for entry in all_custom(root):
         if entry.id == model_id:
+            path = root / entry.files[0].filename
+            if not path.is_file():
+                raise CustomStyleMissing(
+                    f"The model file of your custom {'depth model' if entry.kind == ModelKind.DEPTH else 'style'} "
+                    f"'{entry.name}' is missing: it was at {path}. Put the file back there, or add the model "
+                    f"again with Add Custom Style from File named '{entry.name}' (or remove it)"
+                )
             return entry
-    known = [e.id for e in DEPTH_MODELS] + ([e.id for e in custom_depth_models(root)] if root is not None else [])
-    raise UnknownStyleError(f"Unknown depth model '{model_id}' (known: {', '.join(known)})")
+    return None
+
+
+def find_style(style_id: str, root: Path | None) -> ModelEntry:
+    """Transitional (operators, cli): ml.registry.describe(style_id, root).entry is the one lookup."""
+    from .registry import describe
+
+    return describe(style_id, root).entry
+
+
+def find_depth_model(model_id: str, root: Path | None) -> ModelEntry:
+    """Transitional (operators, cli): ml.registry.depth_model(model_id, root).entry is the one lookup."""
+    from .registry import depth_model
+
+    return depth_model(model_id, root).entry

@@ -13,18 +13,24 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .catalog import ADAIN_HALVES, ARCH_SIGNATURES, DEPTH_ARCHS
-from .errors import UnsafeModelFile, UnsupportedModel
+from .catalog import ADAIN_HALVES
+from .errors import UnknownStyleError, UnsafeModelFile, UnsupportedModel
 from .models.adain import AdaIN
 from .models.animegan2 import AnimeGAN2
 from .models.cyclegan import CycleGANGenerator
 from .models.depth_anything import DepthAnythingV2, config_from_state
 from .models.transformer_net import TransformerNet
+from .options import ModelKind
+from .registry import architecture, import_network, is_depth_architecture
 from .store import LEGACY_BUFFER, MAX_MODEL_BYTES, WRAPPER_KEYS, check_weights, key_mapper, read_contents
 from .styles.base import StyleNet
+
+if TYPE_CHECKING:
+    from .registry import LoadedModel, ModelDescriptor
 
 StateDict = dict[str, torch.Tensor]
 
@@ -123,8 +129,8 @@ def _cyclegan(state: StateDict) -> CycleGANGenerator:
 
 
 def _spec(arch: str, build: Callable[[StateDict], StyleNet | torch.nn.Module]) -> ArchSpec:
-    name, signature = ARCH_SIGNATURES[arch]  # one table, shared with the torch-free download check
-    return ArchSpec(arch, name, signature, build)
+    known = architecture(arch)  # one table (ml.registry), shared with the torch-free download check
+    return ArchSpec(arch, known.name, known.signature, build)
 
 
 def _depth_anything(state: StateDict) -> DepthAnythingV2:
@@ -188,9 +194,37 @@ def load_style_network(paths: dict[str, Path]) -> tuple[str, StyleNet]:
         spec_id, model = next(iter(kinds.items()))
         if isinstance(model, StyleNet):
             return spec_id, model
-        if spec_id in DEPTH_ARCHS:
-            raise UnsupportedModel(f"this file is a depth model ({ARCH_SIGNATURES[spec_id][0]}), not a style: "
+        if is_depth_architecture(spec_id):
+            raise UnsupportedModel(f"this file is a depth model ({architecture(spec_id).name}), not a style: "
                                    "pick it as the Depth Model of Import Photo")
         half, other = ADAIN_HALVES.get(spec_id, (spec_id, "its other half"))
         raise UnsupportedModel(f"this file is only the AdaIN {half}: AdaIN also needs {other}")
     raise UnsupportedModel(f"these files do not make one model: {', '.join(sorted(kinds))}")
+
+
+def load_model(descriptor: ModelDescriptor, files: dict[str, Path]) -> LoadedModel:
+    """The network a descriptor names, built (models built by name) or read from its files, with the
+    facts the engine plans with. Depth files are Depth Anything V2 (ml.depth); style files are detected
+    by their keys."""
+    from .registry import LoadedModel
+
+    if descriptor.network and not files:
+        network = import_network(descriptor.network)()
+        arch = descriptor.network
+    elif not files:
+        raise UnknownStyleError(f"'{descriptor.name}' needs its model file(s): download or add it first")
+    elif descriptor.kind == ModelKind.DEPTH:
+        from .depth import load_depth_network
+
+        network = load_depth_network(Path(files["model"]), descriptor.max_depth)
+        arch = "depth_anything_v2"
+    else:
+        arch, network = load_style_network({role: Path(path) for role, path in files.items()})
+    if descriptor.kind == ModelKind.STYLE and not isinstance(network, StyleNet):
+        raise UnsupportedModel(f"'{descriptor.name}' does not build a style network")
+    return LoadedModel(
+        descriptor, network.eval(), arch,
+        halo=int(getattr(network, "halo", 0)), align=int(getattr(network, "align", 1)),
+        reduced_precision_ok=bool(getattr(network, "reduced_precision_ok", False)),
+        channels_last=bool(getattr(network, "channels_last", False)),
+    )

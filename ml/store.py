@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import ALL_STYLES, ARCH_SIGNATURES, DEPTH_ARCHS, DEPTH_MODELS, ModelFile, StyleEntry
+from .catalog import ModelEntry, ModelFile
 from .errors import (
     ChecksumMismatch,
     DiskFull,
@@ -44,6 +44,7 @@ from .errors import (
     UnsafeModelFile,
     UnsupportedModel,
 )
+from .registry import ARCHITECTURES, catalog_entries, is_depth_architecture
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def key_mapper(keys: list[str]) -> Callable[[str], str]:
     architecture's signature key, it is dropped. A Depth Anything V2 file whose encoder keys lost
     their ``pretrained.`` prefix (a bare DINOv2 next to ``depth_head.``) gets it back."""
     present = set(keys)
-    signature_keys = [signature[0][0] for _, signature in ARCH_SIGNATURES.values()]
+    signature_keys = [known.signature[0][0] for known in ARCHITECTURES.values()]
     prefix = ""
     if not any(key in present for key in signature_keys):
         for wanted in signature_keys:
@@ -337,7 +338,7 @@ def read_contents(path: Path, limit: int = MAX_MODEL_BYTES, name: str | None = N
     rename = key_mapper(list(contents.tensors))
     contents = ModelContents({rename(k): v for k, v in contents.tensors.items()}, contents.loaded_bytes,
                              contents.format)
-    if contents.loaded_bytes > limit and matching_arch(contents) not in DEPTH_ARCHS:
+    if contents.loaded_bytes > limit and not is_depth_architecture(matching_arch(contents)):
         raise _too_big(name, contents.loaded_bytes, limit)
     return contents
 
@@ -378,9 +379,9 @@ def _read_tables(path: Path, name: str, suffix: str, limit: int) -> ModelContent
 
 def matching_arch(contents: ModelContents) -> str | None:
     """The architecture id whose signature the tensors carry, if any."""
-    for arch, (_, signature) in ARCH_SIGNATURES.items():
+    for arch, known in ARCHITECTURES.items():
         if all(key in contents.tensors and (shape is None or contents.tensors[key].shape == shape)
-               for key, shape in signature):
+               for key, shape in known.signature):
             return arch
     return None
 
@@ -404,8 +405,8 @@ def check_model_file(path: Path, arch: str = "", limit: int = MAX_MODEL_BYTES, n
     check_weights(contents, name)
     found = matching_arch(contents)
     if arch and found != arch:
-        expected = ARCH_SIGNATURES[arch][0]
-        what = ARCH_SIGNATURES[found][0] if found else "no known architecture"
+        expected = ARCHITECTURES[arch].name
+        what = ARCHITECTURES[found].name if found else "no known architecture"
         raise UnsupportedModel(f"{name} is not the expected {expected} model (it holds {what})")
     return contents
 
@@ -432,13 +433,13 @@ class ModelStore:
     def path_of(self, file: ModelFile) -> Path:
         return self.root / file.filename
 
-    def paths(self, entry: StyleEntry) -> dict[str, Path]:
+    def paths(self, entry: ModelEntry) -> dict[str, Path]:
         return {f.role: self.path_of(f) for f in entry.files}
 
-    def is_installed(self, entry: StyleEntry) -> bool:
+    def is_installed(self, entry: ModelEntry) -> bool:
         return all(self.path_of(f).is_file() for f in entry.files)
 
-    def is_pinned(self, entry: StyleEntry) -> bool:
+    def is_pinned(self, entry: ModelEntry) -> bool:
         return all(f.sha256 for f in entry.files)
 
     def url_of(self, file: ModelFile) -> str:
@@ -478,7 +479,7 @@ class ModelStore:
     def recorded_hash(self, name: str) -> str | None:
         return self._recorded().get(name)
 
-    def verify(self, entry: StyleEntry) -> str:
+    def verify(self, entry: ModelEntry) -> str:
         """Check an installed entry's files against their hashes without changing anything."""
         for file in entry.files:
             expected = file.sha256 or self._recorded().get(file.filename)
@@ -534,7 +535,7 @@ class ModelStore:
             ) from exc
 
     # -- download ---------------------------------------------------------------------------
-    def download(self, entry: StyleEntry, progress: ProgressFn | None = None,
+    def download(self, entry: ModelEntry, progress: ProgressFn | None = None,
                  cancelled: CancelFn | None = None) -> dict[str, Path]:
         if not entry.files:
             return {}
@@ -719,7 +720,7 @@ class ModelStore:
                                  "network or install the file from disk")
 
     # -- install from disk, remove --------------------------------------------------------
-    def install_file(self, entry: StyleEntry, role: str, source: Path) -> Path:
+    def install_file(self, entry: ModelEntry, role: str, source: Path) -> Path:
         """Copy a file the user downloaded themselves into the store, checked like a download."""
         file = next((f for f in entry.files if f.role == role), None)
         if file is None:
@@ -736,7 +737,7 @@ class ModelStore:
             raise DownloadError(f"Could not copy {source} into {self.root}: {exc.strerror or exc}") from exc
         return self.path_of(file)
 
-    def remove(self, entry: StyleEntry) -> int:
+    def remove(self, entry: ModelEntry) -> int:
         """Delete an entry's files and forget the hashes recorded for them; returns the bytes freed."""
         if not entry.files:
             raise RestyleError(f"'{entry.name}' is built into Neural Restyle: it has no file and cannot be removed")
@@ -770,5 +771,5 @@ def _range_start(content_range: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _entries_sharing(url: str) -> list[StyleEntry]:
-    return [entry for entry in ALL_STYLES + DEPTH_MODELS if any(f.url == url for f in entry.files)]
+def _entries_sharing(url: str) -> list[ModelEntry]:
+    return [entry for entry in catalog_entries() if any(f.url == url for f in entry.files)]

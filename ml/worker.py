@@ -20,19 +20,18 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import protocol
-from .depth import estimate_depth, load_depth_network
+from . import protocol, registry
+from .depth import estimate_depth
 from .devices import available_devices, reduced_dtype, resolve_device
 from .engine import RestyleReport, restyle
 from .errors import JobCancelled, RestyleError
-from .fast_depth import WEIGHTS as FAST_DEPTH_WEIGHTS
-from .fast_depth import estimate_fast_depth, load_fast_depth
-from .loading import build, load_style_network, read_state_dict
+from .fast_depth import estimate_fast_depth
+from .loading import build, read_state_dict
 from .models.adain import AdaIN
 from .models.depth_anything import DepthAnythingV2
 from .models.fast_depth import FastDepth
 from .protocol import DepthRequest, Event, InspectRequest, Item, LearnRequest, Op, PingRequest, RunRequest
-from .styles import build_style
+from .registry import LoadedModel, ModelDescriptor
 from .styles.base import StyleNet
 
 log = logging.getLogger("neural_restyle.worker")
@@ -47,7 +46,7 @@ class Worker:
         self.out_lock = threading.Lock()
         self.inbox: queue.Queue[protocol.Message] = queue.Queue()
         self.cancelled_jobs: set[str] = set()
-        self.models: dict[tuple, torch.nn.Module] = {}
+        self.models: dict[tuple, LoadedModel] = {}
         # What each request does. Cancel is read by read_requests() (it must arrive while a job runs)
         # and shutdown by serve(); together they are every Op (tests/ml/test_protocol.py checks it).
         self.handlers: dict[Op, Callable[[Any], None]] = {
@@ -123,30 +122,26 @@ class Worker:
         run_learn(dict(request.fields), self.send, lambda: request.job in self.cancelled_jobs)
 
     def model(self, style_id: str, files: Mapping[str, str]) -> StyleNet:
-        """A built-in style, or a network from model files (cached while the files are unchanged)."""
-        stamp = tuple(sorted((role, path, os.stat(path).st_mtime_ns) for role, path in files.items()))
-        key = (style_id, stamp)
+        """A style's network (ml.registry describes it), cached while its files are unchanged."""
+        loaded = self.loaded(registry.style_for_files(style_id, files), files)
+        assert isinstance(loaded.network, StyleNet)  # registry.load_model checks a style builds a StyleNet
+        return loaded.network
+
+    def loaded(self, descriptor: ModelDescriptor, files: Mapping[str, str]) -> LoadedModel:
+        """One network per model id, rebuilt when its files (or its metric range) change."""
+        stamp = tuple(sorted((role, path, os.stat(path).st_mtime_ns) for role, path in files.items() if path))
+        key = (descriptor.id, stamp, descriptor.max_depth)
         if key not in self.models:
-            if files:
-                _, net = load_style_network({role: Path(path) for role, path in files.items()})
-            else:
-                net = build_style(style_id)
-            self.models = {k: v for k, v in self.models.items() if k[0] != style_id}  # one version per style
-            self.models[key] = net
-        cached = self.models[key]
-        assert isinstance(cached, StyleNet)  # style ids never share a key with depth models
-        return cached
+            built = descriptor.build({role: Path(path) for role, path in files.items() if path})
+            self.models = {k: v for k, v in self.models.items() if k[0] != descriptor.id}  # one version per model
+            self.models[key] = built
+        return self.models[key]
 
     def run_depth(self, request: DepthRequest) -> None:
-        """Depth maps for the job's images with a Depth Anything V2 checkpoint."""
+        """Depth maps for the job's images with a Depth Anything V2 file, or the built-in depth model."""
         job = request.job
-        model_file = request.files.get("model") or ""
-        path = Path(model_file) if model_file else FAST_DEPTH_WEIGHTS  # none given: the built-in model
-        key = ("depth", ((str(path), os.stat(path).st_mtime_ns, request.max_depth),))
-        if key not in self.models:
-            self.models[key] = (load_depth_network(path, request.max_depth) if model_file
-                                else load_fast_depth(path))
-        net = self.models[key]
+        loaded = self.loaded(registry.depth_for_files(request.files, request.max_depth), request.files)
+        net = loaded.network
         device, warning = resolve_device(request.device)
         # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
         reduced = reduced_dtype(device, request.precision, model_allows=True)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import bpy
 
 from .. import preferences
-from ..ml.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.catalog import DEPTH_MODELS, ModelEntry
 from ..ml.custom import custom_depth_models
 from ..ml.errors import RestyleError
 from ..operators.models import megabytes
 from ..operators.photo import builtin_depth_available
 
 
-def _depth_entries(context: bpy.types.Context) -> tuple[list[StyleEntry], str | None]:
+def _depth_entries(context: bpy.types.Context) -> tuple[list[ModelEntry], str | None]:
     """The catalog's depth models and the user's own, with a note when the folder cannot be read."""
     try:
         return list(DEPTH_MODELS) + custom_depth_models(preferences.model_root(context, create=False)), None
@@ -22,7 +22,7 @@ def _depth_entries(context: bpy.types.Context) -> tuple[list[StyleEntry], str | 
         return list(DEPTH_MODELS), f"Your own depth models cannot be read: {exc}"
 
 
-def _size_text(entry: StyleEntry, on_disk: int) -> str:
+def _size_text(entry: ModelEntry, on_disk: int) -> str:
     if not entry.files:
         return "Built in"
     if on_disk:
@@ -30,7 +30,7 @@ def _size_text(entry: StyleEntry, on_disk: int) -> str:
     return megabytes(entry.download_size, entry.size_is_estimate)
 
 
-def draw_depth_model(layout: bpy.types.UILayout, context: bpy.types.Context, entry: StyleEntry) -> None:
+def draw_depth_model(layout: bpy.types.UILayout, context: bpy.types.Context, entry: ModelEntry) -> None:
     """One depth model: name, output, size, license, state and its button."""
     box = layout.box()
     col = box.column(align=True)

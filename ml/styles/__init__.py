@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
-from ..catalog import get_style
+from ..options import ModelKind
 from .base import StyleNet
 
 
 def build_style(style_id: str) -> StyleNet:
-    """Instantiate the torch module for a catalog style (raises UnknownStyleError)."""
-    entry = get_style(style_id)
-    module = importlib.import_module(f".{entry.module}", __name__)
-    net: StyleNet = getattr(module, entry.factory)()
-    return net.eval()
+    """The torch module of a style built by name (a built-in or learned style); raises UnknownStyleError."""
+    from ..registry import describe
+
+    network = describe(style_id, kind=ModelKind.STYLE).build().network
+    assert isinstance(network, StyleNet)  # a style's factory builds a StyleNet (registry.load_model checks it)
+    return network
