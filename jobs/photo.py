@@ -140,7 +140,10 @@ class PhotoJob:
     # -- Job ----------------------------------------------------------------------------------
     @property
     def fraction(self) -> float:
-        return self.worker_job.fraction if self.worker_job is not None and not self.done else float(self.done)
+        """Photos estimated so far: the worker sends no progress within one depth estimate."""
+        if self.done or self.worker_job is None:
+            return float(self.done)
+        return len(self.worker_job.results) / len(self.photos)
 
     @property
     def text(self) -> str:

@@ -95,7 +95,7 @@ class JobOperator:
             self._job = None
             self._report_error(exc)
             return False
-        state.begin("Starting")
+        state.begin(self._job.text)  # the panel says what the first step does before it runs
         return True
 
     def _end(self, context: bpy.types.Context) -> Result:
@@ -158,6 +158,9 @@ class JobOperator:
             self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
             wm.progress_begin(0, 100)
             wm.modal_handler_add(self)  # type: ignore[arg-type]  # a mix-in: self is an Operator
+            # Shown now: the first timer tick may run a long step (a render) before any progress arrives.
+            assert self._job is not None
+            self._show_progress(context, self._job)
         except BaseException:
             if self._job is not None:
                 self._job.cancel()

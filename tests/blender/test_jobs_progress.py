@@ -1,0 +1,87 @@
+"""Progress a user sees: Import Photo counts the photos whose depth is back (the worker sends no
+progress inside one estimate), and the runner says what the first step does before it runs."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import SimpleNamespace
+
+import bpy
+import numpy as np
+import pytest
+
+from tests.blender.scenes import write_image
+from tests.blender.support import ADDON_MODULE
+from tests.ml.synthetic import photo_like
+
+
+def _module(name: str):
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+
+class SilentDepthJob:
+    """A depth job that, like the real worker's, sends results but never a progress fraction."""
+
+    def __init__(self, count: int) -> None:
+        self.fraction, self.text, self.results, self.warnings = 0.0, "starting", {}, []
+        self.count, self.finished = count, False
+
+    def poll(self) -> bool:
+        index = len(self.results)
+        self.results[str(index)] = _module("ml.client").ItemResult(str(index), array=np.ones((24, 32), np.float32))
+        self.finished = len(self.results) == self.count
+        return self.finished
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def status(empty_scene):
+    state = _module("operators.state")
+    state.end()
+    yield state.CURRENT
+    state.end()
+
+
+def test_import_photo_progress_counts_the_photos_whose_depth_is_back(empty_scene, tmp_path, monkeypatch):
+    photos = [write_image(tmp_path / f"p{i}.png", photo_like(24, 32, seed=i)) for i in range(4)]
+    client = SimpleNamespace(submit_depth=lambda *a, **k: SilentDepthJob(len(photos)))
+    monkeypatch.setattr(_module("jobs.base").Services, "client", lambda self: client)
+    options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
+    job = _module("jobs.photo").PhotoJob(bpy.context.scene, photos, options,
+                                         _module("jobs.base").services_of(bpy.context))
+    try:
+        seen = [job.fraction]
+        while not job.poll():
+            seen.append(job.fraction)
+        seen.append(job.fraction)
+    finally:
+        job.close()
+    assert seen == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_the_runner_shows_what_the_first_step_does_as_the_job_begins(status):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    bpy.context.scene.camera = bpy.context.active_object
+    job = _module("jobs.depth_pass").DepthPassJob(bpy.context.scene,
+                                                  _module("ml.options").DepthPassMeshOptions(resolution=16))
+
+    class Runner(_module("operators.jobs").JobOperator):
+        def report(self, kind, text):
+            raise AssertionError(text)
+
+        def start_job(self, context):
+            return job
+
+    runner = Runner()
+    try:
+        assert runner._begin(bpy.context)
+        assert status.running and status.text == "rendering"  # not a bare "Starting" during the first render
+    finally:
+        runner._stop(bpy.context)
