@@ -509,21 +509,18 @@ def do_stylize_render(args: argparse.Namespace) -> str:
 
 def do_import_photo(args: argparse.Namespace) -> str:
     photos = [Path(p).resolve() for p in args.photos]
-    missing = [str(p) for p in photos if not p.is_file()]
-    if missing:
-        raise RestyleError(f"no such photo: {', '.join(missing)}")
     unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
     if len(unique) < len(photos):
         _say("restyle import-photo: a photo is listed more than once: imported once")
     options = ImportPhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
                                  resolution=args.resolution)
-    services = services_of(bpy.context)
-    for photo in unique:  # one at a time, as the panel imports a photo: each in front of its own camera
-        outcome = import_photos(_scene(), [photo], options, services)
-        for warning in outcome.warnings:
-            _say(f"restyle import-photo: {warning}")
-        _say(outcome.summary()[1], sys.stdout)
-    return ", ".join(p.stem for p in unique)
+    # One job for all of them, as the panel imports several photos: each rig beside the last, all or nothing
+    # (the job names any missing photo).
+    outcome = import_photos(_scene(), unique, options, services_of(bpy.context))
+    for warning in outcome.warnings:
+        _say(f"restyle import-photo: {warning}")
+    _say(outcome.summary()[1], sys.stdout)
+    return ", ".join(outcome.collections)
 
 
 def do_depth_mesh(args: argparse.Namespace) -> str:

@@ -133,3 +133,17 @@ def test_adain_from_the_command_line_takes_a_style_image_file(cli, adain_mirror,
     assert cube.material_slots[0].material.name == "Bark.adain"
     # The style image file was read for the job only: the .blend gained the result, not the style image.
     assert sorted(i.name for i in bpy.data.images) == sorted([*images_before, "bark.png.adain"])
+
+
+def test_import_photo_of_several_photos_is_one_job_with_a_rig_each(cli, empty_scene, tmp_path, capsys):
+    photos = [write_image(tmp_path / f"{name}.png", photo_like(24, 32, seed=i)) for i, name in enumerate("ab")]
+    assert cli.main(["import-photo", *map(str, photos), str(photos[0]), "--depth-model", "flat"]) == 0
+    cameras = [bpy.data.objects[f"{name} Camera"] for name in "ab"]
+    assert cameras[0].location.x != cameras[1].location.x  # side by side, not both at the origin
+    assert bpy.context.scene.camera == cameras[0]  # the scene looks through the first photo's camera
+    assert "more than once" in capsys.readouterr().err
+    before = sorted(o.name for o in bpy.data.objects)
+    code = cli.main(["import-photo", str(photos[0]), str(tmp_path / "gone.png"), "--depth-model", "flat"])
+    assert code == 1 and sorted(o.name for o in bpy.data.objects) == before  # all or nothing
+    err = capsys.readouterr().err
+    assert err.lower().count("no such photo") == 1 and "gone.png" in err
