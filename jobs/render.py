@@ -94,6 +94,7 @@ class RenderJob:
         self.worker_job: WorkerJob | None = None
         self.rendered: passes.RenderPasses | None = None
         self.clip_end = 0.0
+        self.frame_size: tuple[int, int] | None = None  # (width, height) of the first frame: all keep it
         self.cancelled = False
         self.kept = False
         if self.folder:  # last: nothing after it can fail and leave the folder behind
@@ -116,6 +117,14 @@ class RenderJob:
             self.rendered = passes.render_passes(scene, normals=self.options.outlines > 0)
         finally:
             scene.frame_set(saved)  # the user's frame between steps, whatever happened
+        height, width = self.rendered.combined.shape[:2]
+        size = (width, height)
+        if self.frame_size is None:
+            self.frame_size = size
+        elif size != self.frame_size:  # the frames must line up: temporal smoothing, flicker, one result
+            raise RestyleError(f"the render size changed from {self.frame_size[0]}x{self.frame_size[1]} to "
+                               f"{size[0]}x{size[1]} px at frame {frame} while restyling: keep the output "
+                               "resolution until the job ends, then run it again")
         source = color.linear_to_srgb(self.rendered.combined[..., :3])
         self.sources.append(source)
         self.worker_job = self.client.submit(self.style, self.options.restyle, [("frame", source)],
@@ -196,6 +205,9 @@ class RenderJob:
         user has under that name is never touched: the new one gets a free name instead."""
         name = f"{self.scene_name}.{self.style}"
         rgb = self.results[-1]
+        # Measured first: a failure here leaves nothing behind.
+        before, after = render_style.flicker(self.sources), render_style.flicker(self.results)
+        flicker = (before, after, after / before if before else 0.0)
         with compat.CreatedData() as created:
             rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
             image = created.add(image_from_pixels(name, rgba, False))
@@ -208,8 +220,6 @@ class RenderJob:
                 image.name = name
             created.commit()
         self.kept = True
-        before, after = render_style.flicker(self.sources), render_style.flicker(self.results)
-        flicker = (before, after, after / before if before else 0.0)
         return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker)
 
 

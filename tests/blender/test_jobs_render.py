@@ -1,0 +1,40 @@
+"""Stylize Render across steps: the user keeps working between frames, but a change of the
+output resolution would leave frames that cannot be smoothed, measured or kept together."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import bpy
+import pytest
+
+from tests.blender.support import ADDON_MODULE
+
+
+def _module(name: str):
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+
+def test_a_resolution_change_between_frames_is_refused_and_leaves_nothing(empty_scene, tmp_path):
+    bpy.ops.mesh.primitive_cube_add(size=1.5)
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    scene = bpy.context.scene
+    scene.camera = bpy.context.active_object
+    scene.render.engine, scene.cycles.samples = "CYCLES", 1
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 32, 24, 100
+    images = sorted(i.name for i in bpy.data.images)
+    options = _module("ml.options").StylizeRenderOptions(style="toon", frame_start=1, frame_end=3, temporal=0.5,
+                                                         output_dir=str(tmp_path / "frames"))
+    job = _module("jobs.render").RenderJob(scene, options, _module("jobs.base").services_of(bpy.context))
+    try:
+        while not job.paths:  # frame 1 rendered, restyled and written
+            job.poll()
+        scene.render.resolution_x = 40  # the user changes the output size meanwhile
+        with pytest.raises(_module("ml.errors").RestyleError, match="render size changed from 32x24 to 40x24"):
+            job.wait()
+    finally:
+        job.close()
+    assert not (tmp_path / "frames").exists()
+    assert sorted(i.name for i in bpy.data.images if i.name != "Render Result") == \
+        [n for n in images if n != "Render Result"]
