@@ -8,6 +8,8 @@ job holds the scene's name and plain arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import bpy
@@ -51,6 +53,24 @@ class DepthPassJob:
             raise RestyleError(f"the scene '{self.scene_name}' was deleted meanwhile")
         return scene
 
+    def _camera(self) -> bpy.types.Object:
+        """The camera the job started with, even if the user made another one active meanwhile."""
+        camera = bpy.data.objects.get(self.camera_name)
+        if camera is None or camera.type != "CAMERA":
+            raise RestyleError(f"the camera '{self.camera_name}' was deleted meanwhile")
+        return camera
+
+    @contextmanager
+    def _through_camera(self) -> Iterator[bpy.types.Scene]:
+        """The scene, looking through the job's camera for one step; the user's active camera after it."""
+        scene, camera = self._scene(), self._camera()
+        users = scene.camera
+        scene.camera = camera
+        try:
+            yield scene
+        finally:
+            scene.camera = users
+
     # -- Job ----------------------------------------------------------------------------------
     @property
     def fraction(self) -> float:
@@ -63,17 +83,19 @@ class DepthPassJob:
     def poll(self) -> bool:
         stopping(self.cancelled, None)  # no worker: raises at once when cancelled
         if self.step == 0:
-            scene = self._scene()
             if self.options.exr:
                 self.rendered = passes.read_multilayer_exr(bpy.path.abspath(self.options.exr))
             else:
-                self.rendered = passes.render_passes(scene)
+                with self._through_camera() as scene:
+                    self.rendered = passes.render_passes(scene)
         elif self.step == 1:
-            scene, rendered = self._scene(), self.rendered
+            rendered = self.rendered
             assert rendered is not None
             h, w = rendered.depth.shape
-            intrinsics = passes.camera_intrinsics(scene, w, h)
-            valid = rendered.depth < passes.clip_end(scene)
+            with self._through_camera() as scene:
+                intrinsics = passes.camera_intrinsics(scene, w, h)
+                far = passes.clip_end(scene)
+            valid = rendered.depth < far
             if not valid.any():
                 raise passes.PassError("the render shows nothing but background")
             self.grid = depth_to_mesh(rendered.depth, intrinsics, self.options.resolution, self.options.cut_threshold,
@@ -94,7 +116,7 @@ class DepthPassJob:
     def finish(self) -> DepthMeshOutcome:
         scene, rendered, grid = self._scene(), self.rendered, self.grid
         assert rendered is not None and grid is not None
-        camera = passes.scene_camera(scene)
+        camera = self._camera()
         name = f"{camera.name} Depth Mesh"
         with compat.CreatedData() as created:  # all of it, or nothing if any step fails
             image = created.add(image_from_pixels(f"{name} Render", rendered.combined, is_float=True))

@@ -38,3 +38,28 @@ def test_a_resolution_change_between_frames_is_refused_and_leaves_nothing(empty_
     assert not (tmp_path / "frames").exists()
     assert sorted(i.name for i in bpy.data.images if i.name != "Render Result") == \
         [n for n in images if n != "Render Result"]
+
+
+def test_mesh_from_depth_pass_keeps_to_the_camera_it_started_with(empty_scene):
+    bpy.ops.mesh.primitive_cube_add(size=1.5)
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    first = bpy.context.active_object
+    first.name = "First"
+    bpy.ops.object.camera_add(location=(5, 5, 5))
+    other = bpy.context.active_object
+    other.name = "Other"
+    scene = bpy.context.scene
+    scene.camera = first
+    scene.render.engine, scene.cycles.samples = "CYCLES", 1
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 32, 24, 100
+    job = _module("jobs.depth_pass").DepthPassJob(scene, _module("ml.options").DepthPassMeshOptions(resolution=16))
+    try:
+        scene.camera = other  # the user looks through another camera before the render step
+        assert job.poll() is False and scene.camera == other
+        assert job.poll() is True and scene.camera == other
+        outcome = job.finish()
+    finally:
+        job.close()
+    mesh = bpy.data.objects[outcome.object]
+    assert outcome.object == "First Depth Mesh"
+    assert (mesh.matrix_world.translation - first.matrix_world.translation).length < 1e-5
