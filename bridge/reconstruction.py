@@ -6,7 +6,6 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..ml.errors import RestyleError
 from ..ml.reconstruct import GridMesh
 from .compat import CreatedData, new_node_material
 from .meshes import build_mesh
@@ -55,13 +54,3 @@ def add_reconstruction(name: str, grid: GridMesh, placement: Matrix, material: b
     obj.matrix_world = placement
     collection.objects.link(obj)
     return obj
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the artist: a domain error's own message, an OS error's reason and path,
-    anything else named as unexpected (its traceback goes to the log)."""
-    if isinstance(exc, RestyleError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
-    return f"unexpected {type(exc).__name__}: {exc} (details in the system console)"

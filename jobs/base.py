@@ -57,9 +57,9 @@ def services_of(context: bpy.types.Context) -> Services:
                     int(prefs.worker_threads) if prefs is not None else 0)
 
 
-class Job(Protocol[OutcomeT]):
-    """A long job in steps. The job runner (operators/jobs.py) polls it from a timer; a
-    blocking caller uses :func:`run_to_end`. Between steps it holds names, never RNA references."""
+class RunningJob(Protocol):
+    """What the job runner (operators/jobs.py) drives from a timer, and :func:`run_to_end` blocks on.
+    Between steps it holds names, never RNA references."""
 
     @property
     def fraction(self) -> float: ...
@@ -74,10 +74,14 @@ class Job(Protocol[OutcomeT]):
         """Block until the work is done; raises like poll()."""
 
     def cancel(self) -> None:
-        """Ask the work to stop; poll() then raises JobCancelled."""
+        """Ask the work to stop; poll() then raises JobCancelled (once a worker job in flight has stopped)."""
 
     def close(self) -> None:
         """Release what the job holds and remove what it made unless finish() kept it; safe to call twice."""
+
+
+class Job(RunningJob, Protocol[OutcomeT]):
+    """A long job in steps (jobs/*.py) whose results are built at the end."""
 
     def finish(self) -> OutcomeT:
         """Build the results from the finished work (all or nothing)."""
@@ -97,7 +101,7 @@ def stopping(cancelled: bool, worker_job: WorkerJob | None) -> bool:
     raise JobCancelled()
 
 
-def wait_by_polling(job: Job[object]) -> None:
+def wait_by_polling(job: RunningJob) -> None:
     """wait() for jobs whose steps run in poll() on the calling thread."""
     while not job.poll():
         time.sleep(POLL_INTERVAL_S)

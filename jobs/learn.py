@@ -24,7 +24,7 @@ from ..ml.errors import RestyleError
 from ..ml.options import Device, LearnStyleOptions, choice
 from ..ml.store import ModelStore
 from ..ml.training.remote import LearnJob, submit_learn
-from .base import Services, checked, run_to_end
+from .base import Services, checked, run_to_end, wait_by_polling
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class LearnStyleJob:
         return done
 
     def wait(self) -> None:
-        while not self.poll():
-            time.sleep(0.05)
+        wait_by_polling(self)
 
     def cancel(self) -> None:
         self.job.cancel()

@@ -6,10 +6,11 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..bridge import compat
+from ..jobs.base import RunningJob
 from ..jobs.depth_pass import DepthPassJob
 from ..ml.options import DepthPassMeshOptions
 from . import state
-from .jobs import JobOperator, Result, RunningJob
+from .jobs import JobOperator, Result
 from .settings import scene_has_camera
 
 

@@ -2,7 +2,7 @@
 in the background, and a clean-up that always runs.
 
 An operator mixes in JobOperator and supplies two steps: start_job() (validate, read the
-scene, hand work to the worker; returns a RunningJob) and finish_job() (build the results
+scene, hand work to the worker; returns a jobs.base.RunningJob) and finish_job() (build the results
 from the finished job). Between them the user keeps working for minutes, so a RunningJob
 holds names, never RNA references. Whatever happens (an error, Esc, an unexpected
 exception, the window closing or another file loading) the status flag, the timer,
@@ -12,10 +12,11 @@ the status text and the progress bar are reset in one place.
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
+from typing import Literal
 
 import bpy
 
+from ..jobs.base import RunningJob
 from ..ml.errors import JobCancelled, RestyleError
 from . import state
 
@@ -23,28 +24,6 @@ log = logging.getLogger(__name__)
 
 TIMER_INTERVAL_S = 0.1
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
-
-
-class RunningJob(Protocol):
-    """What the runner drives between start_job() and finish_job()."""
-
-    @property
-    def fraction(self) -> float: ...
-
-    @property
-    def text(self) -> str: ...
-
-    def poll(self) -> bool:
-        """True once the work is done; raises RestyleError (JobCancelled on cancel)."""
-
-    def wait(self) -> None:
-        """Block until the work is done; raises like poll()."""
-
-    def cancel(self) -> None:
-        """Ask the work to stop; poll() then raises JobCancelled."""
-
-    def close(self) -> None:
-        """Release what the job holds (worker, files); stops unfinished work; safe to call twice."""
 
 
 def _redraw_panels(context: bpy.types.Context) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..jobs.base import services_of
+from ..jobs.base import RunningJob, services_of
 from ..jobs.learn import LearnStyleJob
 from ..ml.options import Device, LearnStyleOptions
 from . import state
-from .jobs import JobOperator, Result, RunningJob
+from .jobs import JobOperator, Result
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from .. import preferences
-from ..jobs.base import services_of
+from ..jobs.base import RunningJob, services_of
 from ..jobs.models import AddModelJob, megabytes, remove_model
 from ..ml.catalog import StyleEntry, get_style
 from ..ml.custom import PREFIX, read_list
 from ..ml.errors import DownloadCancelled, JobCancelled, RestyleError
 from ..ml.store import ModelStore
 from . import state
-from .jobs import JobOperator, RunningJob
+from .jobs import JobOperator
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class DownloadTask:
             log.exception("download failed")
             self.error = RestyleError(f"Download of {self.entry.name} failed: {type(exc).__name__}: {exc}")
 
-    # -- the job runner's view (operators/jobs.RunningJob) --------------------------------------
+    # -- the job runner's view (jobs.base.RunningJob) --------------------------------------
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0

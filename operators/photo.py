@@ -9,12 +9,12 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 
 from .. import preferences
 from ..jobs import photo as photo_job
-from ..jobs.base import services_of
+from ..jobs.base import RunningJob, services_of
 from ..jobs.photo import builtin_depth_available  # noqa: F401  (panels/depth_models.py reads it here)
 from ..ml.catalog import DEPTH_MODELS, StyleEntry
 from ..ml.options import ImportPhotoOptions
 from . import state
-from .jobs import JobOperator, Result, RunningJob
+from .jobs import JobOperator, Result
 
 PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
 _depth_items: list[tuple[str, str, str]] = []

@@ -6,12 +6,12 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..bridge import compat
-from ..jobs.base import services_of
+from ..jobs.base import RunningJob, services_of
 from ..jobs.render import RenderJob, RenderOutcome
 from ..ml.options import StylizeRenderOptions
 from ..properties import restyle_options
 from . import state
-from .jobs import JobOperator, Result, RunningJob
+from .jobs import JobOperator, Result
 from .settings import scene_has_camera
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import bpy
 
 from ..bridge import materials
-from ..jobs.base import services_of
+from ..jobs.base import RunningJob, services_of
 from ..jobs.textures import TexturesJob
 from ..ml.errors import RestyleError
 from . import state
-from .jobs import JobOperator, Result, RunningJob
+from .jobs import JobOperator, Result
 from .settings import texture_options_of
 
 
