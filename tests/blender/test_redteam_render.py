@@ -439,8 +439,19 @@ def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene
     client_module = addon_module("ml.client")
 
     class FailingJob:
+        """A worker job whose one photo failed: what the client's Job holds once it is done."""
+
+        finished, fraction = True, 1.0
+        results = {"0": client_module.ItemResult("0", None, "CUDA out of memory")}
+
+        def poll(self):
+            return True
+
         def wait(self):
-            return {"0": client_module.ItemResult("0", None, "CUDA out of memory")}
+            return self.results
+
+        def cancel(self):
+            pass
 
         def close(self):
             pass
@@ -449,7 +460,7 @@ def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene
         def submit_depth(self, *_args, **_kwargs):
             return FailingJob()
 
-    monkeypatch.setattr(addon_module("jobs.photo"), "shared_client", lambda *_a, **_k: FailingClient())
+    monkeypatch.setattr(addon_module("jobs.base").Services, "client", lambda _self: FailingClient())
     before, settings = data_state(), settings_state()
     message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(photo), depth_model="AUTO")
     assert "depth of yard.png could not be estimated: CUDA out of memory" in message
