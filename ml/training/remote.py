@@ -15,6 +15,7 @@ import numpy as np
 
 from ..client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
 from ..errors import JobCancelled, WorkerDied, WorkerFailed
+from ..protocol import Event, rebuilt_failure
 
 
 class LearnJob(Job):
@@ -38,21 +39,21 @@ class LearnJob(Job):
             raise WorkerDied(self.client._death_message("while learning the style"))
         if event.get("job") not in (None, self.id):
             return
-        if kind == "progress":
+        if kind == Event.PROGRESS:
             self.fraction, self.text = float(event["fraction"]), str(event.get("text", ""))
-        elif kind == "learn_preview":
+        elif kind == Event.LEARN_PREVIEW:
             try:
                 self.preview = np.load(str(event["path"]), allow_pickle=False)
                 self.preview_step = int(event.get("step", 0))
             except (OSError, ValueError):
                 pass  # the next preview replaces it; a missed one changes nothing
-        elif kind == "learned":
+        elif kind == Event.LEARNED:
             self.card = dict(event.get("card") or {})
-        elif kind == "cancelled":
+        elif kind == Event.CANCELLED:
             raise JobCancelled("Cancelled before the first training step: no style was made")
-        elif kind == "error":
-            raise WorkerFailed(str(event.get("message")))
-        elif kind == "done":
+        elif kind == Event.ERROR:
+            raise rebuilt_failure(event)  # the class the worker raised, as for every other job
+        elif kind == Event.DONE:
             self.fraction, self.finished = 1.0, True
             self.client.busy = False
 

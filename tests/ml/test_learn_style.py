@@ -250,3 +250,18 @@ def test_shipped_learned_styles_load_safely_tile_exactly_and_carry_their_card(st
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["feature_source"] == "random" and len(card["style_images"]) == 6 and card["seconds"] < 1200
     assert {"swd_drop_percent", "ssim_result"} <= card["evaluation"].keys()
+
+
+@pytest.mark.parametrize(("error", "expected"), [("InvalidImageError", "InvalidImageError"),
+                                                 ("KeyError", "WorkerFailed")])
+def test_a_learn_failure_in_the_worker_arrives_as_the_class_it_was_raised_as(tmp_path, error, expected):
+    """Learn Style failures cross the worker boundary as every other job's do: a domain error
+    keeps its class (and is still a WorkerFailed), a bug is a WorkerFailed."""
+    from ml import errors
+    from ml.training.remote import LearnJob
+
+    job = LearnJob(object(), "9", str(tmp_path), str(tmp_path / "style.safetensors"))  # type: ignore[arg-type]
+    with pytest.raises(errors.WorkerFailed, match="the third image is blank") as caught:
+        job._handle({"event": "error", "job": "9", "error": error, "message": "the third image is blank"})
+    assert type(caught.value).__name__ == expected or expected in {c.__name__ for c in type(caught.value).__mro__}
+    assert isinstance(caught.value, errors.RestyleError)
