@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import bpy
@@ -179,3 +180,19 @@ def fingerprint() -> dict[str, object]:
         elif image.source == "FILE" and Path(bpy.path.abspath(image.filepath)).exists():
             state[f"file:{image.name}"] = file_digest(image.filepath)
     return state
+
+
+def small_scene(width: int = 40, height: int = 30) -> bpy.types.Object:
+    """A cube on a floor, a camera and a sun, rendered by Cycles at one sample."""
+    bpy.ops.mesh.primitive_plane_add(size=10)
+    bpy.ops.mesh.primitive_cube_add(size=1.5, location=(0, 0, 0.75))
+    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
+    camera = bpy.context.active_object
+    scene = bpy.context.scene
+    scene.camera = camera
+    bpy.ops.object.light_add(type="SUN")
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
+    return camera

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import write_image
+from tests.blender.scenes import small_scene, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
@@ -36,22 +35,6 @@ def data_state() -> dict[str, object]:
     state.update(camera=scene.camera.name if scene.camera else None, frame=scene.frame_current,
                  children=sorted(c.name for c in scene.collection.children))
     return state
-
-
-def small_scene(width: int = 40, height: int = 30) -> bpy.types.Object:
-    """A cube on a floor, a camera and a sun, rendered by Cycles at one sample."""
-    bpy.ops.mesh.primitive_plane_add(size=10)
-    bpy.ops.mesh.primitive_cube_add(size=1.5, location=(0, 0, 0.75))
-    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
-    camera = bpy.context.active_object
-    scene = bpy.context.scene
-    scene.camera = camera
-    bpy.ops.object.light_add(type="SUN")
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 1
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
-    return camera
 
 
 def restyle_settings() -> dict[str, object]:

@@ -68,8 +68,8 @@ def test_a_rerun_failing_on_a_full_disk_keeps_the_earlier_frame_file_intact(empt
     import resource
     import signal
 
+    from tests.blender.scenes import small_scene
     from tests.blender.support import ADDON_MODULE
-    from tests.blender.test_redteam_render import small_scene
 
     small_scene()
     scene = bpy.context.scene
@@ -102,7 +102,7 @@ def test_a_rerun_failing_on_a_full_disk_keeps_the_earlier_frame_file_intact(empt
 
 
 def test_a_foreign_file_at_one_frame_moves_the_whole_sequence_to_one_free_name(empty_scene, tmp_path):
-    from tests.blender.test_redteam_render import small_scene
+    from tests.blender.scenes import small_scene
 
     small_scene()
     scene = bpy.context.scene

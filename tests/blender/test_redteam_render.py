@@ -8,7 +8,6 @@ they were before. Runs on every Blender line (4.2, 4.5, 5.0).
 from __future__ import annotations
 
 import importlib
-import math
 import os
 from pathlib import Path
 
@@ -18,27 +17,11 @@ import OpenEXR
 import pytest
 
 from bridge.compat import snapshot_settings
-from tests.blender.scenes import pixels_of, write_image
+from tests.blender.scenes import pixels_of, small_scene, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
 KINDS = ("objects", "meshes", "materials", "images", "cameras", "collections", "lights")
-
-
-def small_scene(width: int = 40, height: int = 30) -> bpy.types.Object:
-    """A cube on a floor, a camera and a sun, rendered by Cycles at one sample."""
-    bpy.ops.mesh.primitive_plane_add(size=10)
-    bpy.ops.mesh.primitive_cube_add(size=1.5, location=(0, 0, 0.75))
-    bpy.ops.object.camera_add(location=(0, -6, 3), rotation=(math.radians(65), 0, 0))
-    camera = bpy.context.active_object
-    scene = bpy.context.scene
-    scene.camera = camera
-    bpy.ops.object.light_add(type="SUN")
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 1
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
-    return camera
 
 
 def settings_state() -> list[dict[str, object]]:
