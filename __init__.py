@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import cli, operators, panels, preferences, properties
-from .ml.client import shutdown_shared_clients
+from .ml.runtime.client import shutdown_shared_clients
 
 _CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,

@@ -39,10 +39,10 @@ from .jobs.models import add_model_file, remove_model
 from .jobs.photo import import_photos
 from .jobs.render import stylize_render
 from .jobs.textures import stylize_textures
-from .ml.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
-from .ml.custom import PREFIX as CUSTOM_PREFIX
-from .ml.custom import custom_depth_models, custom_styles, find_style
 from .ml.errors import RestyleError
+from .ml.models.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from .ml.models.custom import PREFIX as CUSTOM_PREFIX
+from .ml.models.custom import custom_depth_models, custom_styles, find_style
 from .ml.options import (
     AUTO_TILE,
     STRENGTH,

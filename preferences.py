@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from .ml.store import MIRROR_ENV, OFFLINE_HINT, ModelStore
+from .ml.models.store import MIRROR_ENV, OFFLINE_HINT, ModelStore
 
 ADDON_ID = __package__ or "neural_restyle"
 

@@ -10,11 +10,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences
-from .ml.catalog import ALL_STYLES, FAMILY_TITLES, ModelEntry
-from .ml.client import reported_devices
-from .ml.custom import INDEX, custom_styles
 from .ml.errors import RestyleError
-from .ml.hardware import guess_devices
+from .ml.models.catalog import ALL_STYLES, FAMILY_TITLES, ModelEntry
+from .ml.models.custom import INDEX, custom_styles
 from .ml.options import (
     MIN_MANUAL_TILE,
     STRENGTH,
@@ -32,6 +30,8 @@ from .ml.options import (
     enum_items,
     label,
 )
+from .ml.runtime.client import reported_devices
+from .ml.runtime.hardware import guess_devices
 
 log = logging.getLogger(__name__)
 

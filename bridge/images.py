@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..ml import color
 from ..ml.errors import RestyleError
+from ..ml.restyle import color
 from . import outputs
 
 # A datablock named the way Blender itself tells them apart: its name and the file path

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..ml.depth.reconstruct import GridMesh
 from ..ml.errors import RestyleError
-from ..ml.reconstruct import GridMesh
 
 
 def build_mesh(name: str, grid: GridMesh, uv_name: str = "UVMap") -> bpy.types.Mesh:

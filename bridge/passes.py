@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..ml.depth.reconstruct import Intrinsics
 from ..ml.errors import RestyleError
-from ..ml.reconstruct import Intrinsics
 from . import compat
 
 

@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..ml.reconstruct import GridMesh
+from ..ml.depth.reconstruct import GridMesh
 from .compat import CreatedData, new_node_material
 from .meshes import build_mesh
 

@@ -12,10 +12,10 @@ from typing import Protocol, TypeVar
 import bpy
 
 from .. import preferences
-from ..ml.client import Job as WorkerJob
-from ..ml.client import WorkerClient, shared_client
 from ..ml.errors import JobCancelled, RestyleError
-from ..ml.store import ModelStore
+from ..ml.models.store import ModelStore
+from ..ml.runtime.client import Job as WorkerJob
+from ..ml.runtime.client import WorkerClient, shared_client
 
 OutcomeT = TypeVar("OutcomeT", covariant=True)
 OptionsT = TypeVar("OptionsT")
@@ -90,7 +90,7 @@ class Job(RunningJob, Protocol[OutcomeT]):
 def stopping(cancelled: bool, worker_job: WorkerJob | None) -> bool:
     """For a job's poll(): whether a cancelled job is still stopping (poll() returns False).
 
-    A worker job in flight is driven through its own acknowledge-or-kill path (ml/client.py
+    A worker job in flight is driven through its own acknowledge-or-kill path (ml/runtime/client.py
     Job.poll: the worker says it stopped, or is killed after the grace period), so Esc never
     leaves the worker computing for nobody while the next job queues behind it. JobCancelled is
     raised here once that has happened, or at once when no worker job is in flight."""

@@ -16,9 +16,9 @@ import bpy
 
 from ..bridge import compat, passes
 from ..bridge.reconstruction import add_reconstruction, emission_material, image_from_pixels
+from ..ml.depth.reconstruct import GridMesh, depth_to_mesh
 from ..ml.errors import RestyleError
 from ..ml.options import DepthPassMeshOptions
-from ..ml.reconstruct import GridMesh, depth_to_mesh
 from .base import checked, run_to_end, stopping, wait_by_polling
 
 

@@ -18,11 +18,11 @@ import bpy
 import numpy as np
 
 from ..bridge import images, materials
-from ..ml.catalog import get_style
-from ..ml.custom import add_custom
 from ..ml.errors import RestyleError
+from ..ml.models.catalog import get_style
+from ..ml.models.custom import add_custom
+from ..ml.models.store import ModelStore
 from ..ml.options import Device, LearnStyleOptions, choice
-from ..ml.store import ModelStore
 from ..ml.training.remote import LearnJob, submit_learn
 from .base import Services, checked, run_to_end, wait_by_polling
 

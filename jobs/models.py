@@ -12,9 +12,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..ml.catalog import ADAIN_HALVES, ALL_STYLES, DEPTH_ARCHS, DEPTH_MODELS, METRIC_RANGES, StyleEntry, get_style
-from ..ml.custom import PREFIX, add_custom, read_list, remove_custom
-from ..ml.store import check_model_file, matching_arch, regular_file, sha256_of
+from ..ml.models.catalog import (
+    ADAIN_HALVES,
+    ALL_STYLES,
+    DEPTH_ARCHS,
+    DEPTH_MODELS,
+    METRIC_RANGES,
+    StyleEntry,
+    get_style,
+)
+from ..ml.models.custom import PREFIX, add_custom, read_list, remove_custom
+from ..ml.models.store import check_model_file, matching_arch, regular_file, sha256_of
 from .base import Services, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)

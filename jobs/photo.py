@@ -20,14 +20,14 @@ from mathutils import Euler, Matrix
 
 from ..bridge import compat, images
 from ..bridge.reconstruction import add_reconstruction, emission_material
-from ..ml.catalog import DEPTH_MODELS, StyleEntry
-from ..ml.client import ItemResult
-from ..ml.client import Job as WorkerJob
-from ..ml.custom import custom_depth_models, find_depth_model
+from ..ml.depth.exif import PhotoInfo, orient, read_photo_info, stored_uv
+from ..ml.depth.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
 from ..ml.errors import RestyleError
-from ..ml.exif import PhotoInfo, orient, read_photo_info, stored_uv
+from ..ml.models.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.models.custom import custom_depth_models, find_depth_model
 from ..ml.options import DepthSource, ImportPhotoOptions
-from ..ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
+from ..ml.runtime.client import ItemResult
+from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, checked, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ import numpy as np
 
 from ..bridge import compat, outputs, passes
 from ..bridge.reconstruction import image_from_pixels
-from ..ml import color, render_style
-from ..ml.client import Job as WorkerJob
-from ..ml.custom import find_style
 from ..ml.errors import RestyleError
+from ..ml.models.custom import find_style
 from ..ml.options import StylizeRenderOptions
+from ..ml.restyle import color, render_style
+from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)

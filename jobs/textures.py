@@ -19,10 +19,10 @@ import numpy as np
 
 from ..bridge import compat, images, materials, outputs
 from ..bridge.images import IdKey, id_label
-from ..ml.client import Job as WorkerJob
-from ..ml.custom import find_style
 from ..ml.errors import RestyleError
+from ..ml.models.custom import find_style
 from ..ml.options import OutputMode, StylizeTexturesOptions
+from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, checked, run_to_end
 
 

@@ -83,7 +83,7 @@ class TemporaryFolderFull(RestyleError):
 
 
 class ProtocolError(RestyleError, ValueError):
-    """A message between Blender and the worker that is not what ml.protocol says (not JSON, a missing or
+    """A message between Blender and the worker that is not what ml.runtime.protocol says (not JSON, a missing or
     mistyped field); a ValueError too, so a reader that skips bad lines keeps doing so."""
 
 

@@ -13,10 +13,10 @@ from bpy.props import EnumProperty, StringProperty
 from .. import preferences
 from ..jobs.base import RunningJob, services_of
 from ..jobs.models import AddModelJob, megabytes, remove_model
-from ..ml.catalog import StyleEntry, get_style
-from ..ml.custom import PREFIX, read_list
 from ..ml.errors import DownloadCancelled, JobCancelled, RestyleError
-from ..ml.store import ModelStore
+from ..ml.models.catalog import StyleEntry, get_style
+from ..ml.models.custom import PREFIX, read_list
+from ..ml.models.store import ModelStore
 from . import state
 from .jobs import JobOperator
 

@@ -11,7 +11,7 @@ from .. import preferences
 from ..jobs import photo as photo_job
 from ..jobs.base import RunningJob, services_of
 from ..jobs.photo import builtin_depth_available  # noqa: F401  (panels/depth_models.py reads it here)
-from ..ml.catalog import DEPTH_MODELS, StyleEntry
+from ..ml.models.catalog import DEPTH_MODELS, StyleEntry
 from ..ml.options import ImportPhotoOptions
 from . import state
 from .jobs import JobOperator, Result

@@ -7,9 +7,9 @@ from __future__ import annotations
 import bpy
 
 from .. import preferences
-from ..ml.catalog import DEPTH_MODELS, ModelEntry
-from ..ml.custom import custom_depth_models
 from ..ml.errors import RestyleError
+from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
+from ..ml.models.custom import custom_depth_models
 from ..operators.models import megabytes
 from ..operators.photo import builtin_depth_available
 

@@ -8,10 +8,10 @@ import bpy
 
 from .. import preferences
 from ..jobs.models import megabytes
-from ..ml.catalog import StyleEntry
-from ..ml.client import last_tile_choice
-from ..ml.custom import find_style
 from ..ml.errors import RestyleError
+from ..ml.models.catalog import StyleEntry
+from ..ml.models.custom import find_style
+from ..ml.runtime.client import last_tile_choice
 from ..operators import state
 from ..properties import known_devices
 

@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from bridge.compat import new_node_material  # noqa: E402
-from ml.catalog import style_ids  # noqa: E402
-from ml.color import linear_to_srgb  # noqa: E402
+from ml.models.catalog import style_ids  # noqa: E402
+from ml.restyle.color import linear_to_srgb  # noqa: E402
 from tools.build_extension import build  # noqa: E402
 
 ADDON = "bl_ext.user_default.neural_restyle"

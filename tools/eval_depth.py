@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ml.depth_metrics import depth_errors, ground_plane_prior  # noqa: E402
-from ml.fast_depth import estimate_fast_depth, load_fast_depth  # noqa: E402
+from ml.depth.builtin import estimate_fast_depth, load_fast_depth  # noqa: E402
+from ml.depth.metrics import depth_errors, ground_plane_prior  # noqa: E402
 from tools.synth.plan import HELDOUT_FAMILIES  # noqa: E402
 
 METHODS = ("model", "constant", "ground plane")

@@ -36,8 +36,8 @@ import style_data  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ml.engine import RestyleOptions, restyle  # noqa: E402
-from ml.loading import load_style_network  # noqa: E402
+from ml.models.loading import load_style_network  # noqa: E402
+from ml.restyle.engine import RestyleOptions, restyle  # noqa: E402
 
 PATCH = 7
 PATCHES_PER_LEVEL = 128

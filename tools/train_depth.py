@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ml.devices import cpu_supports_bf16  # noqa: E402
-from ml.loading import read_state_dict  # noqa: E402
-from ml.models.fast_depth import ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
+from ml.models.loading import read_state_dict  # noqa: E402
+from ml.networks.fast_depth import ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
+from ml.runtime.devices import cpu_supports_bf16  # noqa: E402
 from tools.synth.plan import check_training_families  # noqa: E402
 
-# (height, width) inputs of photo import's built-in model (ml/fast_depth.py: the long side
+# (height, width) inputs of photo import's built-in model (ml/depth/builtin.py: the long side
 # resized to 256, both sides rounded to multiples of 32): 4:3, 3:2, 16:9, square, portrait.
 INPUT_SHAPES = ((192, 256), (160, 256), (128, 256), (224, 224), (256, 192), (256, 160))
 

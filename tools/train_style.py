@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import style_data  # noqa: E402
 import torch  # noqa: E402
 
-from ml.devices import cpu_features  # noqa: E402
+from ml.runtime.devices import cpu_features  # noqa: E402
 from ml.training.learn import PRESETS, LearnOptions, LearnProgress, learn_style, save_style  # noqa: E402
 
 log = logging.getLogger("train_style")

@@ -1,6 +1,1 @@
-"""Published style generators, re-implemented from their papers and checkpoint layouts.
-
-Each module's ``state_dict()`` has exactly the key names and shapes of the published
-checkpoint, so the files load unchanged; whole-image normalisation uses GlobalNorm
-so the engine can tile them exactly.
-"""
+"""Which models exist and where their files are: the catalog, the store, custom files, loading, the registry."""

@@ -12,8 +12,8 @@ import math
 
 import torch
 
+from ..networks.base import StyleNet
 from . import ops
-from .base import StyleNet
 
 RADIUS = 3  # ellipse radius for an isotropic region; up to 2x along edges
 TENSOR_SIGMA = 2.0

@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..tiling import global_coords
+from ..restyle.tiling import global_coords
 
 LUMA = (0.2126, 0.7152, 0.0722)
 

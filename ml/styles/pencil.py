@@ -7,9 +7,9 @@ import math
 
 import torch
 
-from ..tiling import global_coords
+from ..networks.base import StyleNet
+from ..restyle.tiling import global_coords
 from . import ops
-from .base import StyleNet
 
 DODGE_SIGMA = 3.0
 PAPER_TINT = (1.0, 0.985, 0.95)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..tiling import global_coords
+from ..networks.base import StyleNet
+from ..restyle.tiling import global_coords
 from . import ops
-from .base import StyleNet
 
 BLOCK = 8
 # The project's own 16-colour palette: greys, warm and cool ramps, foliage and skin tones.

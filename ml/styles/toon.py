@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..networks.base import StyleNet
 from . import ops
-from .base import StyleNet
 
 LEVELS = 5  # tone bands
 STEP_SHARPNESS = 6.0  # slope of the soft steps between bands (a hard step would let rounding flip a band)

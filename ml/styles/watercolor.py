@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..networks.base import StyleNet
 from . import ops
-from .base import StyleNet
 
 PAPER_SIGMA = 3.0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..styles.base import StyleNet
+from ..networks.base import StyleNet
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "styles"
 LEARNED = ("stained-glass", "halftone", "woodcut")
@@ -16,7 +16,7 @@ LEARNED = ("stained-glass", "halftone", "woodcut")
 
 def load_learned(style: str) -> StyleNet:
     """A shipped learned style, read with the normal safe loader."""
-    from ..loading import load_style_network
+    from ..models.loading import load_style_network
 
     _, net = load_style_network({"model": WEIGHTS / f"{style}.safetensors"})
     return net

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.adain import vgg_normalised
+from ..networks.adain import vgg_normalised
 
 FEATURE_SEED = 20260101  # part of the definition of the "random" features: never change it
 RANDOM_CHANNELS = (64, 96, 128, 128)
@@ -95,7 +95,7 @@ class VGGFeatures(FeatureNet):
 def load_features(vgg_path: Path | None) -> FeatureNet:
     """The VGG features when its file is given and exists, else the random features."""
     if vgg_path is not None and Path(vgg_path).is_file():
-        from ..loading import read_state_dict  # the safe reader: weights only
+        from ..models.loading import read_state_dict  # the safe reader: weights only
 
         return VGGFeatures(read_state_dict(Path(vgg_path))).eval()
     return RandomFeatures().eval()

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..devices import reduced_dtype, resolve_device
 from ..errors import InvalidImageError, RestyleError
-from ..models.transformer_net import TransformerNet
+from ..networks.transformer_net import TransformerNet
+from ..runtime.devices import reduced_dtype, resolve_device
 from .data import CropSampler, as_tensor, image_hash
 from .discriminator import PatchDiscriminator
 from .features import FeatureNet, load_features, mean_covariance

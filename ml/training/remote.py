@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
 from ..errors import JobCancelled, WorkerDied, WorkerFailed
-from ..protocol import Event, rebuilt_failure
+from ..runtime.client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
+from ..runtime.protocol import Event, rebuilt_failure
 
 
 class LearnJob(Job):

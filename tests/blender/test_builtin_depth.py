@@ -6,9 +6,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ml.depth_metrics import depth_errors
-from ml.fast_depth import WEIGHTS, estimate_fast_depth, load_fast_depth
-from ml.loading import read_state_dict
+from ml.depth.builtin import WEIGHTS, estimate_fast_depth, load_fast_depth
+from ml.depth.metrics import depth_errors
+from ml.models.loading import read_state_dict
 from tests.blender.scenes import write_image
 from tests.ml.synthetic import photo_like
 

@@ -145,12 +145,12 @@ def test_a_metric_file_named_as_upstream_names_it_is_metric(model_folder, finetu
     source.write_bytes(finetuned.read_bytes())
     assert bpy.ops.restyle.install_model_file(filepath=str(source)) == {"FINISHED"}
     assert "metric, up to 20 m" in capfd.readouterr().out
-    entry = importlib.import_module(f"{ADDON_MODULE}.ml.custom").custom_depth_models(model_folder)[0]
+    entry = importlib.import_module(f"{ADDON_MODULE}.ml.models.custom").custom_depth_models(model_folder)[0]
     assert entry.max_depth == 20.0
 
 
 def test_a_file_with_a_published_hash_installs_as_its_catalog_entry(model_folder, finetuned, monkeypatch):
-    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.models.catalog")
     models = importlib.import_module(f"{ADDON_MODULE}.jobs.models")
     source = finetuned
     entry = catalog._BY_ID["depth-anything-v2-small"]

@@ -21,7 +21,7 @@ def test_zip_excludes_development_files(extension_zip):
     import zipfile
 
     names = zipfile.ZipFile(extension_zip).namelist()
-    assert "blender_manifest.toml" in names and "ml/engine.py" in names
+    assert "blender_manifest.toml" in names and "ml/restyle/engine.py" in names
     assert not [n for n in names if n.startswith(("tests/", "tools/", ".ci/", ".venv", "wheels/", "build/"))
                 or "__pycache__" in n]
     # Nothing large slips in (a virtual environment of an LTS line is about 2 GB): the code and

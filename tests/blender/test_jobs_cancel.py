@@ -1,5 +1,5 @@
 """Cancel stops the worker: a job whose worker job is in flight goes through that worker job's
-acknowledge-or-kill path (ml/client.py Job.poll) before it reports the cancellation, so the
+acknowledge-or-kill path (ml/runtime/client.py Job.poll) before it reports the cancellation, so the
 worker is never left computing for nobody while the next job queues behind it."""
 
 from __future__ import annotations

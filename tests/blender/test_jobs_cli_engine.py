@@ -65,7 +65,7 @@ def test_stylize_render_takes_the_engine_arguments_stylize_textures_takes(cli, e
     options = submitted[0]["options"]
     assert (options.device, options.precision, options.tile_size, options.seamless) == ("cpu", "full", 64, "off")
     assert options.preserve_colors and options.strength == 0.5
-    assert "64 px" in (_module("ml.client").last_tile_choice() or "")  # the engine tiled as asked
+    assert "64 px" in (_module("ml.runtime.client").last_tile_choice() or "")  # the engine tiled as asked
 
 
 def test_stylize_textures_engine_arguments_reach_the_engine(cli, empty_scene, tmp_path, submitted):
@@ -97,7 +97,7 @@ def adain_mirror(addon, tmp_path, monkeypatch):
              "vgg_normalised.pth": checkpoints.save(parts["vgg"], tmp_path / "vgg_normalised.pth")}
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     bpy.context.preferences.system.use_online_access = True
-    catalog = _module("ml.catalog")
+    catalog = _module("ml.models.catalog")
     adain = catalog._BY_ID["adain"]
     pinned = tuple(replace(f, sha256=hashlib.sha256(Path(files[f.filename]).read_bytes()).hexdigest())
                    for f in adain.files)

@@ -29,7 +29,8 @@ class SilentDepthJob:
 
     def poll(self) -> bool:
         index = len(self.results)
-        self.results[str(index)] = _module("ml.client").ItemResult(str(index), array=np.ones((24, 32), np.float32))
+        item = _module("ml.runtime.client").ItemResult
+        self.results[str(index)] = item(str(index), array=np.ones((24, 32), np.float32))
         self.finished = len(self.results) == self.count
         return self.finished
 

@@ -233,12 +233,12 @@ def test_the_command_line_leaves_the_scenes_restyle_settings_alone(cli, idle, tm
                      "--precision", "full", "--seamless", "off", "--tile-size", "128",
                      "--output-dir", str(tmp_path / "out"), "--report", str(report)]) == 0
     assert json.loads(report.read_text())["items"][0]["output"] == "Mat.toon"
-    assert _module("ml.client").last_tile_choice().startswith("Manual")  # --tile-size 128 reached the engine
+    assert _module("ml.runtime.client").last_tile_choice().startswith("Manual")  # --tile-size 128 reached the engine
     assert bpy.data.objects["Cube"].material_slots[0].material.name == "Mat.toon"
     assert restyle_settings() == settings  # style, strength, device, tile size, output: as the user left them
     assert cli.main(["stylize-render", "--style", "oil", "--strength", "0.3", "--tile-size", "0", "--output-dir",
                      str(tmp_path / "frames")]) == 0
-    assert _module("ml.client").last_tile_choice().startswith("Auto")  # and stylize-render's own --tile-size
+    assert _module("ml.runtime.client").last_tile_choice().startswith("Auto")  # and stylize-render's own --tile-size
     photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=5))
     assert cli.main(["import-photo", str(photo), "--depth-model", "flat"]) == 0
     assert restyle_settings() == settings

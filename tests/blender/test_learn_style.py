@@ -43,7 +43,7 @@ def inputs(tmp_path):
 
 
 def custom(addon, root: Path):
-    return importlib.import_module(f"{ADDON_MODULE}.ml.custom").custom_styles(root)
+    return importlib.import_module(f"{ADDON_MODULE}.ml.models.custom").custom_styles(root)
 
 
 def test_a_few_steps_headless_add_a_custom_style(addon, empty_scene, model_folder, inputs):
@@ -101,7 +101,7 @@ def test_the_command_line_learns_a_style(addon, empty_scene, model_folder, input
 
 
 def test_learned_built_in_styles_are_in_the_style_menu(addon, empty_scene):
-    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.models.catalog")
     learned = [e for e in catalog.ALL_STYLES if e.family == "learned"]
     assert len(learned) >= 3 and not any(e.needs_download for e in learned)
     for entry in learned:

@@ -40,7 +40,7 @@ def mirror(addon, model_files, tmp_path, monkeypatch):
             server.files[f"/{name}"] = Path(path).read_bytes()
         prefs.mirror_url, prefs.model_folder = server.url, str(tmp_path / "models")
         # AdaIN's published files are pinned; pin them to the test's files instead.
-        catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+        catalog = importlib.import_module(f"{ADDON_MODULE}.ml.models.catalog")
         adain = catalog._BY_ID["adain"]
         pinned = tuple(replace(f, sha256=hashlib.sha256(Path(model_files[f.filename]).read_bytes()).hexdigest())
                        for f in adain.files)

@@ -28,7 +28,7 @@ def rotated_jpeg(path: Path, orientation: int = 6, size=(48, 32)) -> Path:
 
 
 def assert_vertices_land_on_their_uv_pixels(collection: bpy.types.Collection, orientation: int) -> None:
-    from ml.exif import stored_uv
+    from ml.depth.exif import stored_uv
 
     scene = bpy.context.scene
     mesh_obj = next(o for o in collection.objects if o.type == "MESH")
@@ -80,13 +80,13 @@ def test_several_photos_give_one_collection_each_and_bad_paths_change_nothing(em
 
 @pytest.fixture
 def depth_mirror(addon, tmp_path, monkeypatch):
-    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+    from ml.networks.depth_anything import CONFIGS, DepthAnythingV2
 
     checkpoint = tmp_path / "depth_anything_v2_vits.pth"
     torch.save(seeded(DepthAnythingV2(CONFIGS["vits"])).state_dict(), checkpoint)
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     bpy.context.preferences.system.use_online_access = True
-    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.catalog")
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.models.catalog")
     entry = catalog._BY_ID["depth-anything-v2-small"]
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     monkeypatch.setitem(catalog._BY_ID, entry.id, replace(entry, files=(replace(entry.files[0], sha256=digest),)))

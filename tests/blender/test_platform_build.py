@@ -35,7 +35,7 @@ bpy.context.active_object.data.materials.append(material)
 bpy.context.scene.restyle.style = "toon"
 out["result"] = sorted(bpy.ops.restyle.stylize_textures())
 out["material"] = bpy.context.active_object.material_slots[0].material.name
-client = next(iter(importlib.import_module(name + ".ml.client")._SHARED.values()))
+client = next(iter(importlib.import_module(name + ".ml.runtime.client")._SHARED.values()))
 out["torch_path"] = client.torch_path
 out["user"] = os.environ["BLENDER_USER_RESOURCES"]
 print("RESULT" + json.dumps(out))

@@ -287,7 +287,7 @@ def test_an_excluded_collection_does_not_break_object_selection(cli, empty_scene
 # -- UI conventions and odd states (properties.py, panels/) ----------------------------
 def test_device_menu_never_runs_ldconfig_on_redraw(addon, monkeypatch):
     properties = importlib.import_module(f"{ADDON_MODULE}.properties")
-    hardware = importlib.import_module(f"{ADDON_MODULE}.ml.hardware")
+    hardware = importlib.import_module(f"{ADDON_MODULE}.ml.runtime.hardware")
     import ctypes.util
 
     calls = []
@@ -395,7 +395,7 @@ def test_a_photo_named_twice_is_imported_once(cli, empty_scene, tmp_path, capsys
 
 def test_style_menu_survives_an_unreadable_custom_index(addon, tmp_path):
     properties = importlib.import_module(f"{ADDON_MODULE}.properties")
-    custom = importlib.import_module(f"{ADDON_MODULE}.ml.custom")
+    custom = importlib.import_module(f"{ADDON_MODULE}.ml.models.custom")
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     (tmp_path / custom.INDEX).mkdir(parents=True)  # custom.json is a folder: reading it raises
     prefs.model_folder = str(tmp_path)

@@ -75,7 +75,7 @@ def test_started_offline_names_the_command_line_not_preferences(models, monkeypa
     assert "Preferences" not in str(info.value)
     store = addon_module("preferences").model_store(bpy.context)
     with pytest.raises(addon_module("ml.errors").OnlineAccessDisabled, match="started offline"):
-        store.download(addon_module("ml.catalog").get_style("animegan2-face-paint-v1"))
+        store.download(addon_module("ml.models.catalog").get_style("animegan2-face-paint-v1"))
 
 
 def test_captive_portal_download_cancels_records_nothing_and_the_real_file_installs_later(models):
@@ -147,7 +147,7 @@ def test_download_thread_gets_plain_python_only(models, monkeypatch):
     models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
     assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
     assert threads == [True]
-    task = models_module.DownloadTask(real(bpy.context), addon_module("ml.catalog").get_style("cyclegan-monet"))
+    task = models_module.DownloadTask(real(bpy.context), addon_module("ml.models.catalog").get_style("cyclegan-monet"))
     assert not any(type(value).__module__.startswith("bpy") for value in vars(task).values())
     assert not any(type(value).__module__.startswith("bpy") for value in vars(task.store).values())
 
@@ -218,8 +218,9 @@ BAD_KINDS = ["folder", "empty", "web-page", "int-weights", "nan-weights", "adain
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_add_custom_style_refuses_bad_files_clearly(models, empty_scene, tmp_path, monkeypatch, kind):
     if kind == "bomb":  # a 4 MB tensor against a 1 MB limit stands for 4 GB against the real one
+        store = addon_module("ml.models.store")
         monkeypatch.setattr(addon_module("jobs.models"), "check_model_file",
-                            lambda path, name=None: addon_module("ml.store").check_model_file(path, "", 1 << 20, name))
+                            lambda path, name=None: store.check_model_file(path, "", 1 << 20, name))
     path, message = bad_file(kind, tmp_path)
     style_before = bpy.context.scene.restyle.style
     before = folder_state(models.root)
@@ -278,7 +279,7 @@ def test_corrupted_custom_list_keeps_earlier_styles_in_the_menu(models, empty_sc
 
 
 def test_published_file_with_a_pinned_hash_installs_as_its_style(models, empty_scene, tmp_path, monkeypatch):
-    catalog = addon_module("ml.catalog")
+    catalog = addon_module("ml.models.catalog")
     data = saved_bytes(checkpoints.animegan2_state())
     entry = catalog._BY_ID["animegan2-face-paint-v2"]
     pinned = (replace(entry.files[0], sha256=hashlib.sha256(data).hexdigest()),)

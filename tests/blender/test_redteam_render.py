@@ -412,14 +412,14 @@ def test_photo_import_of_a_file_blender_cannot_decode_leaves_nothing(empty_scene
 def test_depth_model_option_explains_every_choice(addon):
     tip = bpy.ops.restyle.import_photo_mesh.get_rna_type().properties["depth_model"].description
     assert "Auto" in tip and "Flat" in tip and "built-in" in tip
-    for entry in addon_module("ml.catalog").DEPTH_MODELS:
+    for entry in addon_module("ml.models.catalog").DEPTH_MODELS:
         assert entry.name in tip
 
 
 def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene, tmp_path, monkeypatch):
     small_scene()
     photo = write_image(tmp_path / "yard.png", photo_like(24, 32, seed=3))
-    client_module = addon_module("ml.client")
+    client_module = addon_module("ml.runtime.client")
 
     class FailingJob:
         """A worker job whose one photo failed: what the client's Job holds once it is done."""

@@ -143,7 +143,7 @@ def test_poll_says_why_it_is_greyed_out(studio):
 
 
 def _job_client():
-    client_module = __import__(f"{ADDON_MODULE}.ml.client", fromlist=["_SHARED"])
+    client_module = __import__(f"{ADDON_MODULE}.ml.runtime.client", fromlist=["_SHARED"])
     return next(iter(client_module._SHARED.values()))
 
 
@@ -192,7 +192,7 @@ def test_worker_writes_nothing_into_the_extension_folder(studio, addon, monkeypa
     # The bpy module exports PYTHONDONTWRITEBYTECODE itself; without it, the worker must
     # still not write bytecode next to the extension's sources.
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
-    __import__(f"{ADDON_MODULE}.ml.client", fromlist=["x"]).shutdown_shared_clients()
+    __import__(f"{ADDON_MODULE}.ml.runtime.client", fromlist=["x"]).shutdown_shared_clients()
     run("oil")
     folder = Path(addon.__file__).parent
     # Blender's own process never imports the engine or the styles; only the worker does.

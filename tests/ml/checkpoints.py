@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ml.models.adain import AdaIN
-from ml.models.animegan2 import AnimeGAN2
-from ml.models.cyclegan import CycleGANGenerator
-from ml.models.transformer_net import TransformerNet
+from ml.networks.adain import AdaIN
+from ml.networks.animegan2 import AnimeGAN2
+from ml.networks.cyclegan import CycleGANGenerator
+from ml.networks.transformer_net import TransformerNet
 
 
 def seeded(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -88,7 +88,7 @@ def depth_anything_state(size: str = "vits", seed: int = 0, blocks: int | None =
     ``meta`` gives shape-only tensors, so Base and Large cost no memory."""
     from dataclasses import replace
 
-    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+    from ml.networks.depth_anything import CONFIGS, DepthAnythingV2
 
     config = CONFIGS[size]
     if blocks is not None:

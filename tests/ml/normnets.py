@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml.styles.base import StyleNet
-from ml.tiling import GlobalNorm
+from ml.networks.base import StyleNet
+from ml.restyle.tiling import GlobalNorm
 
 
 class NormNet(StyleNet):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import ctypes, sys
 sys.path.insert(0, sys.argv[1])
-from ml.allocator import trim_heap
+from ml.restyle.allocator import trim_heap
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
@@ -47,8 +47,8 @@ def test_freed_tensor_sized_blocks_go_back_to_the_system_when_trimmed():
 
 
 def test_the_engine_trims_after_every_tile_of_every_pass(monkeypatch):
-    import ml.engine as engine
-    from ml.models.animegan2 import AnimeGAN2
+    import ml.restyle.engine as engine
+    from ml.networks.animegan2 import AnimeGAN2
     from tests.ml.checkpoints import seeded
 
     calls = []
@@ -61,7 +61,7 @@ def test_the_engine_trims_after_every_tile_of_every_pass(monkeypatch):
 
 
 def test_trimming_can_be_turned_off():
-    from ml.allocator import set_trimming, trim_heap
+    from ml.restyle.allocator import set_trimming, trim_heap
 
     set_trimming(False)
     try:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ml.engine import RestyleOptions, RestyleReport, restyle
-from ml.models.adain import AdaIN
-from ml.models.animegan2 import AnimeGAN2
-from ml.models.cyclegan import CycleGANGenerator
-from ml.models.transformer_net import TransformerNet
+from ml.networks.adain import AdaIN
+from ml.networks.animegan2 import AnimeGAN2
+from ml.networks.cyclegan import CycleGANGenerator
+from ml.networks.transformer_net import TransformerNet
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle
 from tests.ml.checkpoints import seeded as _seeded
 from tests.ml.synthetic import photo_like
 

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from ml import client, memory_model
-from ml.catalog import style_ids
-from ml.client import WorkerClient
-from ml.engine import RestyleOptions, RestyleReport, restyle
-from ml.memory_model import MIN_AUTO_TILE, choose_tile, plan_tiles, tile_bytes
-from ml.models.adain import AdaIN
-from ml.models.animegan2 import AnimeGAN2
-from ml.models.cyclegan import CycleGANGenerator
-from ml.models.transformer_net import TransformerNet
+from ml.models.catalog import style_ids
+from ml.networks.adain import AdaIN
+from ml.networks.animegan2 import AnimeGAN2
+from ml.networks.cyclegan import CycleGANGenerator
+from ml.networks.transformer_net import TransformerNet
+from ml.restyle import memory_model
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle
+from ml.restyle.memory_model import MIN_AUTO_TILE, choose_tile, plan_tiles, tile_bytes
+from ml.runtime import client
+from ml.runtime.client import WorkerClient
 from ml.styles import build_style
 from tests.ml.normnets import NormNet
 from tests.ml.synthetic import photo_like
@@ -120,7 +121,7 @@ def test_manual_tile_size_is_respected_even_when_memory_is_short(free_memory):
 
 
 def test_gpu_out_of_memory_under_auto_retries_from_the_chosen_size(free_memory):
-    from ml.styles.base import StyleNet
+    from ml.networks.base import StyleNet
 
     class NeedsSmallTiles(StyleNet):
         def forward(self, x):

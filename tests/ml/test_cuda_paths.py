@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ml import memory_model
-from ml.engine import exact_fp32
+from ml.restyle import memory_model
+from ml.restyle.engine import exact_fp32
 
 
 class FakeCuda:

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from ml.catalog import ARCH_SIGNATURES, DEPTH_ARCHS, METRIC_RANGES
-from ml.custom import (
+from ml.depth.anything import estimate_depth, load_depth_network
+from ml.errors import UnknownStyleError, UnsupportedModel
+from ml.models.catalog import ARCH_SIGNATURES, DEPTH_ARCHS, METRIC_RANGES
+from ml.models.custom import (
     DEPTH_PREFIX,
     add_custom,
     custom_depth_models,
@@ -22,11 +24,9 @@ from ml.custom import (
     read_list,
     remove_custom,
 )
-from ml.depth import estimate_depth, load_depth_network
-from ml.errors import UnknownStyleError, UnsupportedModel
-from ml.loading import build, detect, load_style_network, read_state_dict
-from ml.models.depth_anything import CONFIGS, DepthAnythingV2
-from ml.store import MAX_MODEL_BYTES, check_model_file, read_contents
+from ml.models.loading import build, detect, load_style_network, read_state_dict
+from ml.models.store import MAX_MODEL_BYTES, check_model_file, read_contents
+from ml.networks.depth_anything import CONFIGS, DepthAnythingV2
 from tests.ml import checkpoints
 
 ARCH_OF_SIZE = {"vits": "depth_anything_v2_vits", "vitb": "depth_anything_v2_vitb", "vitl": "depth_anything_v2_vitl"}

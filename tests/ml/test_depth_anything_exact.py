@@ -1,7 +1,7 @@
 """Depth Anything V2 resizes exactly as the reference implementation does.
 
 Expected values are worked out here from the reference's published recipe, independently of
-ml/depth.py and ml/models/depth_anything.py:
+ml/depth/anything.py and ml/networks/depth_anything.py:
 - input size: scale = 518 / short side; each side -> round(side * scale / 14) * 14 (numpy rounding,
   ties to even), and ceil instead when that falls below 518;
 - image resize: OpenCV INTER_CUBIC on the float64 RGB image in [0, 1] (Keys cubic, a = -0.75,
@@ -21,8 +21,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ml.depth import estimate_depth, network_input, network_input_size, resize_cubic
-from ml.models.depth_anything import DepthAnythingV2, DepthConfig
+from ml.depth.anything import estimate_depth, network_input, network_input_size, resize_cubic
+from ml.networks.depth_anything import DepthAnythingV2, DepthConfig
 from tests.ml.checkpoints import seeded
 from tests.ml.synthetic import photo_like
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.models.depth_anything import CONFIGS, DepthAnythingV2, config_from_state
+from ml.networks.depth_anything import CONFIGS, DepthAnythingV2, config_from_state
 from tests.ml.test_architectures import layout, published
 
 
@@ -38,8 +38,8 @@ def test_metric_variant_is_bounded_by_max_depth():
 def test_builtin_network_folds_its_batch_norms_without_changing_the_output():
     import copy
 
-    from ml.fast_depth import estimate_fast_depth, fold_batch_norms
-    from ml.models.fast_depth import FastDepth
+    from ml.depth.builtin import estimate_fast_depth, fold_batch_norms
+    from ml.networks.fast_depth import FastDepth
 
     torch.manual_seed(3)
     net = FastDepth()
@@ -67,8 +67,8 @@ def test_builtin_network_folds_its_batch_norms_without_changing_the_output():
 def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, context, encoder):
     from safetensors.torch import save_file
 
-    from ml.fast_depth import estimate_fast_depth, load_fast_depth
-    from ml.models.fast_depth import FastDepth, FastDepthShape, shape_from_state
+    from ml.depth.builtin import estimate_fast_depth, load_fast_depth
+    from ml.networks.fast_depth import FastDepth, FastDepthShape, shape_from_state
 
     shape = FastDepthShape(encoder=encoder, blocks=blocks, context=context)
     torch.manual_seed(1)
@@ -85,8 +85,8 @@ def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, c
 def test_a_state_dict_of_another_network_is_refused_with_a_message(tmp_path):
     from safetensors.torch import save_file
 
+    from ml.depth.builtin import load_fast_depth
     from ml.errors import UnsupportedModel
-    from ml.fast_depth import load_fast_depth
 
     path = tmp_path / "other.safetensors"
     save_file({"encoder.weight": torch.zeros(8, 3, 3, 3), "head.weight": torch.zeros(1, 8, 1, 1)}, str(path))

@@ -5,19 +5,20 @@ import pytest
 import torch
 from torch import nn
 
-from ml import devices, memory_model
-from ml.catalog import style_ids
-from ml.engine import RestyleOptions, RestyleReport, is_tileable, restyle
 from ml.errors import InvalidImageError, JobCancelled
-from ml.models.animegan2 import AnimeGAN2
-from ml.models.cyclegan import CycleGANGenerator
-from ml.models.fused import FusedSequential
-from ml.models.padding import ReflectionPad
-from ml.models.transformer_net import TransformerNet
+from ml.models.catalog import style_ids
+from ml.networks.animegan2 import AnimeGAN2
+from ml.networks.base import StyleNet
+from ml.networks.cyclegan import CycleGANGenerator
+from ml.networks.fused import FusedSequential
+from ml.networks.padding import ReflectionPad
+from ml.networks.transformer_net import TransformerNet
+from ml.restyle import memory_model
+from ml.restyle.engine import RestyleOptions, RestyleReport, is_tileable, restyle
+from ml.restyle.tiling import GlobalNorm, global_norms
+from ml.runtime import devices
 from ml.styles import build_style
-from ml.styles.base import StyleNet
 from ml.styles.pixel import BLOCK
-from ml.tiling import GlobalNorm, global_norms
 from tests.ml.checkpoints import seeded
 from tests.ml.normnets import NormNet
 from tests.ml.synthetic import photo_like, tileable
@@ -193,7 +194,7 @@ def test_missing_device_falls_back_to_cpu_with_warning():
 def test_gpu_out_of_memory_retries_with_smaller_tiles():
     import torch
 
-    from ml.styles.base import StyleNet
+    from ml.networks.base import StyleNet
 
     class NeedsSmallTiles(StyleNet):
         """Behaves like a GPU that runs out of memory on tiles over 200 px."""
@@ -216,7 +217,7 @@ def test_large_images_get_no_full_size_working_copies(monkeypatch):
     far below the image's size (an 8K texture would otherwise need several extra gigabytes)."""
     import tracemalloc
 
-    from ml import engine
+    from ml.restyle import engine
 
     monkeypatch.setattr(engine, "CHUNK_ROWS", 32)  # blocks small against this test image
 
@@ -251,7 +252,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 
 def _adain_model():
-    from ml.models.adain import AdaIN
+    from ml.networks.adain import AdaIN
 
     model = seeded(AdaIN())
     model.set_style(torch.from_numpy(photo_like(64, 64, seed=9)).permute(2, 0, 1)[None])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.exif import orient, read_photo_info, stored_uv
+from ml.depth.exif import orient, read_photo_info, stored_uv
 
 
 def jpeg_with_exif(path, orientation=6, focal=4.2, focal35=26, size=(40, 30)):

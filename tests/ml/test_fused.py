@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from ml.models.fused import FusedSequential, conv_norm, reflect_padded_conv
-from ml.models.padding import ReflectionPad
-from ml.tiling import GlobalNorm
+from ml.networks.fused import FusedSequential, conv_norm, reflect_padded_conv
+from ml.networks.padding import ReflectionPad
+from ml.restyle.tiling import GlobalNorm
 
 
 @pytest.mark.parametrize("pad,groups,size", [(1, 1, (9, 13)), (3, 1, (7, 20)), (1, 8, (5, 6)), (4, 2, (9, 9))])
@@ -62,7 +62,7 @@ def test_fused_sequential_keeps_keys_and_matches_plain_sequential():
 
 
 def test_plain_layers_run_each_layer_on_its_own():
-    from ml.models.fused import plain_layers
+    from ml.networks.fused import plain_layers
 
     pad, conv = ReflectionPad(1), nn.Conv2d(3, 4, 3)
     calls = []
@@ -99,7 +99,7 @@ def test_activation_runs_inside_the_convolution(act, dtype):
 
 
 def test_bf16_activation_after_a_measured_norm_equals_torchs_own():
-    from ml.models.fused import activate
+    from ml.networks.fused import activate
 
     y = torch.randn(1, 16, 9, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -119,7 +119,7 @@ def test_with_gradients_the_layers_run_through_autograd():
 
 
 def test_a_torch_build_whose_fused_op_fails_falls_back_to_separate_layers(monkeypatch):
-    import ml.models.fused as fused
+    import ml.networks.fused as fused
 
     def broken(*args):
         raise RuntimeError("unknown attribute")

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ml.engine import RestyleOptions, RestyleReport, restyle
 from ml.errors import InvalidImageError, RestyleError
-from ml.loading import load_style_network
-from ml.models.adain import vgg_normalised
-from ml.store import check_model_file
+from ml.models.loading import load_style_network
+from ml.models.store import check_model_file
+from ml.networks.adain import vgg_normalised
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle
 from ml.training.learn import LearnOptions, learn_style, save_style
 from tests.ml.synthetic import photo_like
 

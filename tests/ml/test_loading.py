@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ml.errors import UnsafeModelFile, UnsupportedModel
-from ml.loading import build, canonical, detect, load_style_network, read_state_dict
-from ml.models.cyclegan import CycleGANGenerator
+from ml.models.loading import build, canonical, detect, load_style_network, read_state_dict
+from ml.networks.cyclegan import CycleGANGenerator
 from tests.ml import checkpoints
 
 
@@ -111,7 +111,7 @@ def test_safetensors_files_load_and_are_detected(tmp_path):
 
 def test_legacy_format_checkpoint_passes_the_torch_free_check_and_loads(tmp_path):
     """Upstream's 2017 CycleGAN files use torch's pre-1.6 format: the download check reads it too."""
-    from ml.store import check_model_file
+    from ml.models.store import check_model_file
 
     path = tmp_path / "style_monet.pth"
     torch.save(checkpoints.cyclegan_state(blocks=9, legacy=True), path, _use_new_zipfile_serialization=False)

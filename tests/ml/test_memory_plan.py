@@ -7,21 +7,21 @@ import logging
 import pytest
 import torch
 
-from ml import memory_model
-from ml.models.animegan2 import AnimeGAN2
+from ml.networks.animegan2 import AnimeGAN2
+from ml.restyle import memory_model
 
 
 @pytest.mark.parametrize("side", [32, 64, 200, 255])
 def test_an_image_smaller_than_the_smallest_auto_tile_runs_whole_without_a_warning(
         side: int, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="ml.memory_model"):
+    with caplog.at_level(logging.WARNING, logger="ml.restyle.memory_model"):
         plan = memory_model.plan_tiles(AnimeGAN2(), side, side, torch.device("cpu"), False, budget=8 * 2**30)
     assert plan.whole and plan.tile_size >= side
     assert not [r for r in caplog.records if "trying anyway" in r.getMessage()]
 
 
 def test_the_warning_stays_for_a_budget_that_really_is_too_small(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="ml.memory_model"):
+    with caplog.at_level(logging.WARNING, logger="ml.restyle.memory_model"):
         plan = memory_model.plan_tiles(AnimeGAN2(), 4096, 4096, torch.device("cpu"), False, budget=2**20)
     assert not plan.whole and plan.tile_size == memory_model.MIN_AUTO_TILE
     assert any("trying anyway" in r.getMessage() for r in caplog.records)

@@ -45,7 +45,7 @@ def _fresh_modules(statement: str) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("module", ["ml.options", "ml.protocol", "ml.client"])
+@pytest.mark.parametrize("module", ["ml.options", "ml.runtime.protocol", "ml.runtime.client"])
 def test_the_shared_option_and_protocol_modules_never_import_torch_or_bpy(module):
     # Blender's process imports these on every redraw of the panel; torch there would freeze it for seconds.
     loaded = _fresh_modules(f"import {module}")
@@ -141,8 +141,8 @@ def test_the_wire_refuses_fields_it_does_not_know_and_numbers_of_the_wrong_kind(
 
 
 def test_the_engine_and_the_worker_protocol_use_the_same_options_class():
-    engine = pytest.importorskip("ml.engine")
-    from ml.protocol import RunRequest
+    engine = pytest.importorskip("ml.restyle.engine")
+    from ml.runtime.protocol import RunRequest
 
     assert engine.RestyleOptions is RestyleOptions
     assert type(RunRequest("1", (), "toon").options) is RestyleOptions
@@ -150,7 +150,7 @@ def test_the_engine_and_the_worker_protocol_use_the_same_options_class():
 
 def test_options_reach_the_worker_typed_and_come_back_as_the_worker_used_them(tmp_path):
     """A typed request crosses the real process boundary: Precision.FULL arrives as fp32, a manual tile as it was."""
-    from ml.client import WorkerClient
+    from ml.runtime.client import WorkerClient
     from tests.ml.synthetic import photo_like
 
     client = WorkerClient(str(ROOT), threads=1)

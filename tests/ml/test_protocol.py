@@ -1,4 +1,4 @@
-"""ml/protocol.py: typed requests shared by the client and the worker, the ops the docstring names
+"""ml/runtime/protocol.py: typed requests shared by the client and the worker, the ops the docstring names
 are the ops the worker serves, and one error policy (a failure crosses as its class and message)."""
 
 import json
@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from ml import errors, protocol
+from ml import errors
 from ml.options import Device, Precision, RestyleOptions, Seamless
-from ml.protocol import (
+from ml.runtime import protocol
+from ml.runtime.protocol import (
     CancelRequest,
     DepthRequest,
     Event,
@@ -23,7 +24,7 @@ from ml.protocol import (
 
 
 def test_the_docstring_lists_exactly_the_ops_the_worker_serves():
-    worker = pytest.importorskip("ml.worker")
+    worker = pytest.importorskip("ml.runtime.worker")
     listed = set(re.findall(r"^- ``(\w+)``:", protocol.__doc__, flags=re.MULTILINE))
     handled = {op.value for op in worker.Worker(out=None).handlers}  # type: ignore[arg-type]
     # cancel is read by the request reader (it must arrive mid-job) and shutdown by serve()
@@ -102,7 +103,7 @@ def test_a_domain_error_in_the_worker_is_raised_again_as_its_own_class(kind):
 
 
 def test_errors_defined_outside_errors_py_cross_too():
-    from ml.custom import CustomStyleMissing
+    from ml.models.custom import CustomStyleMissing
 
     rebuilt = protocol.rebuilt_failure(protocol.failure_fields(CustomStyleMissing("gone")))
     assert isinstance(rebuilt, CustomStyleMissing)
@@ -131,7 +132,7 @@ def test_an_unknown_error_name_from_another_version_is_worker_failed():
 def worker_client():
     from pathlib import Path
 
-    from ml.client import WorkerClient
+    from ml.runtime.client import WorkerClient
 
     client = WorkerClient(str(Path(__file__).resolve().parents[2]), threads=1)
     client.start()

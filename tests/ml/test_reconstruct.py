@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh, grid_size
+from ml.depth.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh, grid_size
 
 
 def camera(w=64, h=48, focal_mm=50.0, sensor_mm=36.0):

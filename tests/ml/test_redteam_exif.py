@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.exif import read_photo_info
-from ml.reconstruct import Intrinsics, depth_to_mesh
+from ml.depth.exif import read_photo_info
+from ml.depth.reconstruct import Intrinsics, depth_to_mesh
 
 ORIENTATION, EXIF_POINTER, FOCAL, FOCAL_35 = 0x0112, 0x8769, 0x920A, 0xA405
 PIXEL_WIDTH, PLANE_RES, PLANE_UNIT = 0xA002, 0xA20E, 0xA210
@@ -167,7 +167,7 @@ def test_zero_35mm_focal_means_unknown_and_is_not_a_warning(tmp_path):
 
 
 def test_a_photoinfo_built_with_bad_numbers_never_hands_out_a_bad_focal_length():
-    from ml.exif import PhotoInfo
+    from ml.depth.exif import PhotoInfo
 
     for info in (PhotoInfo(focal_35mm=NAN), PhotoInfo(focal_35mm=-5.0), PhotoInfo(focal_mm=INF, sensor_width_mm=36.0),
                  PhotoInfo(focal_mm=16.0, sensor_width_mm=1e-9)):

@@ -20,19 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-import ml.loading
-from ml.catalog import ALL_STYLES, DEPTH_MODELS, ModelFile, StyleEntry, get_style
-from ml.client import WorkerClient
-from ml.custom import (
-    BACKUP,
-    DAMAGED,
-    INDEX,
-    CustomStyleMissing,
-    add_custom,
-    find_style,
-    read_list,
-    remove_custom,
-)
+import ml.models.loading
 from ml.errors import (
     DownloadError,
     NotAModelFile,
@@ -42,8 +30,20 @@ from ml.errors import (
     WorkerFailed,
     WorkerHung,
 )
-from ml.loading import load_style_network, read_state_dict
-from ml.store import HASHES_FILE, ModelStore
+from ml.models.catalog import ALL_STYLES, DEPTH_MODELS, ModelFile, StyleEntry, get_style
+from ml.models.custom import (
+    BACKUP,
+    DAMAGED,
+    INDEX,
+    CustomStyleMissing,
+    add_custom,
+    find_style,
+    read_list,
+    remove_custom,
+)
+from ml.models.loading import load_style_network, read_state_dict
+from ml.models.store import HASHES_FILE, ModelStore
+from ml.runtime.client import WorkerClient
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
 from tests.ml.synthetic import photo_like
@@ -220,7 +220,7 @@ def test_small_zip_that_expands_past_the_limit_is_refused_before_loading(tmp_pat
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info))
     assert path.stat().st_size < 100_000
-    monkeypatch.setattr(ml.loading, "MAX_MODEL_BYTES", 1 << 20)
+    monkeypatch.setattr(ml.models.loading, "MAX_MODEL_BYTES", 1 << 20)
 
     def never(*args, **kwargs):
         raise AssertionError("torch.load ran on a file that should have been refused")

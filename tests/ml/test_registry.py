@@ -1,4 +1,4 @@
-"""ml/registry.py: one door for every model id (built-in, learned, downloaded, custom; style and depth),
+"""ml/models/registry.py: one door for every model id (built-in, learned, downloaded, custom; style and depth),
 answering with a typed descriptor, without private tables to monkeypatch."""
 
 import json
@@ -6,11 +6,11 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from ml import catalog, registry
-from ml.custom import CustomStyleMissing, add_custom
 from ml.errors import UnknownStyleError
+from ml.models import catalog, registry
+from ml.models.custom import CustomStyleMissing, add_custom
+from ml.models.registry import ModelDescriptor, ModelSource
 from ml.options import ModelFamily, ModelKind
-from ml.registry import ModelDescriptor, ModelSource
 from tests.ml import checkpoints
 
 CATALOG_IDS = [entry.id for entry in registry.catalog_entries()]
@@ -134,7 +134,7 @@ def test_the_registry_never_imports_torch():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    script = (f"import sys; sys.path.insert(0, {str(root)!r}); import ml.registry; "
+    script = (f"import sys; sys.path.insert(0, {str(root)!r}); import ml.models.registry; "
               "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "False"

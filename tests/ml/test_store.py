@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml.catalog import ModelFile, StyleEntry, get_style
 from ml.errors import (
     ChecksumMismatch,
     DiskFull,
@@ -16,8 +15,9 @@ from ml.errors import (
     OnlineAccessDisabled,
     TruncatedDownload,
 )
-from ml.loading import load_style_network
-from ml.store import ModelStore
+from ml.models.catalog import ModelFile, StyleEntry, get_style
+from ml.models.loading import load_style_network
+from ml.models.store import ModelStore
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
 
@@ -159,7 +159,7 @@ def test_catalog_entries_have_what_the_ui_shows():
 def test_disk_full_is_a_clear_error_and_leaves_no_partial_file(tmp_path, server, monkeypatch):
     import errno
 
-    import ml.store
+    import ml.models.store
 
     data = saved_bytes(checkpoints.transformer_state())
     server.files["/model.pth"] = data
@@ -182,7 +182,7 @@ def test_disk_full_is_a_clear_error_and_leaves_no_partial_file(tmp_path, server,
         handle = real_open(path, mode, *args, **kwargs)
         return FullDisk(handle) if str(path).endswith(".part") and "b" in mode and "r" not in mode else handle
 
-    monkeypatch.setattr(ml.store, "open", opener, raising=False)
+    monkeypatch.setattr(ml.models.store, "open", opener, raising=False)
     with pytest.raises(DiskFull, match="is full"):
         store(tmp_path, server).download(entry_for(data))
     assert not (tmp_path / "models" / "model.pth.part").exists()

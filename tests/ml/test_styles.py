@@ -3,9 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from ml.catalog import BUILTIN_STYLES, get_style, style_ids
-from ml.engine import RestyleOptions, restyle
 from ml.errors import UnknownStyleError
+from ml.models.catalog import BUILTIN_STYLES, get_style, style_ids
+from ml.restyle.engine import RestyleOptions, restyle
 from ml.styles import build_style
 from ml.styles.pixel import BLOCK, PALETTE
 from tests.ml.synthetic import photo_like

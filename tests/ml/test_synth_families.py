@@ -105,7 +105,7 @@ def test_augmented_batches_have_the_working_input_shapes_and_follow_the_crop():
 
 
 def test_evaluation_reports_each_family_and_the_held_out_group_first(tmp_path, capsys):
-    from ml.models.fast_depth import FastDepth
+    from ml.networks.fast_depth import FastDepth
 
     torch.manual_seed(0)
     save_weights(FastDepth().eval(), tmp_path / "weights")

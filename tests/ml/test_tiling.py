@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ml.tiling import GlobalNorm, TileContext, active_tile, global_coords
+from ml.restyle.tiling import GlobalNorm, TileContext, active_tile, global_coords
 
 
 @pytest.mark.parametrize("groups", [1, 4])
@@ -56,7 +56,7 @@ def test_global_coords_follow_the_tile_and_wrap():
 @pytest.mark.parametrize("padding", [1, 3, (0, 1, 0, 1), (2, 0, 1, 3)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_reflection_pad_matches_torch_and_keeps_bf16_under_autocast(padding, dtype):
-    from ml.models.padding import ReflectionPad
+    from ml.networks.padding import ReflectionPad
 
     x = torch.randn(1, 5, 9, 11).to(dtype).contiguous(memory_format=torch.channels_last)
     expected = torch.nn.ReflectionPad2d(padding)(x.float())
@@ -68,7 +68,7 @@ def test_reflection_pad_matches_torch_and_keeps_bf16_under_autocast(padding, dty
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_global_bilinear_upsampling_matches_interpolate_whole_and_on_tiles(layout):
-    from ml.tiling import resize_bilinear_global
+    from ml.restyle.tiling import resize_bilinear_global
 
     torch.manual_seed(0)
     x = torch.randn(1, 5, 12, 20).contiguous(memory_format=layout)
@@ -91,7 +91,7 @@ def test_global_bilinear_upsampling_matches_interpolate_whole_and_on_tiles(layou
 def test_global_bilinear_upsampling_on_wrapping_tiles_matches_the_half_pixel_mapping(dtype):
     """Seamless mode samples at half-pixel centres, the same mapping on every tile; a tile
     of a non-wrapping image in bf16 still samples at fp32 positions."""
-    from ml.tiling import resize_bilinear_global
+    from ml.restyle.tiling import resize_bilinear_global
 
     torch.manual_seed(1)
     x = torch.randn(1, 6, 16, 24).contiguous(memory_format=torch.channels_last)

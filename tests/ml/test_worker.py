@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.client import WorkerClient
 from ml.errors import JobCancelled, WorkerDied, WorkerFailed
+from ml.runtime.client import WorkerClient
 from tests.ml.synthetic import photo_like
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ def test_adain_without_a_style_image_is_a_clear_error(client, tmp_path):
 def test_worker_estimates_depth_with_a_published_layout_checkpoint(client, tmp_path):
     import torch
 
-    from ml.models.depth_anything import CONFIGS, DepthAnythingV2
+    from ml.networks.depth_anything import CONFIGS, DepthAnythingV2
     from tests.ml.checkpoints import seeded
 
     path = tmp_path / "depth_anything_v2_vits.pth"
@@ -154,7 +154,7 @@ def test_worker_estimates_depth_with_a_published_layout_checkpoint(client, tmp_p
 
 
 def test_depth_network_input_follows_the_published_recipe():
-    from ml.depth import network_input_size
+    from ml.depth.anything import network_input_size
 
     assert network_input_size(480, 640) == (518, 686)  # short side 518, the nearest multiples of 14
     assert network_input_size(1000, 500) == (1036, 518)

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ml.depth import estimate_depth, network_input, network_input_size, resize_cubic  # noqa: E402
-from ml.fast_depth import INPUT_LONG_SIDE, WEIGHTS, estimate_fast_depth, load_fast_depth  # noqa: E402
-from ml.models.depth_anything import CONFIGS, IMAGENET_MEAN, IMAGENET_STD, DepthAnythingV2  # noqa: E402
+from ml.depth.anything import estimate_depth, network_input, network_input_size, resize_cubic  # noqa: E402
+from ml.depth.builtin import INPUT_LONG_SIDE, WEIGHTS, estimate_fast_depth, load_fast_depth  # noqa: E402
+from ml.networks.depth_anything import CONFIGS, IMAGENET_MEAN, IMAGENET_STD, DepthAnythingV2  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.timing import best_of  # noqa: E402

@@ -23,8 +23,8 @@ import style_data  # noqa: E402
 import torch  # noqa: E402
 from timing import best_of  # noqa: E402
 
-from ml.devices import cpu_features  # noqa: E402
-from ml.engine import RestyleOptions, restyle  # noqa: E402
+from ml.restyle.engine import RestyleOptions, restyle  # noqa: E402
+from ml.runtime.devices import cpu_features  # noqa: E402
 from ml.training.builtin import LEARNED, WEIGHTS, load_learned  # noqa: E402
 from ml.training.learn import PRESETS, LearnOptions, LearnProgress, learn_style  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402

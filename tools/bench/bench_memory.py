@@ -31,9 +31,9 @@ def child(size: int, tile: int, precision: str, check: bool, verbose: bool, no_t
     import numpy as np
     import torch
 
-    from ml.allocator import set_trimming
-    from ml.engine import RestyleOptions, RestyleReport, restyle
-    from ml.models.animegan2 import AnimeGAN2
+    from ml.networks.animegan2 import AnimeGAN2
+    from ml.restyle.allocator import set_trimming
+    from ml.restyle.engine import RestyleOptions, RestyleReport, restyle
     from tests.ml.checkpoints import seeded
     from tests.ml.synthetic import photo_like
 

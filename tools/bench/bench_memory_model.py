@@ -1,5 +1,5 @@
 """Bytes per pixel of the peak working set of each style network, whole image, per precision:
-the figures of ``ml/memory_model.py``'s table, from which Auto picks the tile size.
+the figures of ``ml/restyle/memory_model.py``'s table, from which Auto picks the tile size.
 
     nice .venv/bin/python tools/bench/bench_memory_model.py [--sizes 256 512] [--device cpu]
 
@@ -31,10 +31,10 @@ RESULT_BYTES_PER_PIXEL = 12  # the engine's float32 RGB output array
 def build(name: str):
     import torch
 
-    from ml.models.adain import AdaIN
-    from ml.models.animegan2 import AnimeGAN2
-    from ml.models.cyclegan import CycleGANGenerator
-    from ml.models.transformer_net import TransformerNet
+    from ml.networks.adain import AdaIN
+    from ml.networks.animegan2 import AnimeGAN2
+    from ml.networks.cyclegan import CycleGANGenerator
+    from ml.networks.transformer_net import TransformerNet
     from ml.styles import build_style
     from tests.ml.checkpoints import seeded
     from tests.ml.synthetic import photo_like
@@ -58,7 +58,7 @@ def peak_bytes(device: str) -> int:
 
 
 def child(name: str, precision: str, sizes: list[int], device: str) -> None:
-    from ml.engine import RestyleOptions, restyle
+    from ml.restyle.engine import RestyleOptions, restyle
     from tests.ml.synthetic import photo_like
 
     model = build(name)

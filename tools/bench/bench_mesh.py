@@ -19,7 +19,7 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="restyle
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ml.reconstruct import Intrinsics, depth_to_mesh  # noqa: E402
+from ml.depth.reconstruct import Intrinsics, depth_to_mesh  # noqa: E402
 from tools.build_extension import build  # noqa: E402
 
 

@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from ml.engine import RestyleOptions, restyle  # noqa: E402
-from ml.models.adain import AdaIN  # noqa: E402
-from ml.models.animegan2 import AnimeGAN2  # noqa: E402
-from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
-from ml.models.fused import plain_layers  # noqa: E402
-from ml.models.transformer_net import TransformerNet  # noqa: E402
+from ml.networks.adain import AdaIN  # noqa: E402
+from ml.networks.animegan2 import AnimeGAN2  # noqa: E402
+from ml.networks.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.networks.fused import plain_layers  # noqa: E402
+from ml.networks.transformer_net import TransformerNet  # noqa: E402
+from ml.restyle.engine import RestyleOptions, restyle  # noqa: E402
 from ml.training.builtin import load_learned  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402

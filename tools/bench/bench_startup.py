@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ml.client import WorkerClient  # noqa: E402
+from ml.runtime.client import WorkerClient  # noqa: E402
 from tools.build_extension import build  # noqa: E402
 
 ENABLE_SCRIPT = """

@@ -5,7 +5,7 @@
 For AnimeGANv2 and CycleGAN (seeded weights of the published layouts), in one run: the
 whole-image time, the 4-tile time with the old schedule (every statistics pass re-runs the
 network from the input: ``reuse_activations=False``) and with the new one (passes resume
-from stored activations, ``ml.tiling.ResumeCache``), the ratios to the whole image, the
+from stored activations, ``ml.restyle.tiling.ResumeCache``), the ratios to the whole image, the
 largest difference to the whole-image result in 8-bit steps, and the activations stored.
 Each time is the best of ``--repeat`` runs after a warm-up run of the whole image.
 """
@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ml.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
-from ml.models.animegan2 import AnimeGAN2  # noqa: E402
-from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.networks.animegan2 import AnimeGAN2  # noqa: E402
+from ml.networks.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.machine import describe  # noqa: E402

@@ -16,8 +16,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ml.catalog import style_ids  # noqa: E402
-from ml.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
+from ml.models.catalog import style_ids  # noqa: E402
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
 from ml.styles import build_style  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.machine import describe  # noqa: E402

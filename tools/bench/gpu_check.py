@@ -12,7 +12,7 @@ Checks (exit status 1 when one fails):
   smaller and the result still equals the whole-image result; Auto under the same limit
   plans tiles that fit at once.
 Then the table: MP/s per architecture at fp32 and reduced precision, whole and in 4 tiles,
-the peak bytes per pixel the GPU allocated for the whole image (against ml/memory_model.py's
+the peak bytes per pixel the GPU allocated for the whole image (against ml/restyle/memory_model.py's
 table), and the tile size Auto picks for 2K, 4K and 8K textures on this GPU.
 """
 
@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ml import memory_model  # noqa: E402
-from ml.catalog import style_ids  # noqa: E402
-from ml.devices import reduced_dtype  # noqa: E402
-from ml.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
-from ml.models.adain import AdaIN  # noqa: E402
-from ml.models.animegan2 import AnimeGAN2  # noqa: E402
-from ml.models.cyclegan import CycleGANGenerator  # noqa: E402
-from ml.models.transformer_net import TransformerNet  # noqa: E402
+from ml.models.catalog import style_ids  # noqa: E402
+from ml.networks.adain import AdaIN  # noqa: E402
+from ml.networks.animegan2 import AnimeGAN2  # noqa: E402
+from ml.networks.cyclegan import CycleGANGenerator  # noqa: E402
+from ml.networks.transformer_net import TransformerNet  # noqa: E402
+from ml.restyle import memory_model  # noqa: E402
+from ml.restyle.engine import RestyleOptions, RestyleReport, restyle  # noqa: E402
+from ml.runtime.devices import reduced_dtype  # noqa: E402
 from ml.styles import build_style  # noqa: E402
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402

@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from ml.devices import cpu_features
+from ml.runtime.devices import cpu_features
 
 
 def describe(device: str = "cpu") -> str:

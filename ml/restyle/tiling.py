@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.padding import ReflectionPad
+from ..networks.padding import ReflectionPad
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UnsupportedModel
-from .loading import read_state_dict
-from .models.depth_anything import IMAGENET_MEAN, IMAGENET_STD, PATCH, DepthAnythingV2, config_from_state
+from ..errors import UnsupportedModel
+from ..models.loading import read_state_dict
+from ..networks.depth_anything import IMAGENET_MEAN, IMAGENET_STD, PATCH, DepthAnythingV2, config_from_state
 
 SHORT_SIDE = 518
 CUBIC_A = np.float32(-0.75)  # OpenCV's INTER_CUBIC kernel parameter (Keys with a = -0.75)

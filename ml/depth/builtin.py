@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .errors import UnsupportedModel
-from .loading import read_state_dict
-from .models.fast_depth import MULTIPLE, FastDepth, shape_from_state
+from ..errors import UnsupportedModel
+from ..models.loading import read_state_dict
+from ..networks.fast_depth import MULTIPLE, FastDepth, shape_from_state
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth_fast.safetensors"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "depth_fast.safetensors"
 MIRRORED = True
 INPUT_LONG_SIDE = 256  # the size it was trained at; photos are resized to it (model card: accuracy vs size)
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
+from ..errors import RestyleError, UnsupportedModel
+from ..options import ModelFamily, ModelKind
 from .catalog import ADAIN_HALVES, ModelEntry, ModelFile
-from .errors import RestyleError, UnsupportedModel
-from .options import ModelFamily, ModelKind
 
 StyleEntry = ModelEntry  # transitional name
 
@@ -282,14 +282,14 @@ def find_custom(model_id: str, root: Path) -> ModelEntry | None:
 
 
 def find_style(style_id: str, root: Path | None) -> ModelEntry:
-    """Transitional (operators, cli): ml.registry.describe(style_id, root).entry is the one lookup."""
+    """Transitional (operators, cli): ml.models.registry.describe(style_id, root).entry is the one lookup."""
     from .registry import describe
 
     return describe(style_id, root).entry
 
 
 def find_depth_model(model_id: str, root: Path | None) -> ModelEntry:
-    """Transitional (operators, cli): ml.registry.depth_model(model_id, root).entry is the one lookup."""
+    """Transitional (operators, cli): ml.models.registry.depth_model(model_id, root).entry is the one lookup."""
     from .registry import depth_model
 
     return depth_model(model_id, root).entry

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..tiling import GlobalNorm
+from ..restyle.tiling import GlobalNorm
 from .padding import ReflectionPad
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..styles.base import StyleNet
-from ..tiling import GlobalNorm
+from ..restyle.tiling import GlobalNorm
+from .base import StyleNet
 from .fused import conv_norm
 from .padding import ReflectionPad
 

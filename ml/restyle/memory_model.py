@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .options import AUTO_TILE
+from ..options import AUTO_TILE
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import ModelEntry, ModelFile
-from .errors import (
+from ..errors import (
     ChecksumMismatch,
     DiskFull,
     DownloadCancelled,
@@ -44,6 +43,7 @@ from .errors import (
     UnsafeModelFile,
     UnsupportedModel,
 )
+from .catalog import ModelEntry, ModelFile
 from .registry import ARCHITECTURES, catalog_entries, is_depth_architecture
 
 log = logging.getLogger(__name__)

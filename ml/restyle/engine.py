@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..errors import InvalidImageError, JobCancelled
+from ..networks.base import StyleNet
+from ..options import RestyleOptions, Seamless
+from ..runtime.devices import reduced_dtype, resolve_device
 from . import color, memory_model
 from .allocator import trim_heap
-from .devices import reduced_dtype, resolve_device
-from .errors import InvalidImageError, JobCancelled
 from .memory_model import AUTO, plan_tiles
-from .options import RestyleOptions, Seamless
-from .styles.base import StyleNet
 from .tiling import (
     GlobalNorm,
     ResumeCache,

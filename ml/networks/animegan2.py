@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..styles.base import StyleNet
-from ..tiling import GlobalNorm, resize_bilinear_global
+from ..restyle.tiling import GlobalNorm, resize_bilinear_global
+from .base import StyleNet
 from .fused import FusedSequential
 from .padding import ReflectionPad
 

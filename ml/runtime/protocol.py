@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from . import errors
-from .options import Device, Precision, RestyleOptions, choice
+from .. import errors
+from ..options import Device, Precision, RestyleOptions, choice
 
 Message = dict[str, Any]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
+from ..options import STYLE_WEIGHT, Device, RestyleOptions, choice
 from . import protocol
-from .errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
-from .options import STYLE_WEIGHT, Device, RestyleOptions, choice
 from .protocol import (
     CancelRequest,
     DepthRequest,
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 180.0  # cold start imports torch, which can take a while on a slow disk
 CANCEL_GRACE_S = 0.5  # a worker that does not stop within this is killed (and restarts next job)
-# The worker sends a heartbeat every second (ml.worker.HEARTBEAT_S) from its own thread, busy or
+# The worker sends a heartbeat every second (ml.runtime.worker.HEARTBEAT_S) from its own thread, busy or
 # not. A worker silent for this long is stopped or deadlocked (SIGSTOP, a hung driver): it is
 # killed and the job fails with a clear error instead of blocking a headless run forever.
 LIVENESS_TIMEOUT_S = 60.0
@@ -110,7 +110,7 @@ class WorkerClient:
                 return
             self.events = queue.Queue()
             self.process = subprocess.Popen(
-                [self.python, "-m", "ml.worker"],
+                [self.python, "-m", "ml.runtime.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", bufsize=1, env=self._environment(), cwd=tempfile.gettempdir(),
             )
@@ -179,7 +179,7 @@ class WorkerClient:
             if time.monotonic() > deadline:
                 raise WorkerDied(self._death_message(doing))
     def send(self, request: Request) -> None:
-        """Send one typed request (ml.protocol)."""
+        """Send one typed request (ml.runtime.protocol)."""
         self._write(protocol.encode(request))
 
     def _send(self, **message: object) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .options import Device, Precision, choice
+from ..options import Device, Precision, choice
 
 log = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UnknownStyleError
+from ..options import ModelFamily, ModelKind
 from . import catalog, custom
 from .catalog import ARCH_SIGNATURES, ModelEntry, ModelFile, Signature
-from .errors import UnknownStyleError
-from .options import ModelFamily, ModelKind
 
 if TYPE_CHECKING:
     from torch import nn
 
-_ML = __name__.rpartition(".")[0]  # "ml", or the extension's "bl_ext.<repo>.<id>.ml" inside Blender
+_ML = __name__.rsplit(".", 2)[0]  # "ml", or the extension's "bl_ext.<repo>.<id>.ml" inside Blender
 BUILTIN_DEPTH = "depth-builtin-fast"  # the depth model shipped inside the extension
 
 
@@ -50,21 +50,21 @@ class Architecture:
     name: str
     kind: ModelKind
     signature: Signature
-    network: str  # "module:factory" under ml that builds it (ml.loading derives hyperparameters from shapes)
+    network: str  # "module:factory" under ml that builds it (ml.models.loading derives hyperparameters from shapes)
 
 
 ARCHITECTURE_KINDS: dict[str, ModelKind] = {
     arch: ModelKind.DEPTH if arch.startswith("depth_anything_v2") else ModelKind.STYLE for arch in ARCH_SIGNATURES
 }
 NETWORKS: dict[str, str] = {
-    "animegan2": "models.animegan2:AnimeGAN2",
-    "cyclegan": "models.cyclegan:CycleGANGenerator",
-    "transformer_net": "models.transformer_net:TransformerNet",
-    "adain_decoder": "models.adain:AdaIN",
-    "adain_vgg": "models.adain:AdaIN",
-    "depth_anything_v2_vits": "models.depth_anything:DepthAnythingV2",
-    "depth_anything_v2_vitb": "models.depth_anything:DepthAnythingV2",
-    "depth_anything_v2_vitl": "models.depth_anything:DepthAnythingV2",
+    "animegan2": "networks.animegan2:AnimeGAN2",
+    "cyclegan": "networks.cyclegan:CycleGANGenerator",
+    "transformer_net": "networks.transformer_net:TransformerNet",
+    "adain_decoder": "networks.adain:AdaIN",
+    "adain_vgg": "networks.adain:AdaIN",
+    "depth_anything_v2_vits": "networks.depth_anything:DepthAnythingV2",
+    "depth_anything_v2_vitb": "networks.depth_anything:DepthAnythingV2",
+    "depth_anything_v2_vitl": "networks.depth_anything:DepthAnythingV2",
 }
 ARCHITECTURES: dict[str, Architecture] = {
     arch: Architecture(arch, name, ARCHITECTURE_KINDS[arch], signature, NETWORKS[arch])
@@ -73,7 +73,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def architecture(arch_id: str) -> Architecture:
-    """The architecture ``arch_id`` (a key ml.loading detected); UnknownStyleError names the known ones."""
+    """The architecture ``arch_id`` (a key ml.models.loading detected); UnknownStyleError names the known ones."""
     try:
         return ARCHITECTURES[arch_id]
     except KeyError:
@@ -96,7 +96,8 @@ class ModelDescriptor:
     source: ModelSource
     license: str
     non_commercial: bool
-    network: str  # "module:factory" under ml for models built by name; "" when the files' keys decide (ml.loading)
+    # "module:factory" under ml for models built by name; "" when the files' keys decide (ml.models.loading)
+    network: str
     architectures: tuple[str, ...]  # what the files must hold (catalog downloads); () when any supported one may
     files: tuple[ModelFile, ...]
     max_depth: float | None  # depth models: metric range in metres (None: relative)

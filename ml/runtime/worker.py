@@ -1,4 +1,4 @@
-"""The inference process: ``python -m ml.worker`` with the extension root on sys.path.
+"""The inference process: ``python -m ml.runtime.worker`` with the extension root on sys.path.
 
 It keeps models loaded between jobs, reads requests on stdin in a thread (so a cancel
 arrives while a job is running) and answers on a private copy of stdout; anything
@@ -20,24 +20,25 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import protocol, registry
-from .depth import estimate_depth
+from ..depth.anything import estimate_depth
+from ..depth.builtin import estimate_fast_depth
+from ..errors import JobCancelled, RestyleError
+from ..models import registry
+from ..models.loading import build, read_state_dict
+from ..models.registry import LoadedModel, ModelDescriptor
+from ..networks.adain import AdaIN
+from ..networks.base import StyleNet
+from ..networks.depth_anything import DepthAnythingV2
+from ..networks.fast_depth import FastDepth
+from ..restyle.engine import RestyleReport, restyle
+from . import protocol
 from .devices import available_devices, reduced_dtype, resolve_device
-from .engine import RestyleReport, restyle
-from .errors import JobCancelled, RestyleError
-from .fast_depth import estimate_fast_depth
-from .loading import build, read_state_dict
-from .models.adain import AdaIN
-from .models.depth_anything import DepthAnythingV2
-from .models.fast_depth import FastDepth
 from .protocol import DepthRequest, Event, InspectRequest, Item, LearnRequest, Op, PingRequest, RunRequest
-from .registry import LoadedModel, ModelDescriptor
-from .styles.base import StyleNet
 
 log = logging.getLogger("neural_restyle.worker")
 
 PROGRESS_INTERVAL_S = 0.05
-HEARTBEAT_S = 1.0  # the client kills a worker silent for much longer (ml.client.LIVENESS_TIMEOUT_S)
+HEARTBEAT_S = 1.0  # the client kills a worker silent for much longer (ml.runtime.client.LIVENESS_TIMEOUT_S)
 
 
 class Worker:
@@ -117,12 +118,12 @@ class Worker:
 
     def learn(self, request: LearnRequest) -> None:
         """Learn Style from Images (ml/training/job.py reads the request's own fields)."""
-        from .training.job import run_learn
+        from ..training.job import run_learn
 
         run_learn(dict(request.fields), self.send, lambda: request.job in self.cancelled_jobs)
 
     def model(self, style_id: str, files: Mapping[str, str]) -> StyleNet:
-        """A style's network (ml.registry describes it), cached while its files are unchanged."""
+        """A style's network (ml.models.registry describes it), cached while its files are unchanged."""
         loaded = self.loaded(registry.style_for_files(style_id, files), files)
         assert isinstance(loaded.network, StyleNet)  # registry.load_model checks a style builds a StyleNet
         return loaded.network

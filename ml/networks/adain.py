@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..styles.base import StyleNet
-from ..tiling import GlobalNorm
+from ..restyle.tiling import GlobalNorm
+from .base import StyleNet
 from .fused import FusedSequential
 from .padding import ReflectionPad
 

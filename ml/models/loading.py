@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import UnknownStyleError, UnsafeModelFile, UnsupportedModel
+from ..networks.adain import AdaIN
+from ..networks.animegan2 import AnimeGAN2
+from ..networks.base import StyleNet
+from ..networks.cyclegan import CycleGANGenerator
+from ..networks.depth_anything import DepthAnythingV2, config_from_state
+from ..networks.transformer_net import TransformerNet
+from ..options import ModelKind
 from .catalog import ADAIN_HALVES
-from .errors import UnknownStyleError, UnsafeModelFile, UnsupportedModel
-from .models.adain import AdaIN
-from .models.animegan2 import AnimeGAN2
-from .models.cyclegan import CycleGANGenerator
-from .models.depth_anything import DepthAnythingV2, config_from_state
-from .models.transformer_net import TransformerNet
-from .options import ModelKind
 from .registry import architecture, import_network, is_depth_architecture
 from .store import LEGACY_BUFFER, MAX_MODEL_BYTES, WRAPPER_KEYS, check_weights, key_mapper, read_contents
-from .styles.base import StyleNet
 
 if TYPE_CHECKING:
     from .registry import LoadedModel, ModelDescriptor
@@ -129,7 +129,7 @@ def _cyclegan(state: StateDict) -> CycleGANGenerator:
 
 
 def _spec(arch: str, build: Callable[[StateDict], StyleNet | torch.nn.Module]) -> ArchSpec:
-    known = architecture(arch)  # one table (ml.registry), shared with the torch-free download check
+    known = architecture(arch)  # one table (ml.models.registry), shared with the torch-free download check
     return ArchSpec(arch, known.name, known.signature, build)
 
 
@@ -204,7 +204,7 @@ def load_style_network(paths: dict[str, Path]) -> tuple[str, StyleNet]:
 
 def load_model(descriptor: ModelDescriptor, files: dict[str, Path]) -> LoadedModel:
     """The network a descriptor names, built (models built by name) or read from its files, with the
-    facts the engine plans with. Depth files are Depth Anything V2 (ml.depth); style files are detected
+    facts the engine plans with. Depth files are Depth Anything V2 (ml.depth.anything); style files are detected
     by their keys."""
     from .registry import LoadedModel
 
@@ -214,7 +214,7 @@ def load_model(descriptor: ModelDescriptor, files: dict[str, Path]) -> LoadedMod
     elif not files:
         raise UnknownStyleError(f"'{descriptor.name}' needs its model file(s): download or add it first")
     elif descriptor.kind == ModelKind.DEPTH:
-        from .depth import load_depth_network
+        from ..depth.anything import load_depth_network
 
         network = load_depth_network(Path(files["model"]), descriptor.max_depth)
         arch = "depth_anything_v2"

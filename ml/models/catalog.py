@@ -2,15 +2,15 @@
 
 A built-in entry names the module (under ml) and factory that build its torch module, so the
 catalog can feed Blender's UI while the heavy code stays in the worker. Look models up through
-ml.registry, which also knows the user's custom models and returns a typed descriptor.
+ml.models.registry, which also knows the user's custom models and returns a typed descriptor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnknownStyleError
-from .options import ModelFamily, ModelKind, choice, label
+from ..errors import UnknownStyleError
+from ..options import ModelFamily, ModelKind, choice, label
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class ModelEntry:
 
     @property
     def network(self) -> str:
-        """``"module:factory"`` under ml for models built by name, "" when the files decide (ml.registry)."""
+        """``"module:factory"`` under ml for models built by name, "" when the files decide (ml.models.registry)."""
         return f"{self.module}:{self.factory}" if self.module and self.factory else ""
 
     @property
@@ -123,7 +123,7 @@ BUILTIN_STYLES: tuple[StyleEntry, ...] = (
 
 # What each architecture's state dict must hold: a few key names with their shapes (None: any
 # shape). Torch-free, so the store can check a download in Blender's process before trusting it;
-# ml.loading builds its registry from the same table.
+# ml.models.loading builds its registry from the same table.
 Signature = tuple[tuple[str, tuple[int, ...] | None], ...]
 ARCH_SIGNATURES: dict[str, tuple[str, Signature]] = {
     "animegan2": ("AnimeGANv2", (("block_a.0.1.weight", (32, 3, 7, 7)), ("out_layer.0.weight", (3, 32, 1, 1)))),
@@ -252,7 +252,7 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
     StyleEntry(
         "depth-builtin-fast", "Built-in (fast)",
         "The project's own compact depth network, trained on its synthetic renders; needs no download",
-        ModelFamily.DEPTH, "fast_depth", "load_fast_depth",
+        ModelFamily.DEPTH, "depth.builtin", "load_fast_depth",
         "GPL-3.0-or-later (part of Neural Restyle; see ml/weights/MODEL_CARD.md)", False,
     ),
     StyleEntry(
@@ -286,7 +286,7 @@ LEARNED_STYLES: tuple[StyleEntry, ...] = (
 ALL_STYLES = BUILTIN_STYLES + GAN_STYLES + ARBITRARY_STYLES + LEARNED_STYLES
 # The style menu's headings, in menu order (ml.options holds their text).
 FAMILY_TITLES = {family.value: label(family) for family in ModelFamily if family != ModelFamily.DEPTH}
-_BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}  # read through entry_by_id (ml.registry)
+_BY_ID = {entry.id: entry for entry in ALL_STYLES + DEPTH_MODELS}  # read through entry_by_id (ml.models.registry)
 
 
 def style_ids() -> list[str]:
@@ -300,7 +300,7 @@ def entry_by_id(model_id: str) -> ModelEntry | None:
 
 
 def get_style(style_id: str) -> ModelEntry:
-    """A catalog model by id (transitional: ml.registry.describe also knows custom models)."""
+    """A catalog model by id (transitional: ml.models.registry.describe also knows custom models)."""
     entry = entry_by_id(style_id)
     if entry is None:
         known = ", ".join(_BY_ID)

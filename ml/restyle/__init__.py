@@ -1,0 +1,1 @@
+"""Restyling an image: the tiling engine, its memory plan and the colour maths around it."""
