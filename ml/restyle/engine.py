@@ -252,11 +252,19 @@ class _TiledRun:
     # -- public --------------------------------------------------------------------
     def run(self, target: np.ndarray) -> None:
         """Write the styled image into ``target`` (H x W x 3, or H x W x 1 for the luma of a grey image)."""
-        # A lone tile without wrap-around sees exactly the whole image, so its norms can use
-        # their own statistics; with wrap-around its halo repeats pixels and must not count.
+        # A lone tile sees the whole image, so it runs in one pass. Without wrap-around its
+        # norms use their own statistics. With wrap-around its halo repeats pixels of the opposite
+        # edges, so each norm counts only the core of its input: that core is the whole seamless
+        # image's feature map (every earlier norm having done the same), so one pass is exact.
         norms = global_norms(self.model)
-        if not norms or (self.tile_count == 1 and not self.wrap):
-            self._sweep(target)
+        if not norms or self.tile_count == 1:
+            try:
+                for norm in norms:
+                    norm.core_statistics = self.wrap
+                self._sweep(target)
+            finally:
+                for norm in norms:
+                    norm.core_statistics = False
             return
         order = self._norm_order()
         try:

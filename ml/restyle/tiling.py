@@ -118,6 +118,9 @@ class GlobalNorm(nn.Module):
         # Engine-controlled state (not part of the state dict).
         self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, var), shape (N, G)
         self.collecting = False
+        # Normalise with the statistics of the active tile's core instead of the whole input: a lone
+        # tile of a seamless texture, whose halo repeats pixels of the opposite edges.
+        self.core_statistics = False
         self.stop_after = False  # end the forward pass once this layer has been measured
         self.on_measured: Callable[[torch.Tensor], None] | None = None  # given what was measured (ResumeCache)
         self._moments: torch.Tensor | None = None  # (N, G, 3): count, mean, M2 (float64)
@@ -133,7 +136,11 @@ class GlobalNorm(nn.Module):
                 self.on_measured(x)
             if self.stop_after:
                 raise StopForward()
-        if self.frozen is None:
+        if self.frozen is None and self.core_statistics:
+            self._moments = None
+            self._accumulate(x)
+            mean, var = self._moments_to_statistics()
+        elif self.frozen is None:
             if not self.unbiased:  # torch's fused kernel (fp32 statistics also for bf16 input)
                 return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
             var, mean = self._statistics(x.float())
@@ -211,6 +218,11 @@ class GlobalNorm(nn.Module):
         self.collecting = False
         if self._moments is None:
             raise RuntimeError("no tile reached this normalisation layer")
+        return self._moments_to_statistics()
+
+    def _moments_to_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, var) of what was accumulated, in fp32; the accumulator starts afresh."""
+        assert self._moments is not None
         count, mean, m2 = self._moments.unbind(-1)
         var = m2 / ((count - 1).clamp_min(1) if self.unbiased else count)
         self._moments = None

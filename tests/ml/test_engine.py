@@ -79,6 +79,24 @@ def test_seamless_result_tiles_like_its_input(model_name):
     assert max_diff(out, whole) <= ONE_STEP
 
 
+@pytest.mark.parametrize("model_name", ["groupnorm", "instancenorm", "animegan2", "cyclegan", "transformer_net"])
+def test_seamless_texture_that_fits_one_tile_runs_in_one_exact_pass(model_name):
+    """A seamless texture in one tile: each norm takes its statistics from the core of its
+    input (the halo repeats the opposite edges), so one pass equals the multi-pass tiled result."""
+    texture = tileable(136, 104, seed=5)
+    nets = {"animegan2": AnimeGAN2, "cyclegan": CycleGANGenerator, "transformer_net": TransformerNet}
+    model = NormNet(model_name == "instancenorm") if model_name.endswith("norm") else seeded(nets[model_name]())
+    lone = RestyleReport()
+    one_pass = restyle(model, texture, RestyleOptions(seamless="on", precision="full", **WHOLE), report=lone)
+    assert (lone.tiles, lone.passes, lone.seamless) == (1, 1, True)
+    tiled = RestyleReport()
+    reference = restyle(model, texture, RestyleOptions(seamless="on", precision="full", tile_size=64), report=tiled)
+    assert tiled.tiles > 1 and tiled.passes > 1
+    assert max_diff(one_pass, reference) <= ONE_STEP / 10
+    # The norms are plain norms again once the run is over (the model is cached and reused).
+    assert all(not norm.core_statistics for norm in global_norms(model))
+
+
 @pytest.mark.parametrize("style", ["watercolor", "pencil", "pixel"])
 def test_seamless_result_of_position_keyed_styles_tiles(style):
     """Paper grain, hatching and pixel grids are anchored to texture coordinates, so a
