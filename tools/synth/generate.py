@@ -17,7 +17,6 @@ depth (float16 metres, planar, inf where nothing was hit) and family (its name).
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import os
 import random
@@ -33,14 +32,13 @@ import numpy as np  # noqa: E402
 import OpenEXR  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bridge.compat import new_node_material, new_node_world, set_multilayer_exr  # noqa: E402
+from bridge.compat import new_node_material, set_multilayer_exr  # noqa: E402
 from tools.synth import families  # noqa: E402
 from tools.synth.plan import FAMILIES, output_name, resolve_families, seed_plan  # noqa: E402
 
 WIDTH, HEIGHT = 128, 96
 THREADS = 0  # 0: all cores; set per process when several generators run side by side
 DENOISE = True  # for the new families
-HDRIS = sorted(glob.glob(os.path.join(bpy.utils.system_resource("DATAFILES"), "studiolights", "world", "*.exr")))
 PRIMITIVES = ("cube", "uv_sphere", "cylinder", "cone", "torus", "monkey", "ico_sphere")
 
 
@@ -103,17 +101,7 @@ def build_scene(seed: int) -> None:
                 bpy.context.active_object.data.materials.append(random_material(rng, f"wall{index}"))
     for index in range(rng.randint(3, 9)):
         add_object(rng, index)
-    world = new_node_world("world")
-    scene.world = world
-    nodes, links = world.node_tree.nodes, world.node_tree.links
-    environment = nodes.new("ShaderNodeTexEnvironment")
-    environment.image = bpy.data.images.load(rng.choice(HDRIS), check_existing=True)
-    mapping, coords = nodes.new("ShaderNodeMapping"), nodes.new("ShaderNodeTexCoord")
-    mapping.inputs["Rotation"].default_value[2] = rng.uniform(0, math.tau)
-    links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
-    links.new(mapping.outputs["Vector"], environment.inputs["Vector"])
-    links.new(environment.outputs["Color"], nodes["Background"].inputs["Color"])
-    nodes["Background"].inputs["Strength"].default_value = rng.uniform(0.5, 1.5)
+    families.world(rng)  # the same draws in the same order as the other families' worlds
     bpy.ops.object.light_add(type=rng.choice(("SUN", "POINT", "AREA")),
                              location=(rng.uniform(-4, 4), rng.uniform(-4, 2), rng.uniform(3, 7)))
     light = bpy.context.active_object
