@@ -25,7 +25,6 @@ from .ml.options import (
     Precision,
     RestyleOptions,
     Seamless,
-    choice,
     description,
     enum_items,
     label,
@@ -82,6 +81,15 @@ def installed_custom_styles(context: bpy.types.Context | None) -> list[ModelEntr
     return list(_custom_cache["entries"])  # type: ignore[call-overload]
 
 
+# The menus' fixed text, made once: Blender calls the item callbacks below on every redraw and on
+# every read of the setting (a job reading scene.restyle.device runs device_items), so they only
+# look up what can change (the custom styles, the devices the worker reported).
+_HEADINGS: dict[str, tuple[str, str]] = {
+    family: (title_case(FAMILY_TITLES.get(family, family)), description(family)) for family in ModelFamily
+}
+_DEVICE_TEXT: tuple[tuple[Device, str, str], ...] = tuple((d, label(d), description(d)) for d in Device)
+
+
 def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str, str, int]]:
     entries = list(ALL_STYLES) + installed_custom_styles(context)
     items: list[tuple[str, str, str, str, int]] = []
@@ -91,8 +99,8 @@ def style_items(_self: object, context: bpy.types.Context | None) -> list[tuple[
         if entry.family != family:
             family = entry.family
             heading = 900_000 + (families.index(family) if family in families else len(families))
-            title = title_case(FAMILY_TITLES.get(family, family))
-            items.append(("", title, description(family), "NONE", heading))  # a menu heading
+            title, tip = _HEADINGS[family]
+            items.append(("", title, tip, "NONE", heading))  # a menu heading
         text = f"{entry.name} (Non-Commercial)" if entry.non_commercial else entry.name
         icon = _FAMILY_ICONS.get(entry.family, "FILE")
         tip = entry.description or f"The {entry.name} style"
@@ -111,11 +119,10 @@ def known_devices() -> dict[str, bool]:
 def device_items(_self: object, _context: object) -> list[tuple[str, str, str]]:
     devices = known_devices()
     items = []
-    for device in Device:
-        text = label(device)
+    for device, text, tip in _DEVICE_TEXT:
         if device != Device.AUTO and not devices.get(device.value):
             text += " (Unavailable)"
-        items.append((device.name, text, description(device)))
+        items.append((device.name, text, tip))
     _device_items[:] = items
     return _device_items
 
@@ -181,13 +188,19 @@ def settings_of(context: bpy.types.Context) -> RestyleSettings:
 
 
 def restyle_options(settings: RestyleSettings) -> RestyleOptions:
-    """The engine's typed options from the panel's settings (the enum identifiers become members)."""
+    """The engine's typed options from the panel's settings, in one step.
+
+    The options dataclass turns the enum identifiers Blender holds (``'FULL'``) into members itself,
+    as it does the CLI's words (``"full"``), so the panel and the CLI give equal options and the same
+    ValueError for a value that is not a choice. Ranges are checked where every caller's are:
+    ``validated()``, when a job starts.
+    """
     return RestyleOptions(
         strength=float(settings.strength),
-        device=choice(Device, settings.device),
-        precision=choice(Precision, settings.precision),
+        device=settings.device,
+        precision=settings.precision,
         tile_size=int(settings.tile_size),
-        seamless=choice(Seamless, settings.seamless),
+        seamless=settings.seamless,
         preserve_colors=bool(settings.preserve_colors),
     )
 
