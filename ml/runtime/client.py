@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,9 @@ class WorkerClient:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", bufsize=1, env=self._environment(), cwd=tempfile.gettempdir(),
             )
-            threading.Thread(target=self._read_events, args=(self.process,), daemon=True).start()
+            # Each reader fills the queue of its own process: a killed worker's end-of-file, read
+            # late, must not land in the queue of the worker started after it.
+            threading.Thread(target=self._read_events, args=(self.process, self.events), daemon=True).start()
             threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
         ready = self._next_event(START_TIMEOUT_S)
         if ready.get("event") != Event.READY:
@@ -124,7 +126,7 @@ class WorkerClient:
         self.torch_version = ready.get("torch")
         self.torch_path = ready.get("torch_path")
 
-    def _read_events(self, process: subprocess.Popen[str]) -> None:
+    def _read_events(self, process: subprocess.Popen[str], events: queue.Queue[protocol.Message]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             self.last_message_at = time.monotonic()
@@ -134,8 +136,8 @@ class WorkerClient:
                 self.stderr_tail.append(line.rstrip())
                 continue
             if message.get("event") != Event.HEARTBEAT:  # liveness only: nothing to handle
-                self.events.put(message)
-        self.events.put({"event": _EOF})
+                events.put(message)
+        events.put({"event": _EOF})
 
     def _read_stderr(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None
@@ -252,20 +254,19 @@ class WorkerClient:
     def submit(
         self,
         style: str,
-        options: RestyleOptions | Mapping[str, Any],
+        options: RestyleOptions,
         images: Sequence[tuple[str, np.ndarray]],
         files: dict[str, str] | None = None,
         style_image: np.ndarray | None = None,
         style_weight: float = STYLE_WEIGHT.default,
     ) -> Job:
         """Start restyling ``images``; ``files`` are the model's weight files (none for built-ins)."""
-        # Transitional: a plain mapping (operators' engine_options) is read as RestyleOptions' wire form;
-        # callers should pass RestyleOptions (properties.restyle_options gives it from the panel).
-        typed = options if isinstance(options, RestyleOptions) else RestyleOptions.from_wire(options)
+        if not isinstance(options, RestyleOptions):
+            raise TypeError(f"submit() takes RestyleOptions, not {type(options).__name__}")
 
         def request(job: str, items: tuple[Item, ...], folder: str) -> RunRequest:
             style_path = os.path.join(folder, STYLE_IMAGE_FILE) if style_image is not None else None
-            return RunRequest(job, items, style, typed, dict(files or {}), style_weight, style_path, self.threads)
+            return RunRequest(job, items, style, options, dict(files or {}), style_weight, style_path, self.threads)
 
         return self._submit(images, request, style_image)
 
@@ -324,6 +325,7 @@ class Job:
         self.warnings: list[str] = []
         self._cancel_requested_at: float | None = None
         self._started_at = time.monotonic()
+        self._worker_ended = False  # the worker said it ended this job (done, cancelled, failed) or is gone
 
     def poll(self) -> bool:
         """Handle every event that has arrived; True once the job has finished.
@@ -334,14 +336,18 @@ class Job:
             while not self.finished:
                 asked = self._cancel_requested_at
                 if asked is not None and time.monotonic() - asked > self.cancel_grace_s:
+                    self._worker_ended = True
                     self.client.kill()  # did not stop at once: stop it the hard way
                     raise JobCancelled()
                 try:
                     event = self.client.events.get_nowait()
                 except queue.Empty:
                     if self.client.silent_for(self._started_at) > self.client.liveness_timeout:
+                        self._worker_ended = True  # hung() kills it
                         raise self.client.hung(self._started_at, self.phase) from None
                     return False
+                # Noted here rather than in _handle(), which subclasses replace.
+                self._worker_ended = self._worker_ended or self._ends_job(event)
                 self._handle(event)
             return True
         except BaseException:
@@ -396,13 +402,42 @@ class Job:
         except WorkerDied:
             pass  # already gone: poll() reports the cancellation
 
+    def _ends_job(self, event: protocol.Message) -> bool:
+        """Whether ``event`` says the worker is done with this job: its last message for it, or its end."""
+        kind = event.get("event")
+        return kind == _EOF or (kind in (Event.DONE, Event.CANCELLED, Event.ERROR) and event.get("job") == self.id)
+
     def close(self) -> None:
-        """Let go of the job: an unfinished one is cancelled first, so the worker stops
-        working for a caller that no longer listens."""
-        if not self.finished:
-            self.cancel()
-        self.client.busy = False
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Let go of the job. The client is marked free only once the worker is: an unfinished
+        job is cancelled and its acknowledgement waited for, and a worker that does not give it
+        within the cancel grace is killed (it restarts with the next job).
+
+        Blender calls this through a modal operator's cancel() when the window closes or another
+        file loads mid-job, with nobody left to poll(): marking the client free at once would put
+        the next job behind a computation nobody reads, or behind one that never stops."""
+        try:
+            if not (self._worker_ended or self.finished):
+                self._stop_worker()
+        finally:
+            self.client.busy = False
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _stop_worker(self) -> None:
+        """Cancel, drain the events until the worker acknowledges, or kill it at the deadline."""
+        self.cancel()
+        asked = self._cancel_requested_at if self._cancel_requested_at is not None else time.monotonic()
+        # Nobody will read this job's result (the folder goes next), so the wait is never longer than
+        # the plain grace, even for a job whose grace lets the worker save something first (Learn Style).
+        deadline = min(asked + self.cancel_grace_s, time.monotonic() + CANCEL_GRACE_S)
+        while True:
+            event = self.client._next_event(max(0.0, deadline - time.monotonic()))
+            if self._ends_job(event):
+                self._worker_ended = True
+                return
+            if event.get("event") == "timeout" and time.monotonic() >= deadline:
+                break
+        self._worker_ended = True
+        self.client.kill()
 
 
 _SHARED: dict[str, WorkerClient] = {}

@@ -178,10 +178,10 @@ def test_the_worker_reports_what_auto_chose_and_the_panel_line_follows():
     worker = WorkerClient(str(ROOT), threads=1)
     worker.start()
     try:
-        auto = worker.submit("toon", {}, [("a", photo_like(96, 80))]).wait()["a"].info
+        auto = worker.submit("toon", RestyleOptions(), [("a", photo_like(96, 80))]).wait()["a"].info
         assert auto["auto_tile"] and auto["tiles"] == 1 and auto["tile_size"] >= 96
         assert client.last_tile_choice() == "Auto: whole image, 1 pass"
-        manual = worker.submit("toon", {"tile_size": 64}, [("a", photo_like(96, 80))]).wait()["a"].info
+        manual = worker.submit("toon", RestyleOptions(tile_size=64), [("a", photo_like(96, 80))]).wait()["a"].info
         assert not manual["auto_tile"] and manual["tile_size"] == 64
         assert client.last_tile_choice() == "Manual: 4 tiles of 64 px, 1 pass"
     finally:

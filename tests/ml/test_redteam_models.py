@@ -43,6 +43,7 @@ from ml.models.custom import (
 )
 from ml.models.loading import load_style_network, read_state_dict
 from ml.models.store import HASHES_FILE, ModelStore
+from ml.options import RestyleOptions
 from ml.runtime.client import WorkerClient
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
@@ -387,7 +388,7 @@ def quick_client():
 
 
 def test_stopped_worker_fails_the_job_within_the_timeout_and_is_replaced(quick_client):
-    job = quick_client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    job = quick_client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
     while job.fraction == 0.0:
         job.poll()
         time.sleep(0.02)
@@ -398,7 +399,7 @@ def test_stopped_worker_fails_the_job_within_the_timeout_and_is_replaced(quick_c
         job.wait()
     assert time.monotonic() - started < 120  # detected (a hung worker used to block forever), not timed
     assert process.poll() is not None and not os.path.exists(job.folder) and not quick_client.busy
-    assert quick_client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()["a"].array is not None
+    assert quick_client.submit("pixel", RestyleOptions(), [("a", photo_like(8, 8))]).wait()["a"].array is not None
 
 
 def test_stopped_idle_worker_is_detected_by_the_next_request(quick_client):
@@ -416,14 +417,14 @@ def test_full_temporary_folder_is_a_clear_error_and_leaves_nothing(quick_client,
 
     monkeypatch.setattr(np, "save", full)
     with pytest.raises(TemporaryFolderFull, match=f"temporary folder {tmp_path} failed .No space left on device"):
-        quick_client.submit("toon", {}, [("a", photo_like(8, 8))])
+        quick_client.submit("toon", RestyleOptions(), [("a", photo_like(8, 8))])
     assert list(tmp_path.iterdir()) == [] and not quick_client.busy
 
 
 def test_missing_temporary_folder_is_a_clear_error(quick_client, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "deleted-by-a-cleaner"))
     with pytest.raises(TemporaryFolderFull, match="No such file or directory"):
-        quick_client.submit("toon", {}, [("a", photo_like(8, 8))])
+        quick_client.submit("toon", RestyleOptions(), [("a", photo_like(8, 8))])
 
 
 def test_worker_refuses_nan_weights_and_stays_warm(quick_client, tmp_path):
@@ -434,7 +435,7 @@ def test_worker_refuses_nan_weights_and_stays_warm(quick_client, tmp_path):
     with pytest.raises(WorkerFailed, match="'block_b.0.1.weight' holds .* NaN or infinite"):
         quick_client.inspect(str(path))
     with pytest.raises(WorkerFailed, match="NaN or infinite"):
-        quick_client.submit("custom-x", {}, [("a", photo_like(8, 8))], files={"model": str(path)}).wait()
+        quick_client.submit("custom-x", RestyleOptions(), [("a", photo_like(8, 8))], files={"model": str(path)}).wait()
     assert quick_client.pid == pid
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ml.errors import JobCancelled, WorkerDied, WorkerFailed
+from ml.options import RestyleOptions
 from ml.runtime.client import WorkerClient
 from tests.ml.synthetic import photo_like
 
@@ -24,33 +25,33 @@ def client():
 def test_worker_restyles_several_images_and_stays_warm(client):
     pid = client.pid
     images = [("a", photo_like(64, 80)), ("b", photo_like(30, 20, seed=1)[..., :1])]
-    results = client.submit("toon", {"tile_size": 64}, images).wait()
+    results = client.submit("toon", RestyleOptions(tile_size=64), images).wait()
     assert results["a"].array.shape == (64, 80, 3) and results["b"].array.shape == (30, 20, 1)
     assert results["a"].info["tiles"] == 2
-    client.submit("pixel", {}, images[:1]).wait()
+    client.submit("pixel", RestyleOptions(), images[:1]).wait()
     assert client.pid == pid  # the same process served both jobs
     assert client.ping() < 1.0
 
 
 def test_job_files_are_removed_after_the_job(client):
-    job = client.submit("pixel", {}, [("a", photo_like(16, 16))])
+    job = client.submit("pixel", RestyleOptions(), [("a", photo_like(16, 16))])
     job.wait()
     assert not os.path.exists(job.folder)
 
 
 def test_bad_item_fails_alone(client):
     items = [("bad", np.full((4, 4, 3), np.nan, np.float32)), ("ok", photo_like(8, 8))]
-    results = client.submit("toon", {}, items).wait()
+    results = client.submit("toon", RestyleOptions(), items).wait()
     assert "NaN" in results["bad"].error and results["ok"].array is not None
 
 
 def test_unknown_style_is_reported(client):
     with pytest.raises(WorkerFailed, match="Unknown style 'nope'"):
-        client.submit("nope", {}, [("a", photo_like(8, 8))]).wait()
+        client.submit("nope", RestyleOptions(), [("a", photo_like(8, 8))]).wait()
 
 
 def test_cancel_stops_at_once(client):
-    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
     while job.fraction == 0.0:
         job.poll()
     started = time.perf_counter()
@@ -59,28 +60,28 @@ def test_cancel_stops_at_once(client):
         job.wait()
     assert time.perf_counter() - started < 2.0
     assert not os.path.exists(job.folder)
-    client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()  # usable afterwards
+    client.submit("pixel", RestyleOptions(), [("a", photo_like(8, 8))]).wait()  # usable afterwards
 
 
 def test_closing_an_unfinished_job_stops_the_worker_on_it(client):
-    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
     while job.fraction == 0.0:
         job.poll()
     job.close()  # e.g. a modal operator torn down while the job still runs
     started = time.perf_counter()
-    client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()
+    client.submit("pixel", RestyleOptions(), [("a", photo_like(8, 8))]).wait()
     # Without the cancel the worker would finish the 512 px oil job first (many seconds).
     assert time.perf_counter() - started < 3.0
 
 
 def test_killed_worker_is_a_clear_error_and_the_next_job_restarts_it(client):
-    job = client.submit("oil", {"tile_size": 64}, [("a", photo_like(512, 512))])
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
     while job.fraction == 0.0:
         job.poll()
     os.kill(client.pid, signal.SIGKILL)
     with pytest.raises(WorkerDied, match="stopped in the middle of the job .signal 9."):
         job.wait()
-    assert client.submit("pixel", {}, [("a", photo_like(8, 8))]).wait()["a"].array is not None
+    assert client.submit("pixel", RestyleOptions(), [("a", photo_like(8, 8))]).wait()["a"].array is not None
 
 
 def test_a_python_without_torch_gets_a_specific_message(tmp_path):
@@ -105,7 +106,8 @@ def test_worker_runs_a_model_from_its_file_and_inspects_files(client, tmp_path):
     path = checkpoints.save(checkpoints.cyclegan_state(blocks=6), tmp_path / "g.pth")
     info = client.inspect(str(path))
     assert info["arch"] == "cyclegan" and info["params"] > 7_000_000
-    out = client.submit("custom:g", {"tile_size": 64}, [("a", photo_like(80, 72))], files={"model": str(path)}).wait()
+    out = client.submit("custom:g", RestyleOptions(tile_size=64), [("a", photo_like(80, 72))],
+                        files={"model": str(path)}).wait()
     assert out["a"].array.shape == (80, 72, 3)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a model")
@@ -122,8 +124,9 @@ def test_adain_takes_rgba_and_grey_style_images(client, tmp_path, style_channels
     style = photo_like(48, 40, seed=4)
     style = np.concatenate([style, np.ones((48, 40, 1), np.float32)], 2) if style_channels == 4 else style[..., :1]
     image = photo_like(64, 64)
-    strong = client.submit("adain", {}, [("a", image)], files=files, style_image=style, style_weight=1.0).wait()
-    none = client.submit("adain", {}, [("a", image)], files=files, style_image=style, style_weight=0.0).wait()
+    options = RestyleOptions()
+    strong = client.submit("adain", options, [("a", image)], files=files, style_image=style, style_weight=1.0).wait()
+    none = client.submit("adain", options, [("a", image)], files=files, style_image=style, style_weight=0.0).wait()
     assert strong["a"].array.shape == (64, 64, 3)
     assert np.abs(strong["a"].array - none["a"].array).mean() > 0.001  # the weight matters
 
@@ -134,7 +137,7 @@ def test_adain_without_a_style_image_is_a_clear_error(client, tmp_path):
     parts = checkpoints.adain_states()
     files = {role: str(checkpoints.save(state, tmp_path / f"{role}.pth")) for role, state in parts.items()}
     with pytest.raises(WorkerFailed, match="Pick a style image"):
-        client.submit("adain", {}, [("a", photo_like(16, 16))], files=files).wait()
+        client.submit("adain", RestyleOptions(), [("a", photo_like(16, 16))], files=files).wait()
 
 
 def test_worker_estimates_depth_with_a_published_layout_checkpoint(client, tmp_path):
