@@ -11,6 +11,7 @@ from ..jobs.models import megabytes
 from ..ml.errors import RestyleError
 from ..ml.models.catalog import StyleEntry
 from ..ml.models.custom import find_style
+from ..ml.options import Device, ModelFamily, OutputMode
 from ..ml.runtime.client import last_tile_choice
 from ..operators import state
 from ..properties import known_devices
@@ -26,7 +27,7 @@ def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, en
     try:
         store = preferences.model_store(context)
         installed = store.is_installed(entry)
-        pinned = installed and (entry.family == "custom" or store.is_pinned(entry))
+        pinned = installed and (entry.family == ModelFamily.CUSTOM or store.is_pinned(entry))
     except (RestyleError, OSError) as exc:  # an unreadable model folder must not blank the panel
         col.label(text=f"Model folder unreadable: {exc}", icon="ERROR")
         return False
@@ -109,7 +110,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         hint.label(text=entry.description)
         if entry.files:
             draw_model_status(col, context, entry)
-        if entry.family == "arbitrary":
+        if entry.family == ModelFamily.ARBITRARY:
             col.template_ID(settings, "style_image", open="image.open")
             col.prop(settings, "style_weight", slider=True)
         col.prop(settings, "strength", slider=True)
@@ -118,7 +119,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         col = layout.column(heading="Processing")
         col.prop(settings, "device")
         chosen = str(settings.device).lower()
-        if chosen != "auto" and not known_devices().get(chosen, False):
+        if chosen != Device.AUTO and not known_devices().get(chosen, False):
             col.label(text=f"{chosen.upper()} unavailable: the CPU will be used", icon="ERROR")
         col.prop(settings, "precision")
         col.prop(settings, "tile_size", text="Tile Size (0 = Auto)" if settings.tile_size else "Tile Size: Auto")
@@ -129,7 +130,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
             hint.label(text=f"Last image: {last}")
         col.prop(settings, "seamless")
         col.prop(settings, "output")
-        if settings.output == "FILES":
+        if settings.output == OutputMode.FILES.name:
             col.prop(settings, "output_folder")
 
         layout.use_property_split = False
