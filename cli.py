@@ -32,26 +32,44 @@ from typing import TextIO
 import bpy
 
 from . import preferences
-from .jobs.base import services_of
+from .jobs.base import error_message, is_defect, services_of
 from .jobs.depth_pass import mesh_from_depth_pass
 from .jobs.learn import learn_style
-from .jobs.models import add_model_file, remove_model
+from .jobs.models import add_model_file, download_model, megabytes, not_added, remove_model
 from .jobs.photo import import_photos
 from .jobs.render import stylize_render
 from .jobs.textures import stylize_textures
 from .ml.errors import RestyleError
-from .ml.models.catalog import ALL_STYLES, DEPTH_MODELS, StyleEntry, get_style
+from .ml.models import registry
+from .ml.models.catalog import ALL_STYLES, DEPTH_MODELS
 from .ml.models.custom import PREFIX as CUSTOM_PREFIX
-from .ml.models.custom import custom_depth_models, custom_styles, find_style
+from .ml.models.custom import custom_depth_models, custom_styles
+from .ml.models.registry import ModelDescriptor
 from .ml.options import (
     AUTO_TILE,
+    DEPTH_FALLOFF,
+    DEPTH_RANGE,
+    LEARN_IMAGES,
+    LEARN_SEED,
+    LEARN_STEPS,
+    MESH_RESOLUTION,
+    MIN_MANUAL_TILE,
+    NEAR,
+    OUTLINES,
     STRENGTH,
     STYLE_WEIGHT,
+    TEMPORAL,
+    TILE_SIZE,
     DepthPassMeshOptions,
+    DepthSource,
     Device,
     ImportPhotoOptions,
+    LearnPreset,
     LearnStyleOptions,
+    ModelFamily,
+    ModelKind,
     Precision,
+    Range,
     RestyleOptions,
     Seamless,
     StylizeRenderOptions,
@@ -65,8 +83,9 @@ REPORT_VERSION = 1
 MAX_FRAME = 1_048_574  # Blender's MAXFRAME: the scene's frame numbers stop there
 # Style families each subcommand can run. Depth models are not styles; the arbitrary
 # (style image) family needs an image that Stylize Render cannot take yet.
-TEXTURE_FAMILIES = frozenset({"builtin", "learned", "gan", "arbitrary", "custom"})
-RENDER_FAMILIES = frozenset({"builtin", "learned", "gan", "custom"})
+TEXTURE_FAMILIES = frozenset({ModelFamily.BUILTIN, ModelFamily.LEARNED, ModelFamily.GAN, ModelFamily.ARBITRARY,
+                              ModelFamily.CUSTOM})
+RENDER_FAMILIES = TEXTURE_FAMILIES - {ModelFamily.ARBITRARY}
 
 
 class UsageError(Exception):
@@ -86,10 +105,11 @@ def _say(message: str, stream: TextIO | None = None) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    """An exception as one line for an item's error: domain errors speak for themselves."""
-    if isinstance(exc, (RestyleError, OSError, UsageError)):
-        return str(exc) or type(exc).__name__
-    return f"unexpected {type(exc).__name__}: {exc}"
+    """An exception as one line for an item's error: the text the panel's operator reports for the
+    same failure (jobs.base.error_message); a usage error is the command line's own."""
+    if isinstance(exc, UsageError):
+        return str(exc)
+    return error_message(exc)
 
 
 @dataclass
@@ -147,6 +167,7 @@ class _Parser(argparse.ArgumentParser):
 def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
     """An argparse type that refuses values Blender's properties would silently clamp."""
     what = "a whole number" if kind is int else "a number"
+    low, high = kind(low), kind(high)  # an int option's limits read as whole numbers: 2..8192, not 2.0..8192.0
 
     def parse(text: str) -> float:
         try:
@@ -154,21 +175,27 @@ def _ranged(kind: type, low: float, high: float) -> Callable[[str], float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
         if not low <= value <= high:  # also refuses NaN, which compares false
-            raise argparse.ArgumentTypeError(f"{text} is outside {kind(low)}..{kind(high)}")
+            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
         return value
 
     return parse
 
 
-FRACTION = _ranged(float, 0.0, 1.0)
-_MANUAL_TILE = _ranged(int, 64, 8192)
+def within(spec: Range, kind: type = float) -> Callable[[str], float]:
+    """An argparse type for the number ``spec`` (ml/options.py) limits: the panel's limits, written once."""
+    return _ranged(kind, spec.min, spec.max)
+
+
+_MANUAL_TILE = _ranged(int, MIN_MANUAL_TILE, TILE_SIZE.max)
 
 
 def tile_size(text: str) -> int:
     """0 (Auto: the largest tile the free memory allows, the whole image when it fits) or 64..8192."""
-    if text.strip() == "0":
-        return 0
+    if text.strip() == str(AUTO_TILE):
+        return AUTO_TILE
     return int(_MANUAL_TILE(text))
+
+
 _FRAMES = re.compile(r"([0-9]{1,7})(?:-([0-9]{1,7}))?")
 
 
@@ -196,12 +223,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     """How each image is restyled (ml/options.py RestyleOptions): the same for every subcommand that restyles."""
-    parser.add_argument("--strength", type=FRACTION, default=STRENGTH.default)
+    parser.add_argument("--strength", type=within(STRENGTH), default=STRENGTH.default)
     parser.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value)
     parser.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.AUTO.value)
     parser.add_argument("--seamless", choices=[m.value for m in Seamless], default=Seamless.AUTO.value)
     parser.add_argument("--tile-size", type=tile_size, default=AUTO_TILE,
-                        help="tile side in pixels, 64..8192; 0 (the default) = Auto from the free memory")
+                        help=f"tile side in pixels, {MIN_MANUAL_TILE}..{TILE_SIZE.max:g}; {AUTO_TILE} (the default) = "
+                             "Auto from the free memory")
     parser.add_argument("--preserve-colors", action="store_true",
                         help="keep the original colours, take only the style's texture and shading")
 
@@ -217,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_arguments(textures)
     textures.add_argument("--style-image", metavar="IMAGE_OR_FILE",
                           help="arbitrary (style image) styles: an image of the .blend by name, or an image file")
-    textures.add_argument("--style-weight", type=FRACTION, default=STYLE_WEIGHT.default,
+    textures.add_argument("--style-weight", type=within(STYLE_WEIGHT), default=STYLE_WEIGHT.default,
                           help="arbitrary styles: how much of the style image's look, 0..1")
     textures.add_argument("--output-dir", help="folder for restyled images (default: //restyled/)")
     _common(textures)
@@ -228,33 +256,38 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frame or range (default: the current frame)")
     render.add_argument("--output-dir", required=True, help="folder for the restyled frames")
     _engine_arguments(render)
-    render.add_argument("--outlines", type=FRACTION, default=0.0, help="ink outlines from the passes, 0..1")
-    render.add_argument("--depth-falloff", type=FRACTION, default=0.0, help="restyle less with distance, 0..1")
-    render.add_argument("--temporal", type=_ranged(float, 0.0, 0.95), default=0.0,
-                        help="flicker reduction for frame ranges, 0..0.95")
+    render.add_argument("--outlines", type=within(OUTLINES), default=OUTLINES.default,
+                        help="ink outlines from the passes, 0..1")
+    render.add_argument("--depth-falloff", type=within(DEPTH_FALLOFF), default=DEPTH_FALLOFF.default,
+                        help="restyle less with distance, 0..1")
+    render.add_argument("--temporal", type=within(TEMPORAL), default=TEMPORAL.default,
+                        help=f"flicker reduction for frame ranges, 0..{TEMPORAL.max:g}")
     _common(render)
 
     photo = commands.add_parser("import-photo", help="reconstruct photos as textured meshes")
     photo.add_argument("photos", nargs="+", metavar="PHOTO")
-    photo.add_argument("--depth-model", default="AUTO", help="AUTO, FLAT or a depth model id (see: models list)")
-    photo.add_argument("--near", type=_ranged(float, 0.01, 1e6), default=2.0)
-    photo.add_argument("--depth-range", type=_ranged(float, 0.01, 1e6), default=6.0)
-    photo.add_argument("--resolution", type=_ranged(int, 2, 8192), default=512)
+    photo.add_argument("--depth-model", default=DepthSource.AUTO.value,
+                       help="AUTO, FLAT or a depth model id (see: models list)")
+    photo.add_argument("--near", type=within(NEAR), default=NEAR.default)
+    photo.add_argument("--depth-range", type=within(DEPTH_RANGE), default=DEPTH_RANGE.default)
+    photo.add_argument("--resolution", type=within(MESH_RESOLUTION, int), default=int(MESH_RESOLUTION.default))
     _common(photo)
 
     depth = commands.add_parser("depth-mesh", help="mesh from the render's depth pass")
-    depth.add_argument("--resolution", type=_ranged(int, 2, 8192), default=512)
+    depth.add_argument("--resolution", type=within(MESH_RESOLUTION, int), default=int(MESH_RESOLUTION.default))
     depth.add_argument("--exr", help="use this multilayer EXR instead of rendering")
     _common(depth)
 
     learn = commands.add_parser("learn-style", help="learn a style from example images (added as a custom style)")
-    learn.add_argument("--images", nargs="+", required=True, metavar="FILE_OR_DIR", help="1 to 30 style images")
+    learn.add_argument("--images", nargs="+", required=True, metavar="FILE_OR_DIR",
+                       help=f"{LEARN_IMAGES.min:g} to {LEARN_IMAGES.max:g} style images")
     learn.add_argument("--name", required=True, help="the new style's name")
     learn.add_argument("--content", metavar="DIR",
                        help="images to learn on (default: the selected meshes' textures and Blender's HDRIs)")
-    learn.add_argument("--preset", choices=["draft", "default", "high"], default="default")
-    learn.add_argument("--steps", type=_ranged(int, 1, 100_000), help="training steps (default: the preset's)")
-    learn.add_argument("--seed", type=_ranged(int, 0, 2**31 - 1), default=0)
+    learn.add_argument("--preset", choices=[p.value for p in LearnPreset], default=LearnPreset.DEFAULT.value)
+    # 0, the panel's "the preset's", is what leaving --steps out says here.
+    learn.add_argument("--steps", type=_ranged(int, 1, LEARN_STEPS.max), help="training steps (default: the preset's)")
+    learn.add_argument("--seed", type=within(LEARN_SEED, int), default=int(LEARN_SEED.default))
     learn.add_argument("--report", metavar="FILE.json", help="write a JSON report")
 
     models = commands.add_parser("models", help="list, download, install, verify or remove models")
@@ -274,19 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- checks made before any .blend is touched ------------------------------------------
-def _style_for(command: str, style_id: str) -> StyleEntry:
+def _style_for(command: str, style_id: str) -> ModelDescriptor:
     """The style a subcommand was asked for, known and of a kind that subcommand can run."""
     try:
-        entry = find_style(style_id, preferences.model_root(bpy.context, create=False))
+        model = registry.describe(style_id, preferences.model_root(bpy.context, create=False))
     except RestyleError as exc:
-        raise UsageError(f"restyle {command}: argument --style: {exc}") from None
+        raise UsageError(f"restyle {command}: argument --style: {error_message(exc)}") from None
     families = RENDER_FAMILIES if command == "stylize-render" else TEXTURE_FAMILIES
-    if entry.family not in families:
-        kind = "a depth model" if entry.family == "depth" else f"a {entry.family} style"
+    if model.family not in families:
+        kind = "a depth model" if model.kind == ModelKind.DEPTH else f"a {model.family.value} style"
         styles = ", ".join(e.id for e in ALL_STYLES if e.family in families)
         raise UsageError(f"restyle {command}: argument --style: '{style_id}' is {kind}, which {command} cannot use "
                          f"(styles it can: {styles}, or an installed custom-... style)")
-    return entry
+    return model
 
 
 def _writable_file(option: str, text: str) -> str:
@@ -369,7 +402,7 @@ def validate(args: argparse.Namespace) -> None:
         # is a failed item (1), since the same command succeeded a moment ago.
         if args.action == "download" or (args.action == "remove" and not args.model_id.startswith(CUSTOM_PREFIX)):
             try:
-                get_style(args.model_id)
+                registry.describe(args.model_id)
             except RestyleError as exc:
                 raise UsageError(f"restyle models {args.action}: argument model_id: {exc}") from None
         if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):
@@ -384,17 +417,19 @@ def validate(args: argparse.Namespace) -> None:
             raise UsageError("restyle learn-style: argument --name: give the style a name")
         return
     if args.command in ("stylize-textures", "stylize-render"):
-        entry = _style_for(args.command, args.style)
-        if args.command == "stylize-textures" and entry.family == "arbitrary" and not args.style_image:
+        model = _style_for(args.command, args.style)
+        takes_image = model.family == ModelFamily.ARBITRARY
+        if args.command == "stylize-textures" and takes_image and not args.style_image:
             raise UsageError(f"restyle stylize-textures: argument --style-image: '{args.style}' restyles after a "
                              "style image: give one (an image of the .blend by name, or an image file)")
-        if args.command == "stylize-textures" and entry.family != "arbitrary" and args.style_image:
+        if args.command == "stylize-textures" and not takes_image and args.style_image:
             raise UsageError(f"restyle stylize-textures: argument --style-image: '{args.style}' does not take a "
                              "style image (only arbitrary styles such as adain do)")
     if args.command == "import-photo":
         root = preferences.model_root(bpy.context, create=False)
-        choices = {"AUTO", "FLAT", *(e.id for e in DEPTH_MODELS), *(e.id for e in custom_depth_models(root))}
-        if args.depth_model.upper() in ("AUTO", "FLAT"):
+        sources = {source.value for source in DepthSource}  # AUTO, FLAT
+        choices = {*sources, *(e.id for e in DEPTH_MODELS), *(e.id for e in custom_depth_models(root))}
+        if args.depth_model.upper() in sources:
             args.depth_model = args.depth_model.upper()
         if args.depth_model not in choices:
             raise UsageError(f"restyle import-photo: argument --depth-model: unknown depth model "
@@ -607,7 +642,7 @@ def _run_item(item: Item, work: Callable[[], str]) -> None:
         item.output = work()
     except Exception as exc:  # one broken item must not end the run or lose the report
         item.status, item.error = "failed", _describe(exc)
-        if not isinstance(exc, (RestyleError, OSError)):
+        if is_defect(exc):
             log.debug("restyle: %s failed", item.input, exc_info=True)
     item.seconds += time.perf_counter() - started
 
@@ -620,12 +655,12 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
         for entry in [*ALL_STYLES, *DEPTH_MODELS, *custom_styles(root), *custom_depth_models(root)]:
             state = "built-in" if not entry.files else ("installed" if store.is_installed(entry) else "not installed")
             flags = " [non-commercial]" if entry.non_commercial else ""
-            _say(f"{entry.id:<40} {entry.family:<10} {state}{flags}", sys.stdout)
+            _say(f"{entry.id:<40} {entry.family.value:<10} {state}{flags}", sys.stdout)
             report.items.append(Item(input=entry.id, output=state))
         return
     if args.action == "download":
         item = Item(input=args.model_id)
-        _run_item(item, lambda: ", ".join(str(p) for p in store.download(get_style(args.model_id)).values()))
+        _run_item(item, lambda: _download(args.model_id))
         report.add(item)
         return
     if args.action == "install":
@@ -655,6 +690,32 @@ def _learn(args: argparse.Namespace) -> str:
     return style_id
 
 
+class _DownloadProgress:
+    """Progress lines on stderr while a download runs: one per tenth, so a log stays short.
+    Called on the download thread (jobs/models.py DownloadJob), which only writes to stderr."""
+
+    STEPS = 10
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id, self.shown = model_id, 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not total:
+            return
+        step = min(self.STEPS, done * self.STEPS // total)
+        if step > self.shown:
+            self.shown = step
+            _say(f"restyle models download {self.model_id}: {step * 100 // self.STEPS}% "
+                 f"({megabytes(done)} of {megabytes(total)})")
+
+
+def _download(model_id: str) -> str:
+    """The panel's Download (jobs/models.py): the same checks, checksum and online-access refusal."""
+    outcome = download_model(model_id, services_of(bpy.context), _DownloadProgress(model_id))
+    _say(outcome.summary(), sys.stdout)
+    return ", ".join(str(path) for path in outcome.paths.values())
+
+
 def _remove(model_id: str) -> str:
     _say(remove_model(model_id, services_of(bpy.context)), sys.stdout)  # the panel's Remove: catalog and custom
     return "removed"
@@ -665,7 +726,7 @@ def _install(path: str, name: str | None) -> str:
     try:
         entry, text = add_model_file(source, services_of(bpy.context), name or "")
     except (RestyleError, OSError) as exc:
-        raise RestyleError(f"{source.name or source} was not added: {exc}") from exc
+        raise RestyleError(not_added(source, exc)) from exc
     _say(text, sys.stdout)
     return entry.id
 

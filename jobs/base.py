@@ -51,6 +51,28 @@ def checked(options: OptionsT) -> OptionsT:
         raise InvalidOptions(str(exc)) from None
 
 
+def error_message(exc: BaseException) -> str:
+    """The one line a user reads about a failed job, in the panel's report and in the command line's
+    output alike (operators/jobs.py and cli.py both ask here, so the same failure reads the same).
+
+    Domain errors speak for themselves; an OSError gives its reason and the file it concerns, not
+    Python's ``[Errno 28] ...`` spelling; anything else is a defect and says so."""
+    if isinstance(exc, RestyleError):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if not exc.filename:
+            return reason
+        name = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+        return f"{reason} ({name})"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def is_defect(exc: BaseException) -> bool:
+    """A failure that is no user error (a bug): its traceback belongs in the log."""
+    return not isinstance(exc, (RestyleError, OSError))
+
+
 def services_of(context: bpy.types.Context) -> Services:
     prefs = preferences.get(context)
     return Services(preferences.model_root(context, create=False), preferences.model_store(context),

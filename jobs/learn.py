@@ -19,10 +19,10 @@ import numpy as np
 
 from ..bridge import images, materials
 from ..ml.errors import RestyleError
-from ..ml.models.catalog import get_style
+from ..ml.models import registry
 from ..ml.models.custom import add_custom
 from ..ml.models.store import ModelStore
-from ..ml.options import Device, LearnStyleOptions, choice
+from ..ml.options import LEARN_IMAGES, Device, LearnStyleOptions, choice
 from ..ml.training.remote import LearnJob, submit_learn
 from .base import Services, checked, run_to_end, wait_by_polling
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_IMAGE = "Learn Style Preview"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".tga")
-MAX_STYLE_IMAGES = 30
+MAX_STYLE_IMAGES = int(LEARN_IMAGES.max)
 MAX_SIDE = 1024  # style and content images are cut into small crops: larger adds only time
 
 
@@ -107,7 +107,7 @@ def selected_textures(objects: Iterable[bpy.types.Object]) -> list[np.ndarray]:
 
 def adain_vgg(store: ModelStore) -> str:
     """The AdaIN download's VGG file when it is installed (the classic perceptual features)."""
-    path = store.paths(get_style("adain")).get("vgg")
+    path = store.paths(registry.describe("adain").entry).get("vgg")
     return str(path) if path is not None and path.is_file() else ""
 
 

@@ -23,8 +23,10 @@ from ..bridge.reconstruction import add_reconstruction, emission_material
 from ..ml.depth.exif import PhotoInfo, orient, read_photo_info, stored_uv
 from ..ml.depth.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
 from ..ml.errors import RestyleError
-from ..ml.models.catalog import DEPTH_MODELS, StyleEntry
-from ..ml.models.custom import custom_depth_models, find_depth_model
+from ..ml.models import registry
+from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
+from ..ml.models.custom import custom_depth_models
+from ..ml.models.registry import ModelDescriptor
 from ..ml.options import DepthSource, ImportPhotoOptions
 from ..ml.runtime.client import ItemResult
 from ..ml.runtime.client import Job as WorkerJob
@@ -38,7 +40,7 @@ def builtin_depth_available() -> bool:
     return (Path(__file__).resolve().parent.parent / "ml" / "weights" / "depth_fast.safetensors").exists()
 
 
-def user_depth_models(model_root: Path) -> list[StyleEntry]:
+def user_depth_models(model_root: Path) -> list[ModelEntry]:
     """The depth models added from files; none when the model folder cannot be read."""
     try:
         return custom_depth_models(model_root)
@@ -47,7 +49,7 @@ def user_depth_models(model_root: Path) -> list[StyleEntry]:
         return []
 
 
-def choose_depth_model(choice: str, services: Services) -> StyleEntry | None:
+def choose_depth_model(choice: str, services: Services) -> ModelDescriptor | None:
     """The depth model for a choice of the Depth Model menu (None: flat planes)."""
     store = services.store
     if choice == DepthSource.FLAT:
@@ -56,13 +58,13 @@ def choose_depth_model(choice: str, services: Services) -> StyleEntry | None:
     builtin = [e for e in DEPTH_MODELS if not e.files]
     # Auto: a downloaded model when one is installed, then the user's own, else the built-in one shipped inside.
     if choice == DepthSource.AUTO:
-        candidates = downloaded + user_depth_models(services.model_root) + builtin
+        candidates = [registry.descriptor_of(e) for e in downloaded + user_depth_models(services.model_root) + builtin]
     else:  # a custom model whose file is gone says where it was
-        candidates = [find_depth_model(choice, services.model_root)]
-    for entry in candidates:
-        if store.is_installed(entry) and (entry.files or builtin_depth_available()):
-            return entry
-    if choice != DepthSource.AUTO and not candidates[0].files:
+        candidates = [registry.depth_model(choice, services.model_root)]
+    for model in candidates:
+        if store.is_installed(model.entry) and (model.needs_files or builtin_depth_available()):
+            return model
+    if choice != DepthSource.AUTO and not candidates[0].needs_files:
         raise RestyleError(f"'{candidates[0].name}' is missing from this installation of Neural Restyle: reinstall "
                            "the extension, or pick another depth model")
     if choice != DepthSource.AUTO:
@@ -125,16 +127,16 @@ class PhotoJob:
             raise RestyleError(f"No such photo: {', '.join(missing) or 'none given'}")
         self.scene_name = scene.name
         self.options = options = checked(options)
-        self.entry = choose_depth_model(options.depth_model, services)
+        self.model = choose_depth_model(options.depth_model, services)
         self.photos = [read_photo(path) for path in paths]
         self.worker_job: WorkerJob | None = None
         self.depths: list[np.ndarray | None] = [None] * len(self.photos)
-        self.done = self.entry is None  # flat planes need no worker
-        if self.entry is not None:
+        self.done = self.model is None  # flat planes need no worker
+        if self.model is not None:
             client = services.client()
-            model_file = str(services.store.paths(self.entry).get("model", ""))
+            model_file = str(services.store.paths(self.model.entry).get("model", ""))
             self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)],
-                                                  model_file, self.entry.max_depth, device=options.device)
+                                                  model_file, self.model.max_depth, device=options.device)
         self.cancelled = False
 
     # -- Job ----------------------------------------------------------------------------------
@@ -197,19 +199,19 @@ class PhotoJob:
             created.commit()
         warnings = [f"{photo.path.name}: {warning}" for photo in self.photos for warning in photo.info.warnings]
         return PhotoOutcome([photo.path.stem for photo in self.photos],
-                            self.entry.name if self.entry is not None else None,
+                            self.model.name if self.model is not None else None,
                             self.options.depth_model == DepthSource.FLAT, warnings)
 
     def _build(self, scene: bpy.types.Scene, index: int, photo: Photo, disparity: np.ndarray | None,
                created: compat.CreatedData) -> bpy.types.Object:
-        options, entry = self.options, self.entry
+        options, model = self.options, self.model
         h, w = photo.displayed.shape[:2]
         info = photo.info
         focal = info.equivalent_35mm() or options.focal_35mm
         camera_model = Intrinsics.from_lens(w, h, focal, SENSOR_35MM, "AUTO")
         if disparity is None:
             depth = np.full((h, w), options.near + options.depth_range / 2, np.float32)
-        elif entry is not None and entry.max_depth is not None:
+        elif model is not None and model.max_depth is not None:
             depth = np.maximum(disparity, 1e-3)  # metric models give metres
         else:
             depth = depth_from_disparity(disparity, options.near, options.depth_range)

@@ -19,8 +19,8 @@ import numpy as np
 from ..bridge import compat, outputs, passes
 from ..bridge.reconstruction import image_from_pixels
 from ..ml.errors import RestyleError
-from ..ml.models.custom import find_style
-from ..ml.options import StylizeRenderOptions
+from ..ml.models import registry
+from ..ml.options import ModelFamily, StylizeRenderOptions
 from ..ml.restyle import color, render_style
 from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, run_to_end, stopping, wait_by_polling
@@ -65,13 +65,13 @@ class RenderJob:
         if end < start:
             raise RestyleError(f"the end frame {end} is before the start frame {start}")
         passes.scene_camera(scene)  # a clear error now, before anything is made
-        entry = find_style(options.style, services.model_root)
-        if entry.files and not services.store.is_installed(entry):
-            raise RestyleError(f"'{entry.name}' is not downloaded yet")
-        if entry.family == "arbitrary":
+        model = registry.style(options.style, services.model_root)
+        if model.needs_files and not services.store.is_installed(model.entry):
+            raise RestyleError(f"'{model.name}' is not downloaded yet")
+        if model.family == ModelFamily.ARBITRARY:
             raise RestyleError("Stylize Render does not take arbitrary (style image) styles yet")
-        self.style = entry.id
-        self.files = {role: str(path) for role, path in services.store.paths(entry).items()}
+        self.style = model.id
+        self.files = {role: str(path) for role, path in services.store.paths(model.entry).items()}
         if options.output_dir.startswith("//") and not bpy.data.filepath:
             # Blender would resolve it against the current directory, wherever that is.
             raise RestyleError(f"the output folder '{options.output_dir}' is relative to the .blend file, which "
@@ -83,9 +83,9 @@ class RenderJob:
         self.frame_files: dict[int, str] = {}
         if self.folder:
             # This scene's earlier result lists the files it wrote: those may be written again.
-            own = [path for image in earlier_results(scene.name, entry.id)
+            own = [path for image in earlier_results(scene.name, model.id)
                    for path in str(image.get(FILES_KEY, "")).splitlines()]
-            self.frame_files = outputs.frame_paths(self.folder, f"{scene.name}.{entry.id}", ".png", self.frames,
+            self.frame_files = outputs.frame_paths(self.folder, f"{scene.name}.{model.id}", ".png", self.frames,
                                                    replaceable=own)
         self.client = services.client()
         self.sources: list[np.ndarray] = []

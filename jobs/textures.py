@@ -20,8 +20,8 @@ import numpy as np
 from ..bridge import compat, images, materials, outputs
 from ..bridge.images import IdKey, id_label
 from ..ml.errors import RestyleError
-from ..ml.models.custom import find_style
-from ..ml.options import OutputMode, StylizeTexturesOptions
+from ..ml.models import registry
+from ..ml.options import ModelFamily, OutputMode, StylizeTexturesOptions
 from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, checked, run_to_end
 
@@ -57,19 +57,20 @@ class TexturesJob:
         """``style_image``: the name of an image of this file, for the arbitrary (style image) styles."""
         self.options = options = checked(options)
         self.style = options.style
-        self.entry = find_style(self.style, services.model_root)
+        self.model = registry.style(self.style, services.model_root)
+        entry = self.model.entry  # what the store knows the files by
         files: dict[str, str] = {}
-        if self.entry.files:
+        if self.model.needs_files:
             store = services.store
-            if not store.is_installed(self.entry):
-                size = f" (about {self.entry.download_size / 1e6:.0f} MB)" if self.entry.download_size else ""
+            if not store.is_installed(entry):
+                size = f" (about {entry.download_size / 1e6:.0f} MB)" if entry.download_size else ""
                 raise NothingToRestyle(
-                    f"'{self.entry.name}' is not downloaded yet: click Download{size} in the Restyle panel, "
+                    f"'{self.model.name}' is not downloaded yet: click Download{size} in the Restyle panel, "
                     "or add the file with Add Custom Style from File"
                 )
-            files = {role: str(path) for role, path in store.paths(self.entry).items()}
+            files = {role: str(path) for role, path in store.paths(entry).items()}
         style_pixels = None
-        if self.entry.family == "arbitrary":
+        if self.model.family == ModelFamily.ARBITRARY:
             image = bpy.data.images.get(style_image) if style_image else None
             if image is None:
                 raise NothingToRestyle("Pick a style image for the arbitrary style")

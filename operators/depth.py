@@ -8,7 +8,7 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from ..bridge import compat
 from ..jobs.base import RunningJob
 from ..jobs.depth_pass import DepthPassJob
-from ..ml.options import DepthPassMeshOptions
+from ..ml.options import MESH_RESOLUTION, PASS_CUT, DepthPassMeshOptions
 from . import state
 from .jobs import JobOperator, Result
 from .settings import scene_has_camera
@@ -30,12 +30,14 @@ class RESTYLE_OT_mesh_from_depth_pass(JobOperator, bpy.types.Operator):
         name="Multilayer EXR", description="Use this render instead of rendering now (Combined and Depth passes)",
         subtype="FILE_PATH", default="", options=compat.BLEND_RELATIVE_PATH,
     )
+    # Limits from ml/options.py: the command line and the job check the same ones.
     max_side: IntProperty(  # type: ignore[valid-type]
-        name="Resolution", description="Vertices along the longer side of the frame", default=512, min=2, max=8192,
+        name="Resolution", description="Vertices along the longer side of the frame",
+        default=int(MESH_RESOLUTION.default), min=int(MESH_RESOLUTION.min), max=int(MESH_RESOLUTION.max),
     )
     cut_threshold: FloatProperty(  # type: ignore[valid-type]
         name="Cut at Depth Jump", description="Relative depth difference at which faces are not bridged",
-        default=0.05, min=0.0, max=10.0, subtype="FACTOR",
+        default=PASS_CUT.default, min=PASS_CUT.min, max=PASS_CUT.max, subtype="FACTOR",
     )
 
     @classmethod

@@ -16,7 +16,7 @@ from typing import Literal
 
 import bpy
 
-from ..jobs.base import RunningJob
+from ..jobs.base import RunningJob, error_message, is_defect
 from ..ml.errors import JobCancelled, RestyleError
 from . import state
 
@@ -54,18 +54,17 @@ class JobOperator:
 
     # -- the runner -----------------------------------------------------------------------
     def _report_error(self, exc: BaseException) -> None:
+        """One line for the user: the text jobs.base.error_message gives the command line too, after
+        failure_prefix unless it is a domain error that says enough by itself."""
         report = getattr(self, "report")  # noqa: B009  (a mix-in: report comes from bpy.types.Operator)
+        message = error_message(exc)
         if isinstance(exc, JobCancelled):
-            report({"WARNING"}, str(exc))
-        elif isinstance(exc, RestyleError):
-            report({"ERROR"}, f"{self.failure_prefix}: {exc}" if self.prefix_domain_errors else str(exc))
-        elif isinstance(exc, OSError):
-            report({"ERROR"}, f"{self.failure_prefix}: {exc.strerror or exc}"
-                   + (f" ({exc.filename})" if exc.filename else ""))
-        else:
-            # A defect, not a user error: keep the traceback in the log, give the user one line.
+            report({"WARNING"}, message)
+            return
+        if is_defect(exc):  # a bug, not a user error: the traceback goes to the log, the user gets one line
             log.error("%s failed", self.job_label, exc_info=exc)
-            report({"ERROR"}, f"{self.failure_prefix}: unexpected {type(exc).__name__}: {exc}")
+        plain = isinstance(exc, RestyleError) and not self.prefix_domain_errors
+        report({"ERROR"}, message if plain else f"{self.failure_prefix}: {message}")
 
     def _begin(self, context: bpy.types.Context) -> bool:
         try:

@@ -19,17 +19,14 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntPropert
 
 from ..jobs.base import RunningJob, services_of
 from ..jobs.learn import LearnStyleJob
-from ..ml.options import Device, LearnStyleOptions
+from ..ml.options import LEARN_SEED, LEARN_STEPS, Device, LearnPreset, LearnStyleOptions, description, label
 from . import state
 from .jobs import JobOperator, Result
 
 log = logging.getLogger(__name__)
 
-PRESET_ITEMS = [
-    ("draft", "Draft", "400 steps on 128 px crops: a first look in a few minutes"),
-    ("default", "Default", "1200 steps on 128 px crops"),
-    ("high", "High", "2400 steps on 192 px crops: finer, several times longer"),
-]
+# Identifiers are the lower-case values scripts already pass (preset="draft"); texts and limits are ml/options.py's.
+PRESET_ITEMS = [(preset.value, label(preset), description(preset)) for preset in LearnPreset]
 
 
 class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
@@ -47,10 +44,11 @@ class RESTYLE_OT_learn_style(JobOperator, bpy.types.Operator):
     image_names: StringProperty(  # type: ignore[valid-type]
         name="Style Image Datablocks", description="Names of images in this file to learn from, separated by ';'")
     style_name: StringProperty(name="Name", default="My Style")  # type: ignore[valid-type]
-    preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="default")  # type: ignore[valid-type]
-    steps: IntProperty(name="Steps", default=0, min=0, max=100_000,  # type: ignore[valid-type]
-                       description="Training steps (0: the quality preset's)")
-    seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
+    preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default=LearnPreset.DEFAULT.value)  # type: ignore[valid-type]
+    steps: IntProperty(name="Steps", default=int(LEARN_STEPS.default), min=int(LEARN_STEPS.min),  # type: ignore[valid-type]
+                       max=int(LEARN_STEPS.max), description="Training steps (0: the quality preset's)")
+    seed: IntProperty(name="Seed", default=int(LEARN_SEED.default), min=int(LEARN_SEED.min),  # type: ignore[valid-type]
+                      max=int(LEARN_SEED.max))
     content_folder: StringProperty(  # type: ignore[valid-type]
         name="Content Folder", subtype="DIR_PATH",
         description="Images to learn the style on (empty: the selected meshes' textures and Blender's HDRIs)")
@@ -95,10 +93,11 @@ class RESTYLE_OT_learn_style_pick(bpy.types.Operator):
     filter_image: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     filter_folder: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     style_name: StringProperty(name="Name", default="My Style")  # type: ignore[valid-type]
-    preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="default")  # type: ignore[valid-type]
-    steps: IntProperty(name="Steps", default=0, min=0, max=100_000,  # type: ignore[valid-type]
-                       description="Training steps (0: the quality preset's)")
-    seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
+    preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default=LearnPreset.DEFAULT.value)  # type: ignore[valid-type]
+    steps: IntProperty(name="Steps", default=int(LEARN_STEPS.default), min=int(LEARN_STEPS.min),  # type: ignore[valid-type]
+                       max=int(LEARN_STEPS.max), description="Training steps (0: the quality preset's)")
+    seed: IntProperty(name="Seed", default=int(LEARN_SEED.default), min=int(LEARN_SEED.min),  # type: ignore[valid-type]
+                      max=int(LEARN_SEED.max))
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Literal
 
@@ -12,79 +11,16 @@ from bpy.props import EnumProperty, StringProperty
 
 from .. import preferences
 from ..jobs.base import RunningJob, services_of
-from ..jobs.models import AddModelJob, megabytes, remove_model
-from ..ml.errors import DownloadCancelled, JobCancelled, RestyleError
-from ..ml.models.catalog import StyleEntry, get_style
+from ..jobs.models import AddModelJob, DownloadJob, megabytes, not_added, remove_model, start_download
+from ..ml.errors import JobCancelled, RestyleError
+from ..ml.models import registry
 from ..ml.models.custom import PREFIX, read_list
-from ..ml.models.store import ModelStore
+from ..ml.options import DepthOutput, ModelKind, enum_items
 from . import state
 from .jobs import JobOperator
 
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 log = logging.getLogger(__name__)
-
-
-def _catalog_entry(model_id: str) -> StyleEntry:
-    """A catalog entry, styles and depth models alike (an unknown id raises a clear error)."""
-    return get_style(model_id)
-
-
-class DownloadTask:
-    """A download on a background thread. Everything it needs is resolved on the main thread
-    before it starts (the store holds plain paths and flags): the thread never touches bpy, and
-    the operator only reads these plain attributes from its timer."""
-
-    def __init__(self, store: ModelStore, entry: StyleEntry) -> None:
-        self.store, self.entry = store, entry
-        self.done, self.total = 0, entry.download_size
-        self.cancel_requested = False
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self.run, name="neural-restyle-download", daemon=True)
-
-    def _progress(self, done: int, total: int | None) -> None:
-        self.done, self.total = done, total
-
-    def run(self) -> None:
-        try:
-            self.store.download(self.entry, progress=self._progress, cancelled=lambda: self.cancel_requested)
-        except (RestyleError, OSError) as exc:
-            self.error = exc
-        except Exception as exc:  # noqa: BLE001 - a thread's exception would only reach the console
-            log.exception("download failed")
-            self.error = RestyleError(f"Download of {self.entry.name} failed: {type(exc).__name__}: {exc}")
-
-    # -- the job runner's view (jobs.base.RunningJob) --------------------------------------
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 0.0
-
-    @property
-    def text(self) -> str:
-        return self.status_text()
-
-    def status_text(self) -> str:
-        percent = f" ({self.fraction:.0%})" if self.total else ""
-        return f"Downloading {self.entry.name}: {megabytes(self.done)} of {megabytes(self.total)}{percent}"
-
-    def poll(self) -> bool:
-        if self.thread.is_alive():
-            return False
-        if isinstance(self.error, DownloadCancelled):
-            raise JobCancelled(str(self.error))
-        if self.error is not None:
-            raise self.error
-        return True
-
-    def wait(self) -> None:
-        while not self.poll():
-            self.thread.join(0.1)
-
-    def cancel(self) -> None:
-        self.cancel_requested = True  # the thread stops at its next chunk and keeps the partial file
-
-    def close(self) -> None:
-        if self.thread.is_alive():
-            self.cancel()
 
 
 class RESTYLE_OT_download_model(JobOperator, bpy.types.Operator):
@@ -108,19 +44,14 @@ class RESTYLE_OT_download_model(JobOperator, bpy.types.Operator):
             return False
         return True
 
-    def start_job(self, context: bpy.types.Context) -> DownloadTask:
+    def start_job(self, context: bpy.types.Context) -> DownloadJob:
         """Everything from bpy is read here, on the main thread (the entry, the folder, online
         access, the mirror); the thread then runs on plain Python only."""
-        entry = _catalog_entry(self.model_id)
-        if not entry.files:
-            raise RestyleError(f"'{entry.name}' is built into Neural Restyle: there is nothing to download")
-        task = DownloadTask(preferences.model_store(context), entry)
-        task.thread.start()
-        return task
+        return start_download(self.model_id, services_of(context))
 
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
-        assert isinstance(job, DownloadTask)
-        self.report({"INFO"}, f"Downloaded {job.entry.name}")
+        assert isinstance(job, DownloadJob)
+        self.report({"INFO"}, job.finish().summary())
         return {"FINISHED"}
 
 
@@ -142,7 +73,7 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
                 raise RestyleError(f"'{self.model_id}' is not one of your custom styles or depth models")
             path = root / "custom" / item["file"]
             return item["name"], path.stat().st_size if path.is_file() else 0
-        entry = _catalog_entry(self.model_id)
+        entry = registry.describe(self.model_id).entry
         if not entry.files:
             raise RestyleError(f"'{entry.name}' is built into Neural Restyle: it has no file and cannot be removed")
         store = preferences.model_store(context)
@@ -171,13 +102,7 @@ class RESTYLE_OT_remove_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
-DEPTH_OUTPUTS = [
-    ("AUTO", "Auto", "Depth Anything V2 files: metric when the file name says 'metric' (Hypersim or 'indoor': "
-     "20 m, VKITTI, KITTI or 'outdoor': 80 m), else relative"),
-    ("RELATIVE", "Relative", "The network gives relative inverse depth (the published non-metric checkpoints)"),
-    ("METRIC_INDOOR", "Metric, Indoor (20 m)", "A metric head trained for rooms: depth in metres up to 20"),
-    ("METRIC_OUTDOOR", "Metric, Outdoor (80 m)", "A metric head trained for streets: depth in metres up to 80"),
-]
+DEPTH_OUTPUTS = enum_items(DepthOutput)  # identifiers as .blend files and scripts saved them: AUTO, ...
 
 
 class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
@@ -196,7 +121,7 @@ class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
     filter_glob: StringProperty(  # type: ignore[valid-type]
         default="*.pth;*.pt;*.ckpt;*.bin;*.safetensors", options={"HIDDEN"})
     name: StringProperty(name="Name", description="Name of the new model (default: from the file name)")  # type: ignore[valid-type]
-    depth_output: EnumProperty(name="Depth Output", items=DEPTH_OUTPUTS, default="AUTO",  # type: ignore[valid-type]
+    depth_output: EnumProperty(name="Depth Output", items=DEPTH_OUTPUTS, default=DepthOutput.AUTO.name,  # type: ignore[valid-type]
                                description="For Depth Anything V2 files: relative or metric head (their tensors "
                                            "are the same, so the file cannot tell)")
 
@@ -220,8 +145,7 @@ class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
 
     def _report_error(self, exc: BaseException) -> None:
         if isinstance(exc, (RestyleError, OSError)) and not isinstance(exc, JobCancelled):
-            source = self._source()
-            self.report({"ERROR"}, f"{source.name or source} was not added: {exc}")
+            self.report({"ERROR"}, not_added(self._source(), exc))
             return
         super()._report_error(exc)
 
@@ -231,7 +155,7 @@ class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
     def finish_job(self, context: bpy.types.Context, job: RunningJob) -> Result:
         assert isinstance(job, AddModelJob)
         entry, text = job.finish()
-        if entry.family != "depth":  # a depth checkpoint is picked in the photo import instead
+        if entry.kind != ModelKind.DEPTH:  # a depth checkpoint is picked in the photo import instead
             context.scene.restyle.style = entry.id  # type: ignore[attr-defined]
         self.report({"INFO"}, text)
         return {"FINISHED"}

@@ -11,8 +11,18 @@ from .. import preferences
 from ..jobs import photo as photo_job
 from ..jobs.base import RunningJob, services_of
 from ..jobs.photo import builtin_depth_available  # noqa: F401  (panels/depth_models.py reads it here)
-from ..ml.models.catalog import DEPTH_MODELS, StyleEntry
-from ..ml.options import ImportPhotoOptions
+from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
+from ..ml.options import (
+    DEPTH_RANGE,
+    FOCAL_35MM,
+    MESH_RESOLUTION,
+    NEAR,
+    PHOTO_CUT,
+    DepthSource,
+    ImportPhotoOptions,
+    description,
+    label,
+)
 from . import state
 from .jobs import JobOperator, Result
 
@@ -26,16 +36,17 @@ DEPTH_MODEL_TIP = (
 )
 
 
-def user_depth_models(context: bpy.types.Context | None) -> list[StyleEntry]:
+def user_depth_models(context: bpy.types.Context | None) -> list[ModelEntry]:
     """The depth models added from files; none when the model folder cannot be read."""
     return photo_job.user_depth_models(preferences.model_root(context or bpy.context, create=False))
 
 
 def depth_model_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
-    items = [("AUTO", "Auto", "A downloaded depth model if one is installed, else the built-in fast one")]
+    auto, flat = DepthSource.AUTO, DepthSource.FLAT
+    items = [(auto.value, label(auto), description(auto))]
     items += [(e.id, e.name, e.description) for e in DEPTH_MODELS]
     items += [(e.id, e.name, e.description) for e in user_depth_models(context)]
-    items.append(("FLAT", "Flat", "No depth: the photo on a plane"))
+    items.append((flat.value, label(flat), description(flat)))
     _depth_items[:] = items
     return _depth_items
 
@@ -57,15 +68,20 @@ class RESTYLE_OT_import_photo_mesh(JobOperator, bpy.types.Operator):
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     filter_glob: StringProperty(default="*" + ";*".join(PHOTO_EXTENSIONS.split(";")), options={"HIDDEN"})  # type: ignore[valid-type]
     depth_model: EnumProperty(name="Depth Model", items=depth_model_items, description=DEPTH_MODEL_TIP)  # type: ignore[valid-type]
+    # Limits from ml/options.py: the command line and the job check the same ones.
     near: FloatProperty(name="Near Distance", description="Distance of the nearest point from the camera",  # type: ignore[valid-type]
-                        default=2.0, min=0.01, soft_max=100.0, unit="LENGTH")
+                        default=NEAR.default, min=NEAR.min, max=NEAR.max, soft_max=NEAR.soft_max, unit="LENGTH")
     depth_range: FloatProperty(name="Depth Range", description="How far behind the nearest point the farthest lies",  # type: ignore[valid-type]
-                               default=6.0, min=0.01, soft_max=1000.0, unit="LENGTH")
+                               default=DEPTH_RANGE.default, min=DEPTH_RANGE.min, max=DEPTH_RANGE.max,
+                               soft_max=DEPTH_RANGE.soft_max, unit="LENGTH")
     max_side: IntProperty(name="Resolution", description="Vertices along the photo's longer side",  # type: ignore[valid-type]
-                          default=512, min=2, max=8192)
-    cut_threshold: FloatProperty(name="Cut at Depth Jump", default=0.08, min=0.0, max=10.0,  # type: ignore[valid-type]
+                          default=int(MESH_RESOLUTION.default), min=int(MESH_RESOLUTION.min),
+                          max=int(MESH_RESOLUTION.max))
+    cut_threshold: FloatProperty(name="Cut at Depth Jump", default=PHOTO_CUT.default, min=PHOTO_CUT.min,  # type: ignore[valid-type]
+                                 max=PHOTO_CUT.max,
                                  description="Relative depth difference at which faces are not bridged")
-    focal_35mm: FloatProperty(name="Focal Length (35 mm)", default=35.0, min=1.0, max=5000.0,  # type: ignore[valid-type]
+    focal_35mm: FloatProperty(name="Focal Length (35 mm)", default=FOCAL_35MM.default, min=FOCAL_35MM.min,  # type: ignore[valid-type]
+                              max=FOCAL_35MM.max,
                               description="Used when the photo does not say its focal length (EXIF)")
     simplify: BoolProperty(name="Simplify Flat Regions", default=False,  # type: ignore[valid-type]
                            description="Add a planar Decimate modifier that merges nearly flat faces")

@@ -8,7 +8,7 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from ..bridge import compat
 from ..jobs.base import RunningJob, services_of
 from ..jobs.render import RenderJob, RenderOutcome
-from ..ml.options import StylizeRenderOptions
+from ..ml.options import DEPTH_FALLOFF, OUTLINES, TEMPORAL, StylizeRenderOptions
 from ..properties import restyle_options
 from . import state
 from .jobs import JobOperator, Result
@@ -31,11 +31,13 @@ class RESTYLE_OT_stylize_render(JobOperator, bpy.types.Operator):
     frame_end: IntProperty(name="End Frame", default=0, description="0: the start frame; never before it")  # type: ignore[valid-type]
     output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="",  # type: ignore[valid-type]
                                options=compat.BLEND_RELATIVE_PATH)
-    outlines: FloatProperty(name="Outlines", default=0.0, min=0.0, max=1.0, subtype="FACTOR",  # type: ignore[valid-type]
-                            description="Ink lines where depth jumps or normals turn sharply")
-    depth_falloff: FloatProperty(name="Depth Falloff", default=0.0, min=0.0, max=1.0, subtype="FACTOR",  # type: ignore[valid-type]
-                                 description="Restyle distant surfaces less")
-    temporal: FloatProperty(name="Temporal Steadiness", default=0.0, min=0.0, max=0.95, subtype="FACTOR",  # type: ignore[valid-type]
+    # Limits from ml/options.py: the command line and the job check the same ones.
+    outlines: FloatProperty(name="Outlines", default=OUTLINES.default, min=OUTLINES.min, max=OUTLINES.max,  # type: ignore[valid-type]
+                            subtype="FACTOR", description="Ink lines where depth jumps or normals turn sharply")
+    depth_falloff: FloatProperty(name="Depth Falloff", default=DEPTH_FALLOFF.default, min=DEPTH_FALLOFF.min,  # type: ignore[valid-type]
+                                 max=DEPTH_FALLOFF.max, subtype="FACTOR", description="Restyle distant surfaces less")
+    temporal: FloatProperty(name="Temporal Steadiness", default=TEMPORAL.default, min=TEMPORAL.min,  # type: ignore[valid-type]
+                            max=TEMPORAL.max, subtype="FACTOR",
                             description="Hold the previous frame's style where the render did not change")
 
     @classmethod

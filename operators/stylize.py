@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..bridge import materials
-from ..jobs.base import RunningJob, services_of
+from ..jobs.base import RunningJob, error_message, services_of
 from ..jobs.textures import TexturesJob
 from ..ml.errors import RestyleError
 from . import state
@@ -55,9 +55,8 @@ class RESTYLE_OT_stylize_textures(JobOperator, bpy.types.Operator):
         assert isinstance(job, TexturesJob)
         try:
             outcome = job.finish()
-        except (RestyleError, OSError) as exc:
-            detail = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
-            self.report({"ERROR"}, f"{self.failure_prefix}: {detail}")
+        except (RestyleError, OSError) as exc:  # building the results failed: undone, so "nothing was changed"
+            self.report({"ERROR"}, f"{self.failure_prefix}: {error_message(exc)}")
             return {"CANCELLED"}
         for warning in outcome.warnings:
             self.report({"WARNING"}, warning)

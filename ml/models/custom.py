@@ -26,8 +26,6 @@ from ..errors import RestyleError, UnsupportedModel
 from ..options import ModelFamily, ModelKind
 from .catalog import ADAIN_HALVES, ModelEntry, ModelFile
 
-StyleEntry = ModelEntry  # transitional name
-
 log = logging.getLogger(__name__)
 
 INDEX = "custom.json"
@@ -174,7 +172,7 @@ def max_depth_of(item: dict[str, str]) -> float | None:
     return value if value > 0 and value != float("inf") else None
 
 
-def _entry(item: dict[str, str]) -> StyleEntry:
+def _entry(item: dict[str, str]) -> ModelEntry:
     file = ModelFile("model", f"{FOLDER}/{item['file']}", url="")
     if is_depth(item):
         metres = max_depth_of(item)
@@ -188,18 +186,18 @@ def _entry(item: dict[str, str]) -> StyleEntry:
                       False, (file,))
 
 
-def custom_styles(root: Path) -> list[StyleEntry]:
+def custom_styles(root: Path) -> list[ModelEntry]:
     """The user's style models (custom depth models are listed by custom_depth_models)."""
     return [_entry(item) for item in read_list(root).items if not is_depth(item)]
 
 
-def custom_depth_models(root: Path) -> list[StyleEntry]:
+def custom_depth_models(root: Path) -> list[ModelEntry]:
     """The depth models the user added from files."""
     return [_entry(item) for item in read_list(root).items if is_depth(item)]
 
 
 def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max_depth: float | None = None
-               ) -> StyleEntry:
+               ) -> ModelEntry:
     """Copy a checked model file into the store and list it; returns its entry.
 
     ``arch`` is the architecture id the worker found. Half of AdaIN is refused: it can never run alone.
@@ -282,14 +280,16 @@ def find_custom(model_id: str, root: Path) -> ModelEntry | None:
 
 
 def find_style(style_id: str, root: Path | None) -> ModelEntry:
-    """Transitional (operators, cli): ml.models.registry.describe(style_id, root).entry is the one lookup."""
+    """Transitional, for callers not moved yet (panels/sidebar.py, tests/ml): jobs/, operators/ and the
+    command line call ml.models.registry.describe(style_id, root), the one lookup."""
     from .registry import describe
 
     return describe(style_id, root).entry
 
 
 def find_depth_model(model_id: str, root: Path | None) -> ModelEntry:
-    """Transitional (operators, cli): ml.models.registry.depth_model(model_id, root).entry is the one lookup."""
+    """Transitional, for callers not moved yet (tests/ml): jobs/ call ml.models.registry.depth_model(model_id,
+    root), the one lookup."""
     from .registry import depth_model
 
     return depth_model(model_id, root).entry

@@ -134,7 +134,7 @@ def test_remove_asks_before_deleting(models):
 
 def test_download_thread_gets_plain_python_only(models, monkeypatch):
     """Everything from bpy is read on the main thread; the thread's task holds no bpy object."""
-    models_module = addon_module("operators.models")
+    models_module = addon_module("jobs.models")
     preferences = addon_module("preferences")
     threads = []
     real = preferences.model_store
@@ -147,7 +147,7 @@ def test_download_thread_gets_plain_python_only(models, monkeypatch):
     models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
     assert bpy.ops.restyle.download_model(model_id="animegan2-face-paint-v1") == {"FINISHED"}
     assert threads == [True]
-    task = models_module.DownloadTask(real(bpy.context), addon_module("ml.models.catalog").get_style("cyclegan-monet"))
+    task = models_module.DownloadJob(real(bpy.context), addon_module("ml.models.catalog").get_style("cyclegan-monet"))
     assert not any(type(value).__module__.startswith("bpy") for value in vars(task).values())
     assert not any(type(value).__module__.startswith("bpy") for value in vars(task.store).values())
 
