@@ -49,7 +49,7 @@ class AdaIN(StyleNet):
     align = 8
     channels_last = True
     halo = 104  # encoder and decoder receptive fields (three 2x pools deep)
-    reduced_precision_ok = False  # bf16 measured at max 11 8-bit steps off fp32 (tools/bench/bench_models.py)
+    reduced_precision_ok = False  # bf16 is many 8-bit steps off fp32 (tools/bench/bench_models.py)
 
     def __init__(self) -> None:
         super().__init__()

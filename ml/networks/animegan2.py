@@ -53,7 +53,7 @@ class AnimeGAN2(StyleNet):
     align = 4
     channels_last = True
     halo = 64  # receptive field radius is about 56 input pixels
-    reduced_precision_ok = False  # bf16 measured at max 14 8-bit steps off fp32 (tools/bench/bench_models.py)
+    reduced_precision_ok = False  # bf16 is many 8-bit steps off fp32 (tools/bench/bench_models.py)
 
     def __init__(self) -> None:
         super().__init__()

@@ -33,7 +33,7 @@ class ResnetBlock(nn.Module):
 
 class CycleGANGenerator(StyleNet):
     align = 4
-    reduced_precision_ok = False  # bf16 measured at max 32 8-bit steps off fp32 (tools/bench/bench_models.py)
+    reduced_precision_ok = False  # bf16 is many 8-bit steps off fp32 (tools/bench/bench_models.py)
     channels_last = True
 
     def __init__(self, blocks: int = 9) -> None:

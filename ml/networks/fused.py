@@ -7,11 +7,11 @@ result is the same.
 * **Activations.** A ReLU or LeakyReLU right after a convolution (and its folded norm)
   runs inside oneDNN's convolution as a post-op on the CPU, on the accumulator before it
   is stored: no pass of its own, and in bf16 one rounding instead of two. torch's bf16
-  activations are slow on the CPU (a LeakyReLU took 25% of AnimeGANv2's bf16 forward), so
+  activations are slow on the CPU (a large share of AnimeGANv2's bf16 forward), so
   one that must run alone (after a norm measured on the fly) in bf16 runs as a 1x1
   depthwise identity convolution with the same post-op.
-* **Reflection padding.** A padded copy of every feature map cost 7-10% of AnimeGANv2's
-  time (``tools/bench/bench_models.py --profile``). For a stride-1 convolution with
+* **Reflection padding.** A padded copy of every feature map is a visible share of
+  AnimeGANv2's time (``tools/bench/bench_models.py --profile``). For a stride-1 convolution with
   ``kernel // 2`` reflected pixels on each side, the convolution runs with its own zero
   padding (no copy) and only the ``pad`` rows and columns along each edge, the only ones
   that read padding, are recomputed from small reflected strips.
@@ -158,8 +158,8 @@ def conv2d_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
 def activate(y: torch.Tensor, act: Activation | None) -> torch.Tensor:
     """``act(y)`` in place on a feature map this module made; in bf16 on the CPU, as a
-    1x1 depthwise identity convolution with the activation as post-op (about 3x as fast
-    as torch's own bf16 kernel)."""
+    1x1 depthwise identity convolution with the activation as post-op (faster than torch's
+    own bf16 kernel)."""
     if act is None:
         return y
     if _onednn_dtype(y) == torch.bfloat16 and y.dtype == torch.bfloat16:

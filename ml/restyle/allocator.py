@@ -2,12 +2,11 @@
 
 glibc serves allocations below a threshold from its heap and raises that threshold, up to
 32 MB, whenever a large block is freed. A tiled run allocates and frees tensors of a few to
-a few tens of MB for every tile, and the freed ones stayed in the heap between live blocks:
-in an 8K AnimeGANv2 run the heap held 0.67 GB that no tensor was using
-(``tools/bench/bench_memory.py``). ``malloc_trim`` after each tile hands every free page of
-the heap back. Within a tile the heap still reuses freed blocks, which a fixed low mmap
-threshold (each tensor its own mapping) did not: that cost 15-20% more time in page faults
-for 0.1 GiB less peak at 1024² in 512 px tiles.
+a few tens of MB for every tile, and the freed ones stay in the heap between live blocks,
+held by the process though no tensor uses them. ``malloc_trim`` after each tile hands every
+free page of the heap back. Within a tile the heap still reuses freed blocks, which a fixed
+low mmap threshold (each tensor its own mapping) does not: that costs time in page faults
+for little less peak. ``tools/bench/bench_memory.py`` measures both (``--no-trim``).
 """
 
 from __future__ import annotations

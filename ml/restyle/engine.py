@@ -141,7 +141,7 @@ def restyle(
 def exact_fp32(device: torch.device, full: bool) -> Iterator[None]:
     """Full precision on CUDA means fp32. cuDNN runs fp32 convolutions in TF32 (a 10-bit
     mantissa) by default on Ampere and later GPUs; tiles and the whole image then round apart
-    by more than one 8-bit step (measured on an H200: 1.1 steps for AnimeGANv2, 1.4 for AdaIN)."""
+    by more than one 8-bit step (tools/bench/gpu_check.sh found it)."""
     if device.type != "cuda" or not full:
         yield
         return

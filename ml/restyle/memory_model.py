@@ -6,9 +6,8 @@ at reduced precision (bf16/fp16 activations), measured by
 
     nice .venv/bin/python tools/bench/bench_memory_model.py --sizes 512 1024
 
-(2-core AMD EPYC, torch 2.13 CPU, 2026-11-30: peak resident growth between the two sizes
-less the result array; 256² and 512² gave 1.3-2x these figures, the size-dependent part of
-kernels' scratch, which the fixed part and the safety share cover).
+(peak resident growth between two large sizes less the result array; smaller sizes give
+higher figures per pixel, from kernels' scratch, which the fixed part and the safety share cover).
 Auto takes the free memory of the device the job runs on, keeps a safety share of it,
 and picks the largest tile whose working set fits: the whole image in one pass when it
 fits, otherwise the fewest equal tiles per side. CUDA out-of-memory still retries with
@@ -46,7 +45,7 @@ BYTES_PER_PIXEL: dict[str, tuple[int, int]] = {
     "PencilStyle": (124, 106),
     "PixelStyle": (32, 54),  # tiny either way; bf16 adds conversion copies
 }
-# Weights, reordered kernels, scratch: up to 215 MB measured (AnimeGANv2 at 512² and 1024²).
+# Weights, reordered kernels, scratch: above the largest that bench_memory_model.py measured.
 FIXED_BYTES = 256 * 1024**2
 
 # The share of the free memory Auto plans to use: the rest is for other programs, Blender
@@ -65,8 +64,8 @@ def bytes_per_pixel(model: torch.nn.Module, reduced: bool) -> int:
 
 
 # The table above is measured on the CPU. On CUDA the peak per pixel is higher (cuDNN's
-# workspaces and the caching allocator's rounding): tools/bench/gpu_check.sh on an H200
-# measured 1.65x (CycleGAN) to 2.07x (AdaIN) the table's fp32 figures.
+# workspaces and the caching allocator's rounding): the factor covers the largest ratio to the
+# table's fp32 figures that tools/bench/gpu_check.sh measured.
 DEVICE_FACTOR = {"cuda": 2.1}
 
 

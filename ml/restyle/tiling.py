@@ -258,7 +258,7 @@ def _resize_bilinear_global(x: torch.Tensor, scale: int) -> torch.Tensor:
     wrap mode, whose half-pixel mapping is the same on every tile). A tile of a non-wrapping
     image samples at global positions that drift against its own pixel grid, so it goes
     through ``grid_sample`` with those positions. Both are vectorised over channels_last
-    maps; gathering rows and columns by index and blending them took 6-8x as long."""
+    maps, unlike a gather of rows and columns by index and a blend, which is far slower."""
     ctx = current_tile(x)
     h, w = x.shape[-2:]
     sy, sx = ctx.tile_h // h, ctx.tile_w // w

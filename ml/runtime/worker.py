@@ -144,7 +144,7 @@ class Worker:
         loaded = self.loaded(registry.depth_for_files(request.files, request.max_depth), request.files)
         net = loaded.network
         device, warning = resolve_device(request.device)
-        # bf16 moves depth by 0.24% of its range on average (tools/bench/bench_depth.py): allowed.
+        # bf16 moves depth by a small fraction of its range (tools/bench/bench_depth.py): allowed.
         reduced = reduced_dtype(device, request.precision, model_allows=True)
         for item in request.items:
             if job in self.cancelled_jobs:

@@ -251,8 +251,8 @@ class _Trainer:
     def check_best(self) -> None:
         """Keep this state as the result if its probe score is within BEST_TOLERANCE of the
         lowest seen. The adversarial loss makes the marks of a style that these losses barely
-        see (measured: the blurry step-200 generator of a halftone run scored lowest while the
-        step-600 one had 42% less style distance), so a later state wins unless it is clearly
+        see (a blurry early generator can score lowest while a later one is far closer to the
+        style: ml/weights/styles/MODEL_CARD.md), so a later state wins unless it is clearly
         worse; one that collapsed or diverged is not kept."""
         value = self.score()
         self.checks.append((self.step, value))
