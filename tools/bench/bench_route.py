@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -188,9 +189,10 @@ def cli_run(cli: Any, blend: Path, style: str = STYLE) -> Callable[[], object]:
     return lambda: cli.main(["stylize-textures", "--style", style, "--blend", str(blend)])
 
 
-def _install() -> Any:
-    """Build the extension from this checkout and install it into a throwaway user folder."""
-    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="restyle-route-user-")
+def _install(scratch: Path) -> Any:
+    """Build the extension from this checkout and install it into a throwaway user folder under ``scratch``."""
+    (scratch / "user").mkdir()
+    os.environ["BLENDER_USER_RESOURCES"] = str(scratch / "user")  # before the first import of bpy
     import importlib
 
     import bpy
@@ -198,7 +200,7 @@ def _install() -> Any:
     sys.path.insert(0, str(ROOT))
     from tools.build_extension import build
 
-    zip_path = build(Path(tempfile.mkdtemp(prefix="restyle-route-dist-")))
+    zip_path = build(scratch / "dist")
     importlib.invalidate_caches()
     result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
                                                       enable_on_install=True)
@@ -212,15 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", action="store_true", help="list the files and the returns per pair of functions")
     args = parser.parse_args(argv)
 
-    addon = _install()
+    scratch = Path(tempfile.mkdtemp(prefix="restyle-route-"))
+    try:
+        routes = _trace_both(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"One Stylize Textures run (one cube, one 32x32 texture, style '{STYLE}', worker warm):")
+    for label, route in routes.items():
+        print(f"  {label:5s}: {route.summary()}")
+        if args.detail:
+            print("         files: " + ", ".join(route.files))
+            for (left, to), count in route.functions.most_common():
+                print(f"         {count:4d} x {left} -> {to}")
+    return 0
+
+
+def _trace_both(scratch: Path) -> dict[str, Route]:
+    addon = _install(scratch)
     import importlib
 
     import bpy
 
     package_dir = Path(addon.__file__).parent
     cli = importlib.import_module(f"{ADDON_MODULE}.cli")
-    folder = Path(tempfile.mkdtemp(prefix="restyle-route-"))
-    blend = textured_cube(folder)
+    blend = textured_cube(scratch / "scene")
     routes: dict[str, Route] = {}
     try:
         for label, make in (("panel", lambda: panel_run(blend)), ("cli", lambda: cli_run(cli, blend))):
@@ -232,15 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"the traced {label} run failed: {result}")
     finally:
         bpy.ops.preferences.addon_disable(module=ADDON_MODULE)  # stops the worker
-
-    print(f"One Stylize Textures run (one cube, one {32}x{32} texture, style '{STYLE}', worker warm):")
-    for label, route in routes.items():
-        print(f"  {label:5s}: {route.summary()}")
-        if args.detail:
-            print("         files: " + ", ".join(route.files))
-            for (left, to), count in route.functions.most_common():
-                print(f"         {count:4d} x {left} -> {to}")
-    return 0
+    return routes
 
 
 if __name__ == "__main__":
