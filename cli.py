@@ -49,6 +49,7 @@ from .ml.options import (
     AUTO_TILE,
     DEPTH_FALLOFF,
     DEPTH_RANGE,
+    FRAME,
     LEARN_IMAGES,
     LEARN_SEED,
     LEARN_STEPS,
@@ -80,7 +81,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORT_VERSION = 1
-MAX_FRAME = 1_048_574  # Blender's MAXFRAME: the scene's frame numbers stop there
+MAX_FRAME = int(FRAME.max)  # Blender's MAXFRAME: the scene's frame numbers stop there
 # Style families each subcommand can run. Depth models are not styles; the arbitrary
 # (style image) family needs an image that Stylize Render cannot take yet.
 TEXTURE_FAMILIES = frozenset({ModelFamily.BUILTIN, ModelFamily.LEARNED, ModelFamily.GAN, ModelFamily.ARBITRARY,
@@ -401,8 +402,8 @@ def validate(args: argparse.Namespace) -> None:
         # A catalog id that does not exist is a typo (2); a custom style that is already gone
         # is a failed item (1), since the same command succeeded a moment ago.
         if args.action == "download" or (args.action == "remove" and not args.model_id.startswith(CUSTOM_PREFIX)):
-            try:
-                registry.describe(args.model_id)
+            try:  # as the Download button looks it up (jobs/models.py), the user's own models included
+                registry.describe(args.model_id, preferences.model_root(bpy.context, create=False))
             except RestyleError as exc:
                 raise UsageError(f"restyle models {args.action}: argument model_id: {exc}") from None
         if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):

@@ -23,7 +23,7 @@ from ..ml.models import registry
 from ..ml.options import ModelFamily, StylizeRenderOptions
 from ..ml.restyle import color, render_style
 from ..ml.runtime.client import Job as WorkerJob
-from .base import Services, run_to_end, stopping, wait_by_polling
+from .base import Services, checked, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
 RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
@@ -59,8 +59,7 @@ class RenderJob:
     def __init__(self, scene: bpy.types.Scene, options: StylizeRenderOptions, services: Services) -> None:
         """The frames are taken as given (frame 0 is frame 0): the operator turns its 0, "the current
         frame", into a frame number first."""
-        self.options = options
-        options.restyle.validated()
+        self.options = options = checked(options)  # every limit of ml/options.py, as the other jobs check them
         start, end = options.frame_start, options.frame_end
         if end < start:
             raise RestyleError(f"the end frame {end} is before the start frame {start}")

@@ -223,6 +223,7 @@ FOCAL_35MM = Range("focal length (35 mm)", 35.0, 1.0, 5000.0)
 LEARN_STEPS = Range("steps", 0, 0, 100_000)  # 0: the preset's
 LEARN_SEED = Range("seed", 0, 0, 2**31 - 1)
 LEARN_IMAGES = Range("number of style images", 1, 1, 30)
+FRAME = Range("frame", 0, 0, 1_048_574)  # Blender's MAXFRAME: a scene's frame numbers stop there
 
 
 def check_tile_size(size: int) -> int:
@@ -325,6 +326,8 @@ class StylizeRenderOptions:
         TEMPORAL.check(float(self.temporal))
         if self.frame_start < 0 or self.frame_end < 0:
             raise ValueError("frame numbers must not be negative")
+        FRAME.check(self.frame_start)
+        FRAME.check(self.frame_end)
         return self
 
 

@@ -27,6 +27,7 @@ class RESTYLE_OT_stylize_render(JobOperator, bpy.types.Operator):
     failure_prefix = "Stylize Render failed"
     prefix_domain_errors = True
 
+    # No hard limits on the frames: a script's -3 is refused by the job with a message, not clamped to 0 ("current").
     frame_start: IntProperty(name="Start Frame", default=0, description="0: the current frame")  # type: ignore[valid-type]
     frame_end: IntProperty(name="End Frame", default=0, description="0: the start frame; never before it")  # type: ignore[valid-type]
     output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="",  # type: ignore[valid-type]
