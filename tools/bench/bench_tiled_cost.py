@@ -8,11 +8,17 @@ network from the input: ``reuse_activations=False``) and with the new one (passe
 from stored activations, ``ml.restyle.tiling.ResumeCache``), the ratios to the whole image, the
 largest difference to the whole-image result in 8-bit steps, and the activations stored.
 Each time is the best of ``--repeat`` runs after a warm-up run of the whole image.
+
+``--reference`` also runs the network once in float64 on the whole image (plain PyTorch, no
+engine) and prints how far the fp32 whole-image and the fp32 tiled results each are from it
+(max and mean, 8-bit steps): where fp32 itself is not reproducible to one step (networks of
+random weights amplify rounding), this says whether tiling adds error beyond fp32's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -51,6 +57,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-old", action="store_true", help="only the whole image and the new schedule")
     parser.add_argument("--models", nargs="*", default=["AnimeGANv2", "CycleGAN-9"])
+    parser.add_argument("--reference", action="store_true", help="compare both with a float64 whole-image run")
     args = parser.parse_args()
     print(describe(args.device))
     image = photo_like(args.size, args.size, seed=0)
@@ -76,6 +83,23 @@ def main() -> None:
         print(f"{name:<11} {report.tiles:5d} {report.passes:6d} {whole_s:8.2f} {old_s:8.2f} {new_s:8.2f} "
               f"{old_s / whole_s:9.2f} {new_s / whole_s:9.2f} {old_s / new_s:7.2f} {old_diff:12.4f} {new_diff:12.4f} "
               f"{report.stored_peak / 1e6:9.0f}", flush=True)
+        if args.reference:
+            exact = float64_reference(model, image)
+            for label, result in (("whole fp32", whole), ("tiled fp32", new)):
+                error = np.abs(result - exact) * 255
+                print(f"{'':<11} {label} vs float64: max {error.max():.4f}, mean {error.mean():.5f} 8-bit steps, "
+                      f"pixels off by > 1 step: {int((error > 1).any(axis=-1).sum())}", flush=True)
+            gap = np.abs(new - whole) * 255
+            print(f"{'':<11} tiled vs whole (fp32): max {gap.max():.4f}, mean {gap.mean():.5f} 8-bit steps", flush=True)
+
+
+def float64_reference(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """The network in float64 on the whole image, clipped to [0, 1] like the engine's result."""
+    exact_model = copy.deepcopy(model).double().eval()
+    x = torch.from_numpy(np.ascontiguousarray(image[..., :3].transpose(2, 0, 1))).double()[None]
+    with torch.inference_mode():
+        y = exact_model(x)[0].clamp(0, 1)
+    return y.permute(1, 2, 0).numpy()
 
 
 if __name__ == "__main__":
