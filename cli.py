@@ -405,7 +405,7 @@ def validate(args: argparse.Namespace) -> None:
             try:  # as the Download button looks it up (jobs/models.py), the user's own models included
                 registry.describe(args.model_id, preferences.model_root(bpy.context, create=False))
             except RestyleError as exc:
-                raise UsageError(f"restyle models {args.action}: argument model_id: {exc}") from None
+                raise UsageError(f"restyle models {args.action}: argument model_id: {error_message(exc)}") from None
         if args.action == "install" and args.report and os.path.realpath(args.file) == os.path.realpath(args.report):
             raise UsageError(f"restyle: argument --report: '{args.report}' is the model file to install")
         return
