@@ -13,6 +13,8 @@ Each time is the best of ``--repeat`` runs after a warm-up run of the whole imag
 engine) and prints how far the fp32 whole-image and the fp32 tiled results each are from it
 (max and mean, 8-bit steps): where fp32 itself is not reproducible to one step (networks of
 random weights amplify rounding), this says whether tiling adds error beyond fp32's own.
+PyTorch runs float64 convolutions on the CPU by unfolding their input (im2col): CycleGAN's
+7x7 output layer alone needs about 25 kB per pixel, so the reference is limited to 512².
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from ml.restyle.engine import RestyleOptions, RestyleReport, restyle  # noqa: E4
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.machine import describe  # noqa: E402
+
+REFERENCE_MAX_SIZE = 512
 
 
 def timed(model, image, options: RestyleOptions, repeat: int) -> tuple[float, np.ndarray, RestyleReport]:
@@ -59,6 +63,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["AnimeGANv2", "CycleGAN-9"])
     parser.add_argument("--reference", action="store_true", help="compare both with a float64 whole-image run")
     args = parser.parse_args()
+    if args.reference and args.size > REFERENCE_MAX_SIZE:
+        parser.error(f"--reference needs --size {REFERENCE_MAX_SIZE} or less: float64 convolutions on the CPU "
+                     "unfold their input (about 25 kB per pixel for CycleGAN's 7x7 output layer)")
     print(describe(args.device))
     image = photo_like(args.size, args.size, seed=0)
     print(f"{args.size}x{args.size} in {args.tile} px tiles, precision {args.precision}, {args.device}, "
