@@ -6,18 +6,19 @@ from __future__ import annotations
 import bpy
 
 from ..bridge import passes
-from ..ml.options import OutputMode, StylizeTexturesOptions, choice
+from ..ml.options import StylizeTexturesOptions
 from ..properties import restyle_options, settings_of
 
 
 def texture_options_of(context: bpy.types.Context) -> tuple[StylizeTexturesOptions, str | None]:
-    """Stylize Textures' options, and the name of the style image (arbitrary styles) if one is picked."""
+    """Stylize Textures' options, and the name of the style image (arbitrary styles) if one is picked.
+    The options turn Blender's enum identifiers ('FILES') into members themselves, as restyle_options does."""
     settings = settings_of(context)
     options = StylizeTexturesOptions(
         style=str(settings.style),
         restyle=restyle_options(settings),
         style_weight=float(settings.style_weight),
-        output=choice(OutputMode, settings.output),
+        output=settings.output,
         output_dir=str(settings.output_folder),
     )
     return options, settings.style_image.name if settings.style_image is not None else None

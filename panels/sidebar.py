@@ -3,43 +3,45 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import bpy
 
 from .. import preferences
 from ..jobs.models import megabytes
-from ..ml.errors import RestyleError
-from ..ml.models.catalog import StyleEntry
-from ..ml.models.custom import find_style
+from ..ml.errors import RestyleError, UnknownStyleError
+from ..ml.models import registry
+from ..ml.models.custom import CustomStyleMissing
 from ..ml.options import Device, ModelFamily, OutputMode
 from ..ml.runtime.client import last_tile_choice
 from ..operators import state
 from ..properties import known_devices
 
 
-def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, entry: StyleEntry) -> bool:
+def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, model: registry.ModelDescriptor
+                      ) -> bool:
     """Size, license and download state of a style's model; True when it is ready to run."""
     box = layout.box()
     col = box.column(align=True)
-    col.label(text=f"License: {entry.license}", icon="INFO")
-    if entry.non_commercial:
+    col.label(text=f"License: {model.license}", icon="INFO")
+    if model.non_commercial:
         col.label(text="Non-commercial use only", icon="ERROR")
     try:
         store = preferences.model_store(context)
-        installed = store.is_installed(entry)
-        pinned = installed and (entry.family == ModelFamily.CUSTOM or store.is_pinned(entry))
+        installed = store.is_installed(model.entry)
+        pinned = installed and (model.family == ModelFamily.CUSTOM or store.is_pinned(model.entry))
     except (RestyleError, OSError) as exc:  # an unreadable model folder must not blank the panel
         col.label(text=f"Model folder unreadable: {exc}", icon="ERROR")
         return False
     if installed:
         if not pinned:
             col.label(text="Unpinned: checked against its first download", icon="UNLOCKED")
-        box.operator("restyle.remove_model", icon="TRASH").model_id = entry.id
+        box.operator("restyle.remove_model", icon="TRASH").model_id = model.id
         return True
-    col.label(text=f"Not downloaded ({megabytes(entry.download_size)})", icon="IMPORT")
+    col.label(text=f"Not downloaded ({megabytes(model.entry.download_size)})", icon="IMPORT")
     row = box.row()
     row.enabled = bpy.app.online_access
-    row.operator("restyle.download_model", icon="IMPORT").model_id = entry.id
+    row.operator("restyle.download_model", icon="IMPORT").model_id = model.id
     if not bpy.app.online_access:
         # The reason names what the user can change: --offline-mode locks the preference.
         box.label(text=preferences.offline_reason(), icon="INFO")
@@ -47,15 +49,32 @@ def draw_model_status(layout: bpy.types.UILayout, context: bpy.types.Context, en
     return False
 
 
-def chosen_style(context: bpy.types.Context, style_id: str) -> StyleEntry | None:
-    """The chosen style, or None when the id is empty (an enum value whose item is gone:
-    a removed custom style saved in an old .blend) or unknown."""
+GONE = "Choose a style: the one saved in this file is not installed any more"
+
+
+class Chosen(NamedTuple):
+    """The chosen style as the job will find it (ml.models.registry), or why there is none."""
+
+    model: registry.ModelDescriptor | None
+    problem: str = ""
+    listed: bool = False  # a custom style still listed whose file is gone: it can be removed from the list
+
+
+def chosen_style(context: bpy.types.Context, style_id: str) -> Chosen:
+    """The chosen style; none when the id is empty (an enum value whose item is gone: a removed custom
+    style saved in an old .blend) or unknown, a custom style's file is missing, or the folder is unreadable."""
     if not style_id:
-        return None
+        return Chosen(None, GONE)
     try:
-        return find_style(style_id, preferences.model_root(context, create=False))
-    except (RestyleError, OSError):
-        return None
+        return Chosen(registry.style(style_id, preferences.model_root(context, create=False)))
+    except UnknownStyleError:
+        return Chosen(None, GONE)  # its own message lists every known id: too long for a panel line
+    except CustomStyleMissing as exc:  # says where the file was and how to repair it
+        return Chosen(None, str(exc), listed=True)
+    except RestyleError as exc:
+        return Chosen(None, str(exc))
+    except OSError as exc:  # a custom id reads the user's list
+        return Chosen(None, f"Model folder unreadable: {exc}")
 
 
 def draw_actions(layout: bpy.types.UILayout) -> None:
@@ -100,17 +119,21 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
 
         col = layout.column()
         col.prop(settings, "style")
-        entry = chosen_style(context, str(settings.style))
-        if entry is None:
-            col.label(text="Choose a style: the one saved in this file is not installed any more", icon="ERROR")
+        model, problem, listed = chosen_style(context, str(settings.style))
+        if model is None:
+            # A label is one line: a long reason reads as one sentence a line.
+            for number, sentence in enumerate(problem.split(". ")):
+                col.label(text=sentence, icon="ERROR" if number == 0 else "BLANK1")
+            if listed:
+                col.operator("restyle.remove_model", icon="TRASH").model_id = str(settings.style)
             draw_actions(layout)
             return
         hint = col.row()
         hint.alignment = "RIGHT"
-        hint.label(text=entry.description)
-        if entry.files:
-            draw_model_status(col, context, entry)
-        if entry.family == ModelFamily.ARBITRARY:
+        hint.label(text=model.description)
+        if model.needs_files:
+            draw_model_status(col, context, model)
+        if model.family == ModelFamily.ARBITRARY:
             col.template_ID(settings, "style_image", open="image.open")
             col.prop(settings, "style_weight", slider=True)
         col.prop(settings, "strength", slider=True)

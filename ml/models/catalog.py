@@ -91,30 +91,28 @@ class ModelEntry:
         return not all(f.transfer_exact for f in self.files)
 
 
-StyleEntry = ModelEntry  # transitional: the old name (it always described depth models too)
-
-BUILTIN_STYLES: tuple[StyleEntry, ...] = (
-    StyleEntry(
+BUILTIN_STYLES: tuple[ModelEntry, ...] = (
+    ModelEntry(
         "toon", "Toon",
         "Flat colour regions with ink outlines (edge-preserving smoothing, quantised tones, XDoG lines)",
         ModelFamily.BUILTIN, "styles.toon", "ToonStyle",
     ),
-    StyleEntry(
+    ModelEntry(
         "oil", "Oil Paint",
         "Brush strokes that follow the image's structure (anisotropic Kuwahara filter)",
         ModelFamily.BUILTIN, "styles.oil", "OilStyle",
     ),
-    StyleEntry(
+    ModelEntry(
         "watercolor", "Watercolor",
         "Soft washes with darkened wet edges, pigment granulation and paper grain",
         ModelFamily.BUILTIN, "styles.watercolor", "WatercolorStyle",
     ),
-    StyleEntry(
+    ModelEntry(
         "pencil", "Pencil Sketch",
         "Graphite sketch: dodge-blended outlines with hatching in the shadows",
         ModelFamily.BUILTIN, "styles.pencil", "PencilStyle",
     ),
-    StyleEntry(
+    ModelEntry(
         "pixel", "Pixel Art",
         "Large square pixels snapped to a limited 16-colour palette",
         ModelFamily.BUILTIN, "styles.pixel", "PixelStyle",
@@ -164,17 +162,17 @@ ANIMEGAN_BYTES = 8_601_086  # face_paint_512_v2.pt; the other three hold the sam
 
 
 def _animegan(suffix: str, name: str, file: str, description: str, sha: str | None = None,
-              exact: bool = False, license: str = MIT, nc: bool = False) -> StyleEntry:
-    return StyleEntry(
+              exact: bool = False, license: str = MIT, nc: bool = False) -> ModelEntry:
+    return ModelEntry(
         f"animegan2-{suffix}", name, description, ModelFamily.GAN, "", "", license, nc,
         (ModelFile("model", file, ANIMEGAN_BASE + file, ANIMEGAN_BYTES, sha, "third-party" if sha else "",
                    arch="animegan2", size_exact=exact),),
     )
 
 
-def _cyclegan(painter: str, name: str) -> StyleEntry:
+def _cyclegan(painter: str, name: str) -> ModelEntry:
     file = f"style_{painter}.pth"
-    return StyleEntry(
+    return ModelEntry(
         f"cyclegan-{painter}", name, f"Paints the texture in the manner of {name.split(' (')[0]} (CycleGAN)",
         ModelFamily.GAN,
         "", "", "BSD-style code; the weights' license is not stated upstream", False,
@@ -182,8 +180,8 @@ def _cyclegan(painter: str, name: str) -> StyleEntry:
     )
 
 
-def _fast_style(name: str, label: str) -> StyleEntry:
-    return StyleEntry(
+def _fast_style(name: str, label: str) -> ModelEntry:
+    return ModelEntry(
         f"fast-style-{name.replace('_', '-')}", label, f"The '{label}' painting style (fast neural style)",
         ModelFamily.GAN,
         "", "", "BSD-3-Clause", False,
@@ -192,7 +190,7 @@ def _fast_style(name: str, label: str) -> StyleEntry:
     )
 
 
-GAN_STYLES: tuple[StyleEntry, ...] = (
+GAN_STYLES: tuple[ModelEntry, ...] = (
     _animegan("face-paint-v2", "Anime (Face Paint v2)", "face_paint_512_v2.pt",
               "AnimeGANv2 trained on portraits at 512 px: soft anime shading",
               sha="06b88a204eb230889444ad868ee5608f4fce5d4ff7b7738acaa4209c2b8fdca7", exact=True),
@@ -213,8 +211,8 @@ GAN_STYLES: tuple[StyleEntry, ...] = (
     _fast_style("udnie", "Udnie"),
 )
 
-ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
-    StyleEntry(
+ARBITRARY_STYLES: tuple[ModelEntry, ...] = (
+    ModelEntry(
         "adain", "Any Style Image (AdaIN)", "Transfers the look of a style image you pick (AdaIN)",
         ModelFamily.ARBITRARY,
         "", "", MIT, False,
@@ -231,8 +229,8 @@ ARBITRARY_STYLES: tuple[StyleEntry, ...] = (
 
 HF = "https://huggingface.co/depth-anything/"
 APACHE = "Apache-2.0"
-DEPTH_MODELS: tuple[StyleEntry, ...] = (
-    StyleEntry(
+DEPTH_MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(
         "depth-anything-v2-small", "Depth Anything V2 Small", "Relative depth from one photo (24.8 M parameters)",
         ModelFamily.DEPTH, "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_vits.pth", HF + "Depth-Anything-V2-Small/resolve/main/"
@@ -240,7 +238,7 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
                    "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", "upstream",
                    arch="depth_anything_v2_vits", size_exact=True),),
     ),
-    StyleEntry(
+    ModelEntry(
         "depth-anything-v2-metric-vkitti-small", "Depth Anything V2 Small (metric, outdoor)",
         "Depth in metres up to 80 m, trained on driving scenes", ModelFamily.DEPTH, "", "", APACHE, False,
         (ModelFile("model", "depth_anything_v2_metric_vkitti_vits.pth", HF + "Depth-Anything-V2-Metric-VKITTI-Small/"
@@ -249,13 +247,13 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
                    arch="depth_anything_v2_vits"),),
         max_depth=80.0,
     ),
-    StyleEntry(
+    ModelEntry(
         "depth-builtin-fast", "Built-in (fast)",
         "The project's own compact depth network, trained on its synthetic renders; needs no download",
         ModelFamily.DEPTH, "depth.builtin", "load_fast_depth",
         "GPL-3.0-or-later (part of Neural Restyle; see ml/weights/MODEL_CARD.md)", False,
     ),
-    StyleEntry(
+    ModelEntry(
         "depth-anything-v2-base", "Depth Anything V2 Base", "Finer relative depth (97.5 M parameters)",
         ModelFamily.DEPTH,
         "", "", "CC-BY-NC-4.0 (non-commercial use only)", True,
@@ -271,14 +269,14 @@ DEPTH_MODELS: tuple[StyleEntry, ...] = (
 # every other style so that the numbers saved .blend files hold for the older styles never change.
 # Their module is named under ml, as for every built-in.
 LEARNED = "GPL-3.0-or-later (trained by Neural Restyle; see ml/weights/styles/MODEL_CARD.md)"
-LEARNED_STYLES: tuple[StyleEntry, ...] = (
-    StyleEntry("learned-stained-glass", "Stained Glass (learned)",
+LEARNED_STYLES: tuple[ModelEntry, ...] = (
+    ModelEntry("learned-stained-glass", "Stained Glass (learned)",
                "Panes of saturated glass between dark lead lines, learned from the project's own exemplars",
                ModelFamily.LEARNED, "training.builtin", "stained_glass", LEARNED),
-    StyleEntry("learned-halftone", "Halftone Print (learned)",
+    ModelEntry("learned-halftone", "Halftone Print (learned)",
                "Four-colour dot screens on paper, learned from the project's own exemplars",
                ModelFamily.LEARNED, "training.builtin", "halftone", LEARNED),
-    StyleEntry("learned-woodcut", "Woodcut (learned)",
+    ModelEntry("learned-woodcut", "Woodcut (learned)",
                "Black gouge lines on warm paper, learned from the project's own exemplars",
                ModelFamily.LEARNED, "training.builtin", "woodcut", LEARNED),
 )

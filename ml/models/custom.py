@@ -278,18 +278,3 @@ def find_custom(model_id: str, root: Path) -> ModelEntry | None:
             return entry
     return None
 
-
-def find_style(style_id: str, root: Path | None) -> ModelEntry:
-    """Transitional, for callers not moved yet (panels/sidebar.py, tests/ml): jobs/, operators/ and the
-    command line call ml.models.registry.describe(style_id, root), the one lookup."""
-    from .registry import describe
-
-    return describe(style_id, root).entry
-
-
-def find_depth_model(model_id: str, root: Path | None) -> ModelEntry:
-    """Transitional, for callers not moved yet (tests/ml): jobs/ call ml.models.registry.depth_model(model_id,
-    root), the one lookup."""
-    from .registry import depth_model
-
-    return depth_model(model_id, root).entry

@@ -14,13 +14,13 @@ import torch
 
 from ml.depth.anything import estimate_depth, load_depth_network
 from ml.errors import UnknownStyleError, UnsupportedModel
+from ml.models import registry
 from ml.models.catalog import ARCH_SIGNATURES, DEPTH_ARCHS, METRIC_RANGES
 from ml.models.custom import (
     DEPTH_PREFIX,
     add_custom,
     custom_depth_models,
     custom_styles,
-    find_depth_model,
     read_list,
     remove_custom,
 )
@@ -106,8 +106,8 @@ def test_a_file_of_any_hash_installs_as_a_named_custom_depth_model(tmp_path, sma
     assert entry.id == DEPTH_PREFIX + "room-finetune" and entry.family == "depth" and entry.max_depth is None
     assert [e.id for e in custom_depth_models(root)] == [entry.id]
     assert custom_styles(root) == []  # never offered as a style
-    found = find_depth_model(entry.id, root)
-    assert found == entry and "Depth Anything V2 Small" in found.description
+    found = registry.depth_model(entry.id, root)
+    assert found.entry == entry and found.kind == "depth" and "Depth Anything V2 Small" in found.description
     # The worker's path: the stored copy loads and gives relief, not a constant.
     net = load_depth_network(root / entry.files[0].filename, entry.max_depth)
     rgb = np.random.default_rng(0).random((42, 56, 3)).astype(np.float32)
@@ -118,7 +118,7 @@ def test_a_file_of_any_hash_installs_as_a_named_custom_depth_model(tmp_path, sma
 def test_a_metric_custom_depth_model_keeps_its_range(tmp_path, small_file):
     root = tmp_path / "models"
     entry = add_custom(root, small_file, "depth_anything_v2_vits", "Street Metric", METRIC_RANGES["outdoor"])
-    again = find_depth_model(entry.id, root)
+    again = registry.depth_model(entry.id, root)
     assert again.max_depth == 80.0 and "metric, up to 80 m" in again.description
     net = load_depth_network(root / again.files[0].filename, again.max_depth)
     depth = estimate_depth(net, np.full((28, 28, 3), 0.5, np.float32))
@@ -133,16 +133,16 @@ def test_removing_a_custom_depth_model_deletes_its_file_only(tmp_path, small_fil
     assert custom_depth_models(root) == [] and [e.id for e in custom_styles(root)] == [style.id]
     assert sorted(p.name for p in (root / "custom").iterdir()) == [f"{style.id}.pth"]
     with pytest.raises(UnknownStyleError, match="not installed any more"):
-        find_depth_model(depth.id, root)
+        registry.depth_model(depth.id, root)
 
 
 def test_a_style_id_is_not_a_depth_model_and_unknown_ids_name_the_choices(tmp_path):
     root = tmp_path / "models"
     style = add_custom(root, checkpoints.save(checkpoints.animegan2_state(), tmp_path / "anime.pth"), "animegan2")
     with pytest.raises(UnknownStyleError, match="is a style, not a depth model"):
-        find_depth_model(style.id, root)
+        registry.depth_model(style.id, root)
     with pytest.raises(UnknownStyleError, match="depth-anything-v2-small"):
-        find_depth_model("depth-anything-v9", root)
+        registry.depth_model("depth-anything-v9", root)
 
 
 def test_a_depth_file_recovered_without_its_list_entry_is_still_a_depth_model(tmp_path, small_file):

@@ -30,14 +30,14 @@ from ml.errors import (
     WorkerFailed,
     WorkerHung,
 )
-from ml.models.catalog import ALL_STYLES, DEPTH_MODELS, ModelFile, StyleEntry, get_style
+from ml.models import registry
+from ml.models.catalog import ALL_STYLES, DEPTH_MODELS, ModelEntry, ModelFile, get_style
 from ml.models.custom import (
     BACKUP,
     DAMAGED,
     INDEX,
     CustomStyleMissing,
     add_custom,
-    find_style,
     read_list,
     remove_custom,
 )
@@ -59,10 +59,10 @@ def saved_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def unpinned(name: str = "model.pth", size: int | None = None, arch: str = "animegan2") -> StyleEntry:
+def unpinned(name: str = "model.pth", size: int | None = None, arch: str = "animegan2") -> ModelEntry:
     """A catalog entry like AnimeGANv2 Face Paint v1: no published hash, an estimated size."""
     file = ModelFile("model", name, f"https://upstream.invalid/weights/{name}", size or 8_601_086, arch=arch)
-    return StyleEntry("test-model", "Test", "a test model", "gan", "", "", "MIT", False, (file,))
+    return ModelEntry("test-model", "Test", "a test model", "gan", "", "", "MIT", False, (file,))
 
 
 @pytest.fixture
@@ -367,10 +367,10 @@ def test_deleted_custom_file_names_where_it_was_and_re_adding_repairs_it(tmp_pat
     path = root / "custom" / "custom-studio-b.pth"
     path.unlink()
     with pytest.raises(CustomStyleMissing, match=f"missing: it was at {path}.*Add Custom Style from File"):
-        find_style("custom-studio-b", root)
+        registry.describe("custom-studio-b", root)
     source = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "again.pth")
     assert add_custom(root, source, "animegan2", "Studio B").id == "custom-studio-b"
-    assert find_style("custom-studio-b", root).name == "Studio B"
+    assert registry.describe("custom-studio-b", root).name == "Studio B"
     assert len(read_list(root).items) == 3
 
 

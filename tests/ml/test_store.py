@@ -15,7 +15,7 @@ from ml.errors import (
     OnlineAccessDisabled,
     TruncatedDownload,
 )
-from ml.models.catalog import ModelFile, StyleEntry, get_style
+from ml.models.catalog import ModelEntry, ModelFile, get_style
 from ml.models.loading import load_style_network
 from ml.models.store import ModelStore
 from tests.ml import checkpoints
@@ -28,10 +28,10 @@ def saved_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def entry_for(data: bytes, name: str = "model.pth", pinned: bool = True) -> StyleEntry:
+def entry_for(data: bytes, name: str = "model.pth", pinned: bool = True) -> ModelEntry:
     sha = hashlib.sha256(data).hexdigest() if pinned else None
     file = ModelFile("model", name, f"https://upstream.invalid/weights/{name}", len(data), sha)
-    return StyleEntry("test-model", "Test", "a test model", "gan", "", "", "MIT", False, (file,))
+    return ModelEntry("test-model", "Test", "a test model", "gan", "", "", "MIT", False, (file,))
 
 
 @pytest.fixture
