@@ -81,4 +81,11 @@ def model_store(context: bpy.types.Context, create: bool = True) -> ModelStore:
                       offline_reason=None if bpy.app.online_access else offline_reason())
 
 
+def job_settings(context: bpy.types.Context) -> tuple[ModelStore, int]:
+    """What a job needs from the preferences, read in one go on the main thread: the model store
+    (its root is where models live, the folder made if missing) and the worker's CPU threads (0: all)."""
+    prefs = get(context)
+    return model_store(context), int(prefs.worker_threads) if prefs is not None else 0
+
+
 CLASSES: tuple[type, ...] = (RestylePreferences,)

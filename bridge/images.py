@@ -4,6 +4,8 @@ Arrays are H x W x C float32, top-down, in the sRGB encoding the style networks
 expect. Byte images already hold encoded values; float images (EXR, HDR, 16-bit PNG)
 hold scene-linear values, which are encoded on the way in and decoded on the way
 out, with anything brighter than 1.0 carried past the network unchanged.
+
+Between steps an image is known by its materials.IdKey (name and library), never by reference.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import bpy
@@ -20,30 +23,11 @@ import numpy as np
 from ..ml.errors import RestyleError
 from ..ml.restyle import color
 from . import outputs
-
-# A datablock named the way Blender itself tells them apart: its name and the file path
-# of the library it is linked from ("" for local data). Held across modal steps instead
-# of an RNA reference, which the user can invalidate (delete, undo) at any moment.
-IdKey = tuple[str, str]
+from .materials import IdKey, id_key, id_label
 
 
 class ImageReadError(RestyleError):
     """An image whose pixels cannot be read (missing file, unsupported kind)."""
-
-
-def id_key(datablock: bpy.types.ID) -> IdKey:
-    library = datablock.library
-    return (datablock.name, library.filepath if library is not None else "")
-
-
-def id_label(key: IdKey) -> str:
-    """How a datablock is named to the user: linked data says where it comes from."""
-    name, library = key
-    return f"{name} (linked from {os.path.basename(library) or library})" if library else name
-
-
-def find_image(key: IdKey) -> bpy.types.Image | None:
-    return bpy.data.images.get((key[0], key[1] or None))
 
 
 @dataclass
@@ -119,17 +103,33 @@ def udim_tile_path(image: bpy.types.Image, tile: int) -> str:
     return re.sub(r"(?<=[._])1\d{3}(?=\.[^.]+$)", str(tile), path)
 
 
-def read_sources(image: bpy.types.Image) -> list[TextureSource]:
-    """Every array of an image (one, or one per UDIM tile). Raises ImageReadError."""
+def read_sources(image: bpy.types.Image, key: IdKey | None = None) -> list[TextureSource]:
+    """Every array of an image (one, or one per UDIM tile). Raises ImageReadError.
+    ``key``: the image's id_key, when the caller has it already."""
+    key = key or id_key(image)
     if image.source == "TILED":
-        return [_read_tile(image, tile.number) for tile in image.tiles]
+        return [_read_tile(image, key, tile.number) for tile in image.tiles]
     if image.source not in ("FILE", "GENERATED"):
         raise ImageReadError(f"source '{image.source.lower()}' (movie or sequence) is not supported")
     pixels, highlights = _encode(image, _pixels_of(image))
-    return [TextureSource(id_key(image), None, pixels, highlights)]
+    return [TextureSource(key, None, pixels, highlights)]
 
 
-def _read_tile(image: bpy.types.Image, tile: int) -> TextureSource:
+def read_textures(found: Iterable[tuple[IdKey, bpy.types.Image]]) -> tuple[dict[str, TextureSource], dict[str, str]]:
+    """The arrays of several images (a plan's textures), by their job key, and why each image that
+    could not be read failed (by its label): one unreadable image does not stop the others."""
+    sources: dict[str, TextureSource] = {}
+    failed: dict[str, str] = {}
+    for key, image in found:
+        try:
+            for source in read_sources(image, key):
+                sources[source.key] = source
+        except ImageReadError as exc:
+            failed[id_label(key)] = str(exc)
+    return sources, failed
+
+
+def _read_tile(image: bpy.types.Image, key: IdKey, tile: int) -> TextureSource:
     if image.packed_file is not None or len(image.packed_files) > 0:
         raise ImageReadError("packed UDIM images are not supported: unpack them to files first")
     path = udim_tile_path(image, tile)
@@ -141,7 +141,7 @@ def _read_tile(image: bpy.types.Image, tile: int) -> TextureSource:
         pixels, highlights = _encode(temporary, _pixels_of(temporary))
     finally:
         bpy.data.images.remove(temporary)
-    return TextureSource(id_key(image), tile, pixels, highlights)
+    return TextureSource(key, tile, pixels, highlights)
 
 
 def _to_rgba(array: np.ndarray) -> np.ndarray:

@@ -5,20 +5,21 @@ colour-adjustment nodes and node groups) is a colour socket of a shader. Anythin
 reaching a number or vector input (roughness, metallic, alpha, normal, displacement),
 a Normal Map or Bump node, or marked Non-Color is data and is left alone.
 
-Everything the plan holds is a name and library pair (images.IdKey) or a path of node
-names: the user may edit, delete or undo while the worker runs, and a stale RNA
-reference would crash Blender. The results are built from names resolved afresh.
+Everything the plan holds is a name and library pair (IdKey, defined here with the lookups
+that resolve it) or a path of node names: the user may edit, delete or undo while the worker
+runs, and a stale RNA reference would crash Blender. The results are built from names
+resolved afresh.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import bpy
 
 from .compat import uses_nodes
-from .images import IdKey, find_image, id_key, id_label
 
 ORIGINAL_KEY = "restyle_original"  # on a restyled material or node group copy: what it was made from
 STYLE_KEY = "restyle_style"
@@ -34,6 +35,26 @@ MAX_GROUP_DEPTH = 16  # Blender forbids recursive groups; this only bounds a dam
 MAX_NAME_BYTES = 255 if bpy.app.version >= (5, 0, 0) else 63
 
 NodePath = tuple[str, ...]  # group node names from the material's tree down to the image node
+
+# A datablock named the way Blender itself tells them apart: its name and the file path
+# of the library it is linked from ("" for local data). Held across modal steps instead
+# of an RNA reference, which the user can invalidate (delete, undo) at any moment.
+IdKey = tuple[str, str]
+
+
+def id_key(datablock: bpy.types.ID) -> IdKey:
+    library = datablock.library
+    return (datablock.name, library.filepath if library is not None else "")
+
+
+def id_label(key: IdKey) -> str:
+    """How a datablock is named to the user: linked data says where it comes from."""
+    name, library = key
+    return f"{name} (linked from {os.path.basename(library) or library})" if library else name
+
+
+def find_image(key: IdKey) -> bpy.types.Image | None:
+    return bpy.data.images.get((key[0], key[1] or None))
 
 
 @dataclass

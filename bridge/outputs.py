@@ -37,6 +37,14 @@ def stable_tag(*parts: str) -> str:
     return digest.hexdigest()[:8]
 
 
+def texture_stem(name: str, library: str, style: str) -> str:
+    """The file name (no extension) of image ``name`` of ``library`` restyled as ``style``: one no other
+    image, library, .blend file or style can share (the tag tells apart what the readable part merges)."""
+    blend = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "untitled"
+    tag = stable_tag(blend, library, name, style)
+    return f"{safe_file_name(blend, 40)}-{safe_file_name(name, 60)}.{style}-{tag}"
+
+
 def _same_path(a: str, b: str) -> bool:
     return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 

@@ -74,9 +74,8 @@ def is_defect(exc: BaseException) -> bool:
 
 
 def services_of(context: bpy.types.Context) -> Services:
-    prefs = preferences.get(context)
-    return Services(preferences.model_root(context, create=False), preferences.model_store(context),
-                    int(prefs.worker_threads) if prefs is not None else 0)
+    store, threads = preferences.job_settings(context)
+    return Services(store.root, store, threads)
 
 
 class RunningJob(Protocol):

@@ -9,7 +9,6 @@ or undo anything meanwhile.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import bpy
 import numpy as np
 
 from ..bridge import compat, images, materials, outputs
-from ..bridge.images import IdKey, id_label
+from ..bridge.materials import IdKey, id_label
 from ..ml.errors import RestyleError
 from ..ml.models import registry
 from ..ml.options import ModelFamily, OutputMode, StylizeTexturesOptions
@@ -60,7 +59,7 @@ class TexturesJob:
         self.model = registry.style(self.style, services.model_root)
         entry = self.model.entry  # what the store knows the files by
         files: dict[str, str] = {}
-        if self.model.needs_files:
+        if self.model.files:
             store = services.store
             if not store.is_installed(entry):
                 size = f" (about {entry.download_size / 1e6:.0f} MB)" if entry.download_size else ""
@@ -79,14 +78,8 @@ class TexturesJob:
             except images.ImageReadError as exc:
                 raise NothingToRestyle(f"The style image cannot be read: {exc}") from exc
         self.plan = materials.collect(objects)
-        self.outcome = Outcome(skipped=dict(self.plan.skipped))
-        self.sources: dict[str, images.TextureSource] = {}
-        for key, image in self.plan.images():
-            try:
-                for source in images.read_sources(image):
-                    self.sources[source.key] = source
-            except images.ImageReadError as exc:
-                self.outcome.failed[id_label(key)] = str(exc)
+        self.sources, failed = images.read_textures(self.plan.images())
+        self.outcome = Outcome(skipped=dict(self.plan.skipped), failed=failed)
         if not self.sources:
             raise NothingToRestyle(self._nothing_message())
         try:
@@ -137,13 +130,6 @@ class TexturesJob:
         self.worker_job.close()
 
     # -- building the results ---------------------------------------------------------------
-    def _file_stem(self, key: IdKey) -> str:
-        """A file name no other image, library, .blend or style can share (see outputs)."""
-        blend = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "untitled"
-        name, library = key
-        tag = outputs.stable_tag(blend, library, name, self.style)
-        return f"{outputs.safe_file_name(blend, 40)}-{outputs.safe_file_name(name, 60)}.{self.style}-{tag}"
-
     def _collect_results(self) -> dict[IdKey, dict[int | None, np.ndarray]]:
         results = self.worker_job.results
         per_image: dict[IdKey, dict[int | None, np.ndarray]] = {}
@@ -169,14 +155,14 @@ class TexturesJob:
         slot_changes: list[materials.SlotChange] = []
         try:
             for key, tiles in per_image.items():
-                source_image = images.find_image(key)
+                source_image = materials.find_image(key)
                 if source_image is None:
                     self.outcome.failed[id_label(key)] = "the image was deleted while restyling"
                     continue
                 files[key] = outputs.WrittenFiles()
                 image = images.create_image(
                     materials.restyled_name(key[0], self.style), source_image, tiles, folder,
-                    self._file_stem(key), files[key],
+                    outputs.texture_stem(key[0], key[1], self.style), files[key],
                 )
                 image[materials.SOURCE_KEY] = source_image
                 created[key] = image

@@ -138,11 +138,17 @@ def _source(entry: ModelEntry) -> ModelSource:
     return ModelSource.BUNDLED if bundled else ModelSource.PROCEDURAL
 
 
+def _kind(family: ModelFamily) -> ModelKind:
+    return ModelKind.DEPTH if family == ModelFamily.DEPTH else ModelKind.STYLE
+
+
 def descriptor_of(entry: ModelEntry) -> ModelDescriptor:
-    """The descriptor of a catalog or custom entry."""
+    """The descriptor of a catalog or custom entry, from the entry's own fields (its ``kind`` and
+    ``network`` properties say the same, for the catalog's own callers)."""
+    network = f"{entry.module}:{entry.factory}" if entry.module and entry.factory else ""
     return ModelDescriptor(
-        id=entry.id, name=entry.name, description=entry.description, kind=entry.kind, family=entry.family,
-        source=_source(entry), license=entry.license, non_commercial=entry.non_commercial, network=entry.network,
+        id=entry.id, name=entry.name, description=entry.description, kind=_kind(entry.family), family=entry.family,
+        source=_source(entry), license=entry.license, non_commercial=entry.non_commercial, network=network,
         architectures=tuple(f.arch for f in entry.files if f.arch), files=entry.files, max_depth=entry.max_depth,
         entry=entry,
     )
@@ -162,9 +168,10 @@ def describe(model_id: str, root: Path | None = None, kind: ModelKind | None = N
         entry = custom.find_custom(model_id, root)
     if entry is None:
         raise _unknown(model_id, root, kind)
-    if kind is not None and entry.kind != kind:
-        raise UnknownStyleError(f"'{entry.name}' is a {_WHAT[entry.kind]}, not a {_WHAT[kind]}")
-    return descriptor_of(entry)
+    descriptor = descriptor_of(entry)
+    if kind is not None and descriptor.kind != kind:
+        raise UnknownStyleError(f"'{entry.name}' is a {_WHAT[descriptor.kind]}, not a {_WHAT[kind]}")
+    return descriptor
 
 
 _WHAT = {ModelKind.STYLE: "style", ModelKind.DEPTH: "depth model"}
