@@ -189,8 +189,6 @@ def create_image(
     """
     is_float = like.is_float
     extension, file_format = (".exr", "OPEN_EXR") if is_float else (".png", "PNG")
-    if folder is not None:
-        written.make_folder(folder)
     if None not in tiles:
         return _create_tiled(name, like, tiles, folder, stem, extension, file_format, written)
     array = tiles[None]
@@ -201,9 +199,8 @@ def create_image(
         _fill(image, array)
         image.file_format = file_format  # type: ignore[assignment]
         if folder is not None:
-            target = outputs.output_path(folder, stem, extension)
-            written.add(target)
-            outputs.save_verified(image, target, file_format)
+            target = written.new_path(folder, stem, extension)
+            written.save(image, target, file_format)
             image.filepath_raw = bpy.path.relpath(target) if bpy.data.filepath else target
         else:
             image.pack()
@@ -232,7 +229,10 @@ def _create_tiled(
             raise outputs.OutputWriteError(
                 f"cannot create a temporary folder in {tempfile.gettempdir()}: {exc.strerror or exc}") from exc
     try:
-        pattern = outputs.output_path(scratch or folder or "", stem, extension, tiles=numbers)
+        if scratch is not None:
+            pattern = outputs.output_path(scratch, stem, extension, tiles=numbers)
+        else:
+            pattern = written.new_path(folder or "", stem, extension, tiles=numbers)
         paths = []
         for number in numbers:
             array = tiles[number]
@@ -242,8 +242,9 @@ def _create_tiled(
                 _fill(writer, array)
                 path = pattern.replace("<UDIM>", str(number))
                 if scratch is None:
-                    written.add(path)
-                outputs.save_verified(writer, path, file_format)
+                    written.save(writer, path, file_format)
+                else:
+                    outputs.save_verified(writer, path, file_format)
                 paths.append(path)
             finally:
                 bpy.data.images.remove(writer)

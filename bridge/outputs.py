@@ -192,6 +192,16 @@ class WrittenFiles:
         ensure_folder(folder)
         self.folders.extend(missing)  # deepest first: the order they can be removed in
 
+    def new_path(self, folder: str, stem: str, extension: str, tiles: Collection[int] = ()) -> str:
+        """output_path() in ``folder``, making the folder first (recorded, as make_folder does)."""
+        self.make_folder(folder)
+        return output_path(folder, stem, extension, tiles)
+
+    def save(self, image: bpy.types.Image, path: str, file_format: str | None = None) -> None:
+        """save_verified() to ``path``, recorded before the write."""
+        self.add(path)
+        save_verified(image, path, file_format)
+
     def remove_all(self) -> list[str]:
         """Delete every recorded file and created folder left empty; returns what could not be deleted."""
         left: list[str] = []
