@@ -13,16 +13,19 @@ Each time is the best of ``--repeat`` runs after a warm-up run of the whole imag
 engine) and prints how far the fp32 whole-image and the fp32 tiled results each are from it
 (max and mean, 8-bit steps): where fp32 itself is not reproducible to one step (networks of
 random weights amplify rounding), this says whether tiling adds error beyond fp32's own.
-PyTorch runs float64 convolutions on the CPU by unfolding their input (im2col): CycleGAN's
-7x7 output layer alone needs about 25 kB per pixel, so the reference is limited to 512².
+PyTorch runs float64 convolutions on the CPU by unfolding their input (im2col: about 25 kB
+per pixel for CycleGAN's 7x7 output layer), so the reference runs each convolution on bands
+of output rows (a convolution is local: the same sums, in pieces of at most 1 GB).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from ml.networks.animegan2 import AnimeGAN2  # noqa: E402
 from ml.networks.cyclegan import CycleGANGenerator  # noqa: E402
@@ -37,8 +41,6 @@ from ml.restyle.engine import RestyleOptions, RestyleReport, restyle  # noqa: E4
 from tests.ml.checkpoints import seeded  # noqa: E402
 from tests.ml.synthetic import photo_like  # noqa: E402
 from tools.bench.machine import describe  # noqa: E402
-
-REFERENCE_MAX_SIZE = 512
 
 
 def timed(model, image, options: RestyleOptions, repeat: int) -> tuple[float, np.ndarray, RestyleReport]:
@@ -63,9 +65,6 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["AnimeGANv2", "CycleGAN-9"])
     parser.add_argument("--reference", action="store_true", help="compare both with a float64 whole-image run")
     args = parser.parse_args()
-    if args.reference and args.size > REFERENCE_MAX_SIZE:
-        parser.error(f"--reference needs --size {REFERENCE_MAX_SIZE} or less: float64 convolutions on the CPU "
-                     "unfold their input (about 25 kB per pixel for CycleGAN's 7x7 output layer)")
     print(describe(args.device))
     image = photo_like(args.size, args.size, seed=0)
     print(f"{args.size}x{args.size} in {args.tile} px tiles, precision {args.precision}, {args.device}, "
@@ -104,9 +103,39 @@ def float64_reference(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     """The network in float64 on the whole image, clipped to [0, 1] like the engine's result."""
     exact_model = copy.deepcopy(model).double().eval()
     x = torch.from_numpy(np.ascontiguousarray(image[..., :3].transpose(2, 0, 1))).double()[None]
-    with torch.inference_mode():
+    with torch.inference_mode(), banded_float64_convolutions():
         y = exact_model(x)[0].clamp(0, 1)
     return y.permute(1, 2, 0).numpy()
+
+
+@contextlib.contextmanager
+def banded_float64_convolutions(band_bytes: int = 1 << 30) -> Iterator[None]:
+    """``F.conv2d`` on float64 input runs on bands of output rows, each unfolding at most ``band_bytes``."""
+    plain = F.conv2d
+
+    def banded(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+        if x.dtype != torch.float64 or isinstance(padding, str):
+            return plain(x, weight, bias, stride, padding, dilation, groups)
+        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+        x = F.pad(x, (pw, pw, ph, ph))
+        kh, kw = weight.shape[-2:]
+        reach = dh * (kh - 1) + 1  # input rows one output row reads
+        rows_out = (x.shape[-2] - reach) // sh + 1
+        cols_out = (x.shape[-1] - dw * (kw - 1) - 1) // sw + 1
+        rows = max(1, band_bytes // (x.shape[1] * kh * kw * cols_out * 8))
+        bands = [plain(x[:, :, a * sh : (min(a + rows, rows_out) - 1) * sh + reach], weight, bias, (sh, sw), 0,
+                       (dh, dw), groups) for a in range(0, rows_out, rows)]
+        return torch.cat(bands, dim=2)
+
+    F.conv2d = banded
+    try:
+        yield
+    finally:
+        F.conv2d = plain
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 if __name__ == "__main__":
