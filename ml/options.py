@@ -70,6 +70,12 @@ class ModelFamily(StrEnum):
     DEPTH = "depth"  # depth estimators (published, built-in or the user's)
 
 
+# What a model of each family does: the one rule, read by the catalog's entries and the registry.
+KIND_OF_FAMILY: dict[ModelFamily, ModelKind] = {
+    family: ModelKind.DEPTH if family is ModelFamily.DEPTH else ModelKind.STYLE for family in ModelFamily
+}
+
+
 class DepthOutput(StrEnum):
     """What a Depth Anything V2 file's head gives: relative and metric heads hold the same tensors."""
 

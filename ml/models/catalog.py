@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UnknownStyleError
-from ..options import ModelFamily, ModelKind, choice, label
+from ..options import KIND_OF_FAMILY, ModelFamily, ModelKind, choice, label
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,7 @@ class ModelEntry:
 
     @property
     def kind(self) -> ModelKind:
-        return ModelKind.DEPTH if self.family == ModelFamily.DEPTH else ModelKind.STYLE
-
-    @property
-    def network(self) -> str:
-        """``"module:factory"`` under ml for models built by name, "" when the files decide (ml.models.registry)."""
-        return f"{self.module}:{self.factory}" if self.module and self.factory else ""
+        return KIND_OF_FAMILY[self.family]
 
     @property
     def needs_download(self) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownStyleError
-from ..options import ModelFamily, ModelKind
+from ..options import KIND_OF_FAMILY, ModelFamily, ModelKind
 from . import catalog, custom
 from .catalog import ARCH_SIGNATURES, ModelEntry, ModelFile, Signature
 
@@ -138,16 +138,12 @@ def _source(entry: ModelEntry) -> ModelSource:
     return ModelSource.BUNDLED if bundled else ModelSource.PROCEDURAL
 
 
-def _kind(family: ModelFamily) -> ModelKind:
-    return ModelKind.DEPTH if family == ModelFamily.DEPTH else ModelKind.STYLE
-
-
 def descriptor_of(entry: ModelEntry) -> ModelDescriptor:
-    """The descriptor of a catalog or custom entry, from the entry's own fields (its ``kind`` and
-    ``network`` properties say the same, for the catalog's own callers)."""
+    """The descriptor of a catalog or custom entry, from the entry's own fields."""
     network = f"{entry.module}:{entry.factory}" if entry.module and entry.factory else ""
     return ModelDescriptor(
-        id=entry.id, name=entry.name, description=entry.description, kind=_kind(entry.family), family=entry.family,
+        id=entry.id, name=entry.name, description=entry.description, kind=KIND_OF_FAMILY[entry.family],
+        family=entry.family,
         source=_source(entry), license=entry.license, non_commercial=entry.non_commercial, network=network,
         architectures=tuple(f.arch for f in entry.files if f.arch), files=entry.files, max_depth=entry.max_depth,
         entry=entry,

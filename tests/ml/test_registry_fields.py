@@ -23,7 +23,7 @@ ENTRIES = [
 def test_a_descriptor_says_what_its_entry_says(entry):
     described = registry.descriptor_of(entry)
     assert described.kind is entry.kind
-    assert described.network == entry.network
+    assert described.network == (f"{entry.module}:{entry.factory}" if entry.module and entry.factory else "")
     assert described.family is entry.family and described.entry is entry
 
 
