@@ -136,7 +136,7 @@ class GlobalNorm(nn.Module):
                 self.on_measured(x)
             if self.stop_after:
                 raise StopForward()
-        if self.frozen is None and self.core_statistics:
+        if self.frozen is None and (self.core_statistics or _one_pass_statistics_cancel(x)):
             self._moments = None
             self._accumulate(x)
             mean, var = self._moments_to_statistics()
@@ -227,6 +227,24 @@ class GlobalNorm(nn.Module):
         var = m2 / ((count - 1).clamp_min(1) if self.unbiased else count)
         self._moments = None
         return mean.float(), var.float()
+
+
+# Elements per image from which a whole-image norm on the CPU computes its statistics itself: the
+# full-resolution maps of 1024² images and up, where the cancellation shows; below it the fused
+# kernel's drift stays far under an 8-bit step and its speed is kept.
+ACCURATE_STATISTICS_FROM = 1 << 26
+
+
+def _one_pass_statistics_cancel(x: torch.Tensor) -> bool:
+    """Whether torch's own group_norm would lose the variance of ``x``.
+
+    Its CPU kernel for channels_last maps sums x and x² in fp32 in one pass; on a map of
+    millions of pixels whose mean is large against its spread, the variance cancels and a
+    whole image drifts visibly from the exact result while its tiles, whose statistics are
+    per-channel ``var_mean`` merged in float64, do not (``tools/bench/bench_tiled_cost.py
+    --reference``). Large maps take the tiles' statistics instead."""
+    return (x.device.type == "cpu" and x[0].numel() >= ACCURATE_STATISTICS_FROM and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 def global_norms(model: nn.Module) -> list[GlobalNorm]:

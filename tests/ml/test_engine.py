@@ -13,7 +13,7 @@ from ml.networks.cyclegan import CycleGANGenerator
 from ml.networks.fused import FusedSequential
 from ml.networks.padding import ReflectionPad
 from ml.networks.transformer_net import TransformerNet
-from ml.restyle import memory_model
+from ml.restyle import memory_model, tiling
 from ml.restyle.engine import RestyleOptions, RestyleReport, is_tileable, restyle
 from ml.restyle.tiling import GlobalNorm, global_norms
 from ml.runtime import devices
@@ -381,3 +381,19 @@ def test_a_cancelled_exact_run_puts_the_model_back():
                 cancelled=cancel_in_the_second_pass)
     assert all("forward" not in vars(m) for m in model.modules())
     assert all(n.frozen is None and not n.collecting and n.on_measured is None for n in global_norms(model))
+
+
+@pytest.mark.parametrize("groups", [1, 64], ids=["groupnorm", "instancenorm"])
+def test_whole_image_norm_statistics_do_not_cancel_on_large_maps(groups, monkeypatch):
+    """torch's CPU group_norm on a channels_last map sums x and x² in fp32 in one pass: a large map
+    whose mean is far from zero against its spread loses its variance. A whole-image GlobalNorm
+    computes such statistics the way the tiled passes do and stays on the float64 result."""
+    # Every full-resolution map of a 1024² image (64 channels) is "large"; the test map is smaller.
+    assert tiling.ACCURATE_STATISTICS_FROM <= 64 * 1024 * 1024
+    monkeypatch.setattr(tiling, "ACCURATE_STATISTICS_FROM", 64 * 512 * 512)
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(1, 64, 512, 512, generator=generator) * 0.05 + 3.0).contiguous(memory_format=torch.channels_last)
+    exact = torch.nn.functional.group_norm(x.double(), groups).float()
+    with torch.inference_mode():
+        assert (torch.nn.functional.group_norm(x, groups) - exact).abs().max() > 1e-4  # the kernel's own drift
+        assert (GlobalNorm(groups, 64)(x) - exact).abs().max() < 1e-5
