@@ -242,9 +242,10 @@ def _one_pass_statistics_cancel(x: torch.Tensor) -> bool:
     millions of pixels whose mean is large against its spread, the variance cancels and a
     whole image drifts visibly from the exact result while its tiles, whose statistics are
     per-channel ``var_mean`` merged in float64, do not (``tools/bench/bench_tiled_cost.py
-    --reference``). Large maps take the tiles' statistics instead."""
-    return (x.device.type == "cpu" and x[0].numel() >= ACCURATE_STATISTICS_FROM and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last))
+    --reference``). Large fp32 maps take the tiles' statistics instead (reduced precision keeps the
+    kernel: its own rounding is larger, and a float copy of the map would exceed the memory plan)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x[0].numel() >= ACCURATE_STATISTICS_FROM
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
 
 
 def global_norms(model: nn.Module) -> list[GlobalNorm]:
