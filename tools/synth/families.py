@@ -471,8 +471,9 @@ def tabletop(rng: random.Random) -> None:
             cylinder((x, y, th + h / 2), rng.uniform(0.03, 0.06), h, mat)
         else:
             primitive(rng, (x, y, th), rng.uniform(0.03, 0.12), mat)
-    world(rng)
-    lamp(rng, (rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(1.5, 2.5)), rng.choice(("POINT", "AREA")), 0.3)
+    # Dimmer than the other families: the table is about a metre from the lamp and fills the frame.
+    world(rng, (0.3, 0.8))
+    lamp(rng, (rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(1.5, 2.5)), rng.choice(("POINT", "AREA")), 0.1)
     distance = rng.uniform(0.4, 1.4)
     angle = math.radians(rng.uniform(15, 55))
     eye = (rng.uniform(-0.3, 0.3), -distance * math.cos(angle), th + distance * math.sin(angle))
