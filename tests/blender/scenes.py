@@ -51,6 +51,17 @@ def _cube(name: str, material: bpy.types.Material, x: float) -> bpy.types.Object
     return obj
 
 
+def textured_cube(image_path: Path, size: int, seed: int, material: str = "Bark") -> bpy.types.Object:
+    """A selected cube named Cube whose material ``material`` has one image texture in its Base
+    Color: a ``size``² photo written to ``image_path`` and loaded from there (named after it)."""
+    image = bpy.data.images.load(str(write_image(image_path, photo_like(size, size, seed=seed))))
+    cube_material, bsdf = _material(material)
+    _texture(cube_material, image, bsdf.inputs["Base Color"])
+    cube = _cube("Cube", cube_material, 0)
+    select([cube])
+    return cube
+
+
 def build_studio(folder: Path, size: int = 48) -> dict[str, object]:
     """Meshes whose materials hold: a shared RGBA photo, roughness and normal maps, a packed
     image, a metallic mask, a grey texture, a float EXR, a 16-bit PNG, a missing file, a

@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import animated_scene, write_image
+from tests.blender.scenes import animated_scene, textured_cube, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
@@ -20,15 +20,7 @@ def cli(addon):
 
 def textured_blend(path: Path, seed: int) -> Path:
     bpy.ops.wm.read_homefile(use_empty=True)
-    image = bpy.data.images.load(str(write_image(path.with_suffix(".png"), photo_like(40, 40, seed=seed))))
-    material = bpy.data.materials.new(f"Mat{seed}")
-    if material.node_tree is None:  # 4.2 and 4.5: no node tree until use_nodes is set
-        material.use_nodes = True
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    bpy.context.active_object.data.materials.append(material)
+    textured_cube(path.with_suffix(".png"), 40, seed, material=f"Mat{seed}")
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     return path
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import bpy
 import pytest
 
-from tests.blender.scenes import select, write_image
+from tests.blender.scenes import textured_cube
 from tests.blender.support import ADDON_MODULE
-from tests.ml.synthetic import photo_like
 
 
 def _module(name: str):
@@ -41,16 +40,7 @@ def model_root(addon, tmp_path):
 @pytest.fixture
 def cube(empty_scene, tmp_path):
     """A selected cube with one colour texture: what both routes restyle."""
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(32, 32, seed=4))))
-    material = _module("bridge.compat").new_node_material("Bark")
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    obj = bpy.context.active_object
-    obj.data.materials.append(material)
-    select([obj])
-    return obj
+    return textured_cube(tmp_path / "bark.png", 32, seed=4)
 
 
 def list_custom_style(root: Path, style_id: str, name: str, data: bytes | None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import bpy
 import pytest
 
-from tests.blender.scenes import animated_scene, write_image
+from tests.blender.scenes import animated_scene, textured_cube, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
@@ -69,13 +69,7 @@ def test_stylize_render_takes_the_engine_arguments_stylize_textures_takes(cli, e
 
 
 def test_stylize_textures_engine_arguments_reach_the_engine(cli, empty_scene, tmp_path, submitted):
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(40, 40, seed=3))))
-    material = _module("bridge.compat").new_node_material("Bark")
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    bpy.context.active_object.data.materials.append(material)
+    textured_cube(tmp_path / "bark.png", 40, seed=3)
     assert cli.main(["stylize-textures", "--style", "pixel", "--device", "cpu", "--tile-size", "128",
                      "--preserve-colors", "--output-dir", str(tmp_path / "out")]) == 0
     options = submitted[0]["options"]
@@ -115,14 +109,7 @@ def adain_mirror(addon, tmp_path, monkeypatch):
 
 def test_adain_from_the_command_line_takes_a_style_image_file(cli, adain_mirror, empty_scene, tmp_path, submitted):
     assert cli.main(["models", "download", "adain"]) == 0
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(40, 40, seed=3))))
-    material = _module("bridge.compat").new_node_material("Bark")
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    cube = bpy.context.active_object
-    cube.data.materials.append(material)
+    cube = textured_cube(tmp_path / "bark.png", 40, seed=3)
     style = write_image(tmp_path / "style.png", photo_like(32, 32, seed=9))
     images_before = sorted(i.name for i in bpy.data.images)
     assert cli.main(["stylize-textures", "--style", "adain", "--style-image", str(style), "--style-weight", "0.5",

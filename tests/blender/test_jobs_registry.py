@@ -15,11 +15,10 @@ from pathlib import Path
 import bpy
 import pytest
 
-from tests.blender.scenes import select, write_image
+from tests.blender.scenes import textured_cube
 from tests.blender.support import ADDON_MODULE
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
-from tests.ml.synthetic import photo_like
 
 MODEL = "animegan2-face-paint-v1"  # unpinned upstream: the store records the hash of the first download
 PINNED = "animegan2-face-paint-v2"  # pinned to the published hash: the test's file does not match it
@@ -171,16 +170,9 @@ def submitted(addon, monkeypatch):
 @pytest.mark.parametrize("model", ["depth-builtin-fast", "depth-anything-v2-small"])
 def test_a_depth_model_given_as_a_style_is_refused_before_the_worker(addon, empty_scene, tmp_path, submitted,
                                                                      job, model):
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(24, 24, seed=1))))
-    material = _module("bridge.compat").new_node_material("Bark")
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
     bpy.ops.object.camera_add()
     bpy.context.scene.camera = bpy.context.active_object
-    bpy.ops.mesh.primitive_cube_add()
-    cube = bpy.context.active_object
-    cube.data.materials.append(material)
-    select([cube])
+    cube = textured_cube(tmp_path / "bark.png", 24, seed=1)
     options = _module("ml.options")
     services = _module("jobs.base").services_of(bpy.context)
     before = (len(bpy.data.images), len(bpy.data.materials))

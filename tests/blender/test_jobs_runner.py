@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import small_scene, write_image
+from tests.blender.scenes import small_scene, textured_cube, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
@@ -209,16 +209,7 @@ def cli(addon):
 
 
 def _textured_blend(path: Path) -> Path:
-    image = bpy.data.images.load(str(write_image(path.with_suffix(".png"), photo_like(24, 24, seed=3))))
-    material = bpy.data.materials.new("Mat")
-    if material.node_tree is None:  # 4.2 and 4.5: no node tree until use_nodes is set
-        material.use_nodes = True
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    material.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
-    bpy.ops.mesh.primitive_cube_add()
-    bpy.context.active_object.data.materials.append(material)
+    textured_cube(path.with_suffix(".png"), 24, seed=3, material="Mat")
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     return path
 

@@ -10,7 +10,8 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import pixels_of, select, write_image
+from tests.blender import scenes
+from tests.blender.scenes import pixels_of, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
@@ -52,16 +53,7 @@ def mirror(addon, model_files, tmp_path, monkeypatch):
 
 @pytest.fixture
 def textured_cube(empty_scene, tmp_path):
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(64, 64, seed=5))))
-    material = importlib.import_module(f"{ADDON_MODULE}.bridge.compat").new_node_material("Bark")  # 4.x: no tree
-    tex = material.node_tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    material.node_tree.links.new(tex.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    cube = bpy.context.active_object
-    cube.data.materials.append(material)
-    select([cube])
-    return cube
+    return scenes.textured_cube(tmp_path / "bark.png", 64, seed=5)
 
 
 def stylize(style: str) -> np.ndarray:

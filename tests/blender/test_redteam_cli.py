@@ -14,9 +14,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
-import numpy as np
 import pytest
 
+from tests.blender.scenes import textured_cube
 from tests.blender.support import ADDON_MODULE
 
 
@@ -28,20 +28,7 @@ def cli(addon):
 def textured_blend(path: Path, seed: int) -> Path:
     """A saved .blend with a cube whose material shows a small image, on every Blender line."""
     bpy.ops.wm.read_homefile(use_empty=True)
-    image = bpy.data.images.new(f"Tex{seed}", 16, 16)
-    pixels = np.random.default_rng(seed).random((16, 16, 4)).astype(np.float32)
-    pixels[..., 3] = 1.0
-    image.pixels.foreach_set(pixels.ravel())
-    image.pack()
-    material = bpy.data.materials.new(f"Mat{seed}")
-    if material.node_tree is None:  # 4.2 and 4.5: no node tree until use_nodes is set
-        material.use_nodes = True
-    node = material.node_tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
-    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    material.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
-    bpy.ops.mesh.primitive_cube_add()
-    bpy.context.active_object.data.materials.append(material)
+    textured_cube(path.with_suffix(".png"), 16, seed, material=f"Mat{seed}")
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     return path
 

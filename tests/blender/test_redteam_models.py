@@ -18,11 +18,11 @@ import bpy
 import pytest
 import torch
 
-from tests.blender.scenes import pixels_of, select, write_image
+from tests.blender import scenes
+from tests.blender.scenes import pixels_of
 from tests.blender.support import ADDON_MODULE
 from tests.ml import checkpoints
 from tests.ml.http_server import FileServer
-from tests.ml.synthetic import photo_like
 
 PORTAL = b"<html><body>Sign in to continue to the guest network</body></html>\n" * 50
 
@@ -242,16 +242,7 @@ def test_upper_case_safetensors_is_added(models, empty_scene, tmp_path):
 
 @pytest.fixture
 def textured_cube(empty_scene, tmp_path):
-    image = bpy.data.images.load(str(write_image(tmp_path / "bark.png", photo_like(32, 32, seed=5))))
-    material = addon_module("bridge.compat").new_node_material("Bark")
-    tex = material.node_tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    material.node_tree.links.new(tex.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs[0])
-    bpy.ops.mesh.primitive_cube_add()
-    cube = bpy.context.active_object
-    cube.data.materials.append(material)
-    select([cube])
-    return cube
+    return scenes.textured_cube(tmp_path / "bark.png", 32, seed=5)
 
 
 def test_deleted_custom_style_file_says_where_it_was_not_click_download(models, textured_cube, tmp_path):
