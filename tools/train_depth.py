@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.models.loading import read_state_dict  # noqa: E402
-from ml.networks.fast_depth import ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
+from ml.networks.fast_depth import DECODER, ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
 from ml.runtime.devices import cpu_supports_bf16  # noqa: E402
 from tools.synth.plan import check_training_families  # noqa: E402
 
@@ -191,10 +191,14 @@ def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Te
     return loss.detach()
 
 
+def cli_shape(args: argparse.Namespace) -> FastDepthShape:
+    return FastDepthShape(encoder=tuple(args.encoder), decoder=tuple(args.decoder), blocks=tuple(args.blocks),
+                          context=args.context)
+
+
 def calibrate_steps(rgb: torch.Tensor, disparity: torch.Tensor, args: argparse.Namespace, use_bf16: bool) -> int:
     """How many steps fit in ``args.minutes``, timed on a throw-away model."""
-    shape = FastDepthShape(encoder=tuple(args.encoder), blocks=tuple(args.blocks), context=args.context)
-    model = FastDepth(shape).to(rgb.device).train()
+    model = FastDepth(cli_shape(args)).to(rgb.device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed + 1)
     for _ in range(10):  # warm-up: kernel selection
@@ -219,13 +223,18 @@ def main() -> int:
                         help="crop zoom range (1 = the whole render)")
     parser.add_argument("--blocks", type=int, nargs=4, default=[2, 2, 2, 2], help="3x3 convolutions per encoder level")
     parser.add_argument("--encoder", type=int, nargs=4, default=list(ENCODER), help="encoder widths")
+    parser.add_argument("--decoder", type=int, nargs=4, default=list(DECODER), help="decoder widths")
     parser.add_argument("--context", action="store_true", help="add the global context vector at 1/32")
     parser.add_argument("--init", type=Path, help="fine-tune these weights instead of starting from random ones")
+    parser.add_argument("--warm", type=Path, help="start the architecture given by --encoder, --blocks and --decoder "
+                        "from the tensors of these weights whose names and shapes match (the rest random)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--minutes", type=float, default=0.0, help="train for about this long (sets --steps)")
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
     parser.add_argument("--out", type=Path, default=ROOT / "ml" / "weights")
     args = parser.parse_args()
+    if args.init and args.warm:
+        parser.error("--init fine-tunes saved weights in their own layout; --warm starts a new layout: choose one")
     if args.pack:
         count = pack_set(args.data[0], args.pack)
         print(f"packed {count} renders into {args.pack} ({args.pack.stat().st_size / 1e6:.1f} MB)")
@@ -244,8 +253,16 @@ def main() -> int:
         args.steps = calibrate_steps(rgb, disparity, args, use_bf16)
         print(f"{args.steps} steps fit in {args.minutes} min", flush=True)
     torch.manual_seed(args.seed)
-    shape = FastDepthShape(encoder=tuple(args.encoder), blocks=tuple(args.blocks), context=args.context)
+    shape = cli_shape(args)
     model = FastDepth(shape)
+    warmed = 0
+    if args.warm:  # a new layout that keeps what it shares with trained weights (stem, early levels)
+        own = model.state_dict()
+        matching = {k: v.float() for k, v in read_state_dict(args.warm, keep_norm_buffers=True).items()
+                    if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matching, strict=False)
+        warmed = len(matching)
+        print(f"warm start: {warmed} of {len(own)} tensors from {args.warm.name}", flush=True)
     if args.init:  # fine-tune: start from saved weights (their own layout, read from shapes)
         state = read_state_dict(args.init, keep_norm_buffers=True)
         shape = shape_from_state(state)
@@ -270,6 +287,7 @@ def main() -> int:
     save_weights(model.eval(), args.out)
     (args.out / "depth_fast_training.json").write_text(json.dumps({
         "data": [p.name for p in args.data], "init": args.init.name if args.init else None,
+        "warm": f"{args.warm.name} ({warmed} tensors)" if args.warm else None,
         "families": counts, "size": list(rgb.shape[1:3]),
         "input_shapes": [list(s) for s in INPUT_SHAPES], "zoom": args.zoom,
         "images": len(rgb), "steps": args.steps, "minutes_budget": args.minutes, "batch": args.batch,
