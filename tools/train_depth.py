@@ -191,6 +191,16 @@ def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Te
     return loss.detach()
 
 
+def warm_start(model: FastDepth, weights: Path) -> int:
+    """Copy into ``model`` every tensor of ``weights`` with the same name and shape (a new
+    layout keeps what it shares with trained weights: the stem, the early levels); the number copied."""
+    own = model.state_dict()
+    matching = {k: v.float() for k, v in read_state_dict(weights, keep_norm_buffers=True).items()
+                if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
 def cli_shape(args: argparse.Namespace) -> FastDepthShape:
     return FastDepthShape(encoder=tuple(args.encoder), decoder=tuple(args.decoder), blocks=tuple(args.blocks),
                           context=args.context)
@@ -255,14 +265,9 @@ def main() -> int:
     torch.manual_seed(args.seed)
     shape = cli_shape(args)
     model = FastDepth(shape)
-    warmed = 0
-    if args.warm:  # a new layout that keeps what it shares with trained weights (stem, early levels)
-        own = model.state_dict()
-        matching = {k: v.float() for k, v in read_state_dict(args.warm, keep_norm_buffers=True).items()
-                    if k in own and own[k].shape == v.shape}
-        model.load_state_dict(matching, strict=False)
-        warmed = len(matching)
-        print(f"warm start: {warmed} of {len(own)} tensors from {args.warm.name}", flush=True)
+    warmed = warm_start(model, args.warm) if args.warm else 0
+    if args.warm:
+        print(f"warm start: {warmed} of {len(model.state_dict())} tensors from {args.warm.name}", flush=True)
     if args.init:  # fine-tune: start from saved weights (their own layout, read from shapes)
         state = read_state_dict(args.init, keep_norm_buffers=True)
         shape = shape_from_state(state)

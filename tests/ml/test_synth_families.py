@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ml.networks.fast_depth import FastDepth, FastDepthShape
 from tools.eval_depth import IN_DISTRIBUTION, OOD, evaluate, report
 from tools.synth.plan import (
     FAMILIES,
@@ -16,7 +17,7 @@ from tools.synth.plan import (
     seed_plan,
     training_plan,
 )
-from tools.train_depth import INPUT_SHAPES, augment, load_set, pack_set, save_weights
+from tools.train_depth import INPUT_SHAPES, augment, load_set, pack_set, save_weights, warm_start
 
 
 def write_render(folder, family, seed, depth_scale=1.0):
@@ -105,8 +106,6 @@ def test_augmented_batches_have_the_working_input_shapes_and_follow_the_crop():
 
 
 def test_evaluation_reports_each_family_and_the_held_out_group_first(tmp_path, capsys):
-    from ml.networks.fast_depth import FastDepth
-
     torch.manual_seed(0)
     save_weights(FastDepth().eval(), tmp_path / "weights")
     write_render(tmp_path / "ood", "terrain", 1)
@@ -124,3 +123,20 @@ def test_evaluation_reports_each_family_and_the_held_out_group_first(tmp_path, c
     labels = [line.split("  ")[0] for line in lines[1:]]
     assert labels[:3] == ["corridor (held out)", "terrain (held out)", OOD]
     assert (tmp_path / "sheet.png").exists()
+
+
+def test_a_warm_start_copies_exactly_the_tensors_a_new_layout_shares(tmp_path):
+    torch.manual_seed(0)
+    trained = FastDepth()
+    save_weights(trained.eval(), tmp_path)
+    wider = FastDepth(FastDepthShape(encoder=(48, 96, 224, 384), blocks=(2, 3, 6, 4), context=True))
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    copied = warm_start(wider, tmp_path / "depth_fast.safetensors")
+    saved = trained.state_dict()
+    shared = [k for k, v in before.items() if k in saved and saved[k].shape == v.shape and v.is_floating_point()]
+    assert copied == len(shared) > 10
+    after = wider.state_dict()
+    assert all(torch.equal(after[k], saved[k].half().float()) for k in shared)  # saved as fp16
+    assert "stem.0.0.weight" in shared and "encoders.1.2.0.weight" not in shared  # a block the old layout lacks
+    untouched = [k for k in before if k not in shared]
+    assert untouched and all(torch.equal(after[k], before[k]) for k in untouched)
