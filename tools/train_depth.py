@@ -197,6 +197,8 @@ def warm_start(model: FastDepth, weights: Path) -> int:
     own = model.state_dict()
     matching = {k: v.float() for k, v in read_state_dict(weights, keep_norm_buffers=True).items()
                 if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise ValueError(f"{weights.name} shares no tensor (name and shape) with the built-in depth network")
     model.load_state_dict(matching, strict=False)
     return len(matching)
 
@@ -265,8 +267,9 @@ def main() -> int:
     torch.manual_seed(args.seed)
     shape = cli_shape(args)
     model = FastDepth(shape)
-    warmed = warm_start(model, args.warm) if args.warm else 0
+    warmed = 0
     if args.warm:
+        warmed = warm_start(model, args.warm)
         print(f"warm start: {warmed} of {len(model.state_dict())} tensors from {args.warm.name}", flush=True)
     if args.init:  # fine-tune: start from saved weights (their own layout, read from shapes)
         state = read_state_dict(args.init, keep_norm_buffers=True)

@@ -140,3 +140,11 @@ def test_a_warm_start_copies_exactly_the_tensors_a_new_layout_shares(tmp_path):
     assert "stem.0.0.weight" in shared and "encoders.1.2.0.weight" not in shared  # a block the old layout lacks
     untouched = [k for k in before if k not in shared]
     assert untouched and all(torch.equal(after[k], before[k]) for k in untouched)
+
+
+def test_a_warm_start_from_weights_that_share_nothing_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"body.0.weight": torch.zeros(3, 3)}, str(tmp_path / "style.safetensors"))
+    with pytest.raises(ValueError, match="shares no tensor"):
+        warm_start(FastDepth(), tmp_path / "style.safetensors")
