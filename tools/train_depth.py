@@ -135,7 +135,10 @@ def augment(rgb: torch.Tensor, disparity: torch.Tensor, generator: torch.Generat
     theta[:, 1, 1], theta[:, 1, 2] = crop_h / h, cy
     grid = F.affine_grid(theta.to(device), [n, 1, out_h, out_w], align_corners=False)
     x = F.grid_sample(rgb.permute(0, 3, 1, 2).float() / 255, grid, mode="bilinear", align_corners=False)
-    y = F.grid_sample(disparity[:, None], grid, mode="bilinear", align_corners=False)[:, 0]
+    # the disparity and where it hit something: a pixel mixing sky with a surface is sky
+    valid = (disparity > 0).to(disparity.dtype)
+    sampled = F.grid_sample(torch.stack([disparity, valid], 1), grid, mode="bilinear", align_corners=False)
+    y = torch.where(sampled[:, 1] > 0.999, sampled[:, 0], torch.zeros_like(sampled[:, 0]))
     jitter = torch.rand(n, 5, generator=generator).to(device)
     grey = x.mean(dim=1, keepdim=True)
     saturation = (0.5 + 0.9 * jitter[:, 0]).view(n, 1, 1, 1)
@@ -170,6 +173,28 @@ def ssi_loss(prediction: torch.Tensor, target: torch.Tensor, scales: int = 4) ->
     return loss
 
 
+def aligned_log_loss(prediction: torch.Tensor, target: torch.Tensor, floor: float = 0.02) -> torch.Tensor:
+    """The evaluation's error made smooth: per image the prediction is fitted to the target
+    inverse depth by least squares (scale and shift over the pixels that hit something, as
+    ml/depth/metrics.py fits it), then the mean absolute log ratio of aligned to true inverse
+    depth, which is the log ratio of the depths. The inverse-depth losses above hardly see
+    the far part of a scene (its inverse depth is near zero whatever it is); this one weighs
+    a far wall as much as a near one. A soft floor (``floor`` times the truth) keeps the log
+    finite, and its gradient pointing up, where the fitted value is zero or negative."""
+    mask = (target > 0).to(prediction.dtype)
+    count = mask.sum(dim=(1, 2)).clamp_min(1)
+    mean_p = ((prediction * mask).sum(dim=(1, 2)) / count)[:, None, None]
+    mean_t = ((target * mask).sum(dim=(1, 2)) / count)[:, None, None]
+    centred = (prediction - mean_p) * mask
+    scale = (centred * (target - mean_t)).sum(dim=(1, 2)) / (centred * centred).sum(dim=(1, 2)).clamp_min(1e-12)
+    aligned = scale[:, None, None] * (prediction - mean_p) + mean_t
+    truth = target.clamp_min(1e-6)
+    aligned = torch.where(mask > 0, aligned, truth)  # sky: no error, and no log of an underflow
+    soft = floor * truth * F.softplus(aligned / (floor * truth))
+    error = (torch.log(soft) - torch.log(truth)).abs() * mask
+    return (error.sum(dim=(1, 2)) / count).mean()
+
+
 def save_weights(model: FastDepth, folder: Path) -> None:
     from safetensors.torch import save_file
 
@@ -185,6 +210,8 @@ def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Te
     with torch.autocast(rgb.device.type, dtype=torch.bfloat16, enabled=use_bf16):
         prediction = model(x.contiguous(memory_format=torch.channels_last))
     loss = ssi_loss(prediction.float(), y)
+    if args.depth_loss:
+        loss = loss + args.depth_loss * aligned_log_loss(prediction.float(), y)
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()
@@ -240,6 +267,8 @@ def main() -> int:
     parser.add_argument("--init", type=Path, help="fine-tune these weights instead of starting from random ones")
     parser.add_argument("--warm", type=Path, help="start the architecture given by --encoder, --blocks and --decoder "
                         "from the tensors of these weights whose names and shapes match (the rest random)")
+    parser.add_argument("--depth-loss", type=float, default=0.0,
+                        help="weight of the aligned log-depth loss (the evaluation's own error, made smooth)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--minutes", type=float, default=0.0, help="train for about this long (sets --steps)")
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
@@ -299,7 +328,7 @@ def main() -> int:
         "families": counts, "size": list(rgb.shape[1:3]),
         "input_shapes": [list(s) for s in INPUT_SHAPES], "zoom": args.zoom,
         "images": len(rgb), "steps": args.steps, "minutes_budget": args.minutes, "batch": args.batch,
-        "lr": args.lr, "seed": args.seed,
+        "lr": args.lr, "seed": args.seed, "depth_loss": args.depth_loss,
         "minutes": round(minutes, 1), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "bf16": use_bf16, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()), "shape": dataclasses.asdict(shape),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ml.depth.metrics import depth_errors
 from ml.networks.fast_depth import FastDepth, FastDepthShape
 from tools.eval_depth import IN_DISTRIBUTION, OOD, evaluate, report
 from tools.synth.plan import (
@@ -17,7 +18,7 @@ from tools.synth.plan import (
     seed_plan,
     training_plan,
 )
-from tools.train_depth import INPUT_SHAPES, augment, load_set, pack_set, save_weights, warm_start
+from tools.train_depth import INPUT_SHAPES, aligned_log_loss, augment, load_set, pack_set, save_weights, warm_start
 
 
 def write_render(folder, family, seed, depth_scale=1.0):
@@ -148,3 +149,48 @@ def test_a_warm_start_from_weights_that_share_nothing_is_refused(tmp_path):
     save_file({"body.0.weight": torch.zeros(3, 3)}, str(tmp_path / "style.safetensors"))
     with pytest.raises(ValueError, match="shares no tensor"):
         warm_start(FastDepth(), tmp_path / "style.safetensors")
+
+
+def _scene_disparity(seed):
+    """(2, 24, 32) inverse depth of floors 1-40 m away, the top rows sky (0)."""
+    rng = np.random.default_rng(seed)
+    depth = np.geomspace(40.0, 1.0, 24)[:, None] * rng.uniform(0.8, 1.25, (2, 24, 32))
+    disparity = 1.0 / depth
+    disparity[:, :4] = 0.0
+    return torch.from_numpy(disparity).float()
+
+
+def test_the_aligned_log_loss_ignores_scale_shift_and_sky_and_is_the_metric_log_error():
+    target = _scene_disparity(0)
+    sky = target == 0
+    exact = torch.where(sky, torch.rand(target.shape) * 50, 7.0 * target + 0.3)  # any scale, shift, sky
+    assert float(aligned_log_loss(exact, target)) < 1e-4
+    # on a wrong prediction it is the mean |log| depth ratio after the metric's own alignment
+    prediction = target * torch.from_numpy(np.random.default_rng(1).uniform(0.7, 1.4, target.shape)).float() + 0.02
+    for i in range(2):
+        depth = np.where(sky[i].numpy(), np.inf, 1.0 / np.where(sky[i].numpy(), 1.0, target[i].numpy()))
+        mask = np.isfinite(depth)
+        p, d = prediction[i].numpy()[mask].astype(np.float64), 1.0 / depth[mask]
+        scale, shift = np.linalg.lstsq(np.stack([p, np.ones_like(p)], 1), d, rcond=None)[0]
+        expected = np.mean(np.abs(np.log((scale * p + shift) / d)))
+        assert float(aligned_log_loss(prediction[i:i + 1], target[i:i + 1])) == pytest.approx(expected, rel=1e-3)
+        assert expected == pytest.approx(depth_errors(prediction[i].numpy(), depth)[0], rel=0.5)  # tracks AbsRel
+
+
+def test_the_aligned_log_loss_weighs_the_far_end_that_inverse_depth_hardly_sees():
+    target = _scene_disparity(2)
+    # the same inverse-depth error on as many pixels, at the near end or at the far end
+    rows = torch.zeros_like(target, dtype=torch.bool)
+    near, far = rows.clone(), rows.clone()
+    near[:, -6:], far[:, 4:10] = True, True
+    near_error = torch.where(near, target * 0.8, target)
+    far_error = torch.where(far, target - (target - near_error).abs().sum() / far.sum(), target)
+    assert float((near_error - target).abs().sum()) == pytest.approx(float((far_error - target).abs().sum()))
+    assert float(aligned_log_loss(far_error, target)) > 3 * float(aligned_log_loss(near_error, target))
+    # a far end fitted at zero or below: finite, and a gradient step raises it
+    prediction = far_error.clone().requires_grad_(True)
+    loss = aligned_log_loss(prediction, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
+    stepped = aligned_log_loss((prediction - 1e-3 * prediction.grad / prediction.grad.abs().max()).detach(), target)
+    assert float(stepped) < float(loss)
