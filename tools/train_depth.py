@@ -190,8 +190,10 @@ def aligned_log_loss(prediction: torch.Tensor, target: torch.Tensor, floor: floa
     aligned = scale[:, None, None] * (prediction - mean_p) + mean_t
     truth = target.clamp_min(1e-6)
     aligned = torch.where(mask > 0, aligned, truth)  # sky: no error, and no log of an underflow
-    soft = floor * truth * F.softplus(aligned / (floor * truth))
-    error = (torch.log(soft) - torch.log(truth)).abs() * mask
+    x = aligned / (floor * truth)
+    # log(softplus(x)), with its asymptote x far below zero, where softplus underflows to 0
+    log_soft = torch.where(x > -15, torch.log(F.softplus(x.clamp_min(-15))), x)
+    error = (math.log(floor) + log_soft).abs() * mask  # log(floor * truth * softplus(x) / truth)
     return (error.sum(dim=(1, 2)) / count).mean()
 
 

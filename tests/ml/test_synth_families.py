@@ -187,10 +187,18 @@ def test_the_aligned_log_loss_weighs_the_far_end_that_inverse_depth_hardly_sees(
     far_error = torch.where(far, target - (target - near_error).abs().sum() / far.sum(), target)
     assert float((near_error - target).abs().sum()) == pytest.approx(float((far_error - target).abs().sum()))
     assert float(aligned_log_loss(far_error, target)) > 3 * float(aligned_log_loss(near_error, target))
-    # a far end fitted at zero or below: finite, and a gradient step raises it
+    # a far end fitted at zero or below: finite, and a gradient step lowers the loss
     prediction = far_error.clone().requires_grad_(True)
     loss = aligned_log_loss(prediction, target)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
     stepped = aligned_log_loss((prediction - 1e-3 * prediction.grad / prediction.grad.abs().max()).detach(), target)
     assert float(stepped) < float(loss)
+    # far behind the camera: still finite (softplus underflows to 0 there)
+    behind = target.clone()
+    behind[:, 5, 5] = -50.0  # one far pixel, the rest exact
+    behind.requires_grad_(True)
+    loss_behind = aligned_log_loss(behind, target)
+    loss_behind.backward()
+    assert torch.isfinite(loss_behind) and torch.isfinite(behind.grad).all()
+    assert float(loss_behind) > 1  # the fit it drags down is far off everywhere
