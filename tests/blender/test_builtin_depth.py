@@ -46,7 +46,7 @@ def _card_bound(what: str) -> float:
 
 
 def test_shipped_weights_load_safely_and_keep_their_card_figures():
-    assert WEIGHTS.stat().st_size < 10_000_000
+    assert WEIGHTS.stat().st_size < 2 * 10_000_000 + 100_000  # fp16: at most 10 M parameters and their names
     state = read_state_dict(WEIGHTS, keep_norm_buffers=True)  # the normal safe loader (safetensors)
     assert all(v.dtype.is_floating_point and v.element_size() == 2 for v in state.values())  # fp16
     net = load_fast_depth(WEIGHTS)

@@ -412,6 +412,56 @@ def aerial(rng: random.Random) -> None:
     camera(rng, eye, (rng.uniform(-10, 10), rng.uniform(-10, 20), 0.0))
 
 
+def warehouse(rng: random.Random) -> None:
+    """A large hall: rows of shelving racks with crates, pallets on the floor, a roof and
+    hanging lamps; seen from eye level along an aisle or across the hall. Deep closed interiors
+    (10-60 m) that the small rooms lack."""
+    length, width, height = rng.uniform(15, 60), rng.uniform(12, 30), rng.uniform(5, 11)
+    ground(rng, material(rng, "floor", 0.3), size=160)
+    walls = material(rng, "walls")
+    for centre, size in (((0, length, height / 2), (width, 0.2, height)),
+                         ((0, -2, height / 2), (width, 0.2, height)),
+                         ((-width / 2, length / 2 - 1, height / 2), (0.2, length + 2, height)),
+                         ((width / 2, length / 2 - 1, height / 2), (0.2, length + 2, height))):
+        box(centre, size, walls if rng.random() < 0.75 else material(rng, "wall"))
+    box((0, length / 2 - 1, height + 0.1), (width, length + 2, 0.2), material(rng, "roof", 0.2))
+    rack, crate = material(rng, "rack", 0.2), material(rng, "crate", 0.5)
+    rack_height, rack_depth = rng.uniform(2.5, min(7.0, height - 0.5)), rng.uniform(0.8, 1.4)
+    aisle = rng.uniform(2.5, 5.0)
+    x = -width / 2 + 0.8
+    while x < width / 2 - 0.8:  # rows of racks along the hall, with gaps across
+        y = rng.uniform(1.0, 4.0)
+        while y < length - 2:
+            run = rng.uniform(6, 20)
+            end = min(y + run, length - 1)
+            levels = rng.randint(3, 6)
+            for level in range(levels + 1):
+                z = level * rack_height / levels
+                box((x, (y + end) / 2, z + 0.04), (rack_depth, end - y, 0.08), rack)
+            for post in range(int((end - y) / 2.5) + 1):
+                box((x, y + post * 2.5, rack_height / 2), (rack_depth, 0.1, rack_height), rack)
+            for _ in range(rng.randint(3, 12)):  # goods on the shelves
+                level = rng.randint(0, levels - 1)
+                size = rng.uniform(0.3, min(1.0, rack_height / levels - 0.1))
+                box((x + rng.uniform(-0.1, 0.1), rng.uniform(y + 0.5, end - 0.5),
+                     level * rack_height / levels + 0.08 + size / 2), (rack_depth * 0.8, size * 1.3, size),
+                    crate if rng.random() < 0.6 else material(rng, "goods", 0.4))
+            y = end + rng.uniform(2.0, 5.0)
+        x += rack_depth + aisle
+    for index in range(rng.randint(0, 8)):  # pallets and crates left in the aisles
+        size = rng.uniform(0.4, 1.4)
+        box((rng.uniform(-width / 2 + 1, width / 2 - 1), rng.uniform(2, length - 3), size / 2), (size, size, size),
+            crate if rng.random() < 0.5 else material(rng, f"pallet{index}", 0.4), rng.uniform(0, math.tau))
+    world(rng, (0.2, 0.8))
+    for k in range(rng.randint(3, 6)):
+        lamp(rng, (rng.uniform(-width / 3, width / 3), length * (k + 0.5) / 6, height - 0.5), "POINT", 0.8)
+    if rng.random() < 0.5:  # skylights: the sun through the roof
+        lamp(rng, (0, 0, 40), "SUN")
+    eye = (rng.uniform(-width / 2 + 1, width / 2 - 1), rng.uniform(-1.5, 1.0), rng.uniform(1.2, 2.2))
+    target = (eye[0] + rng.uniform(-width / 3, width / 3), length, rng.uniform(0.3, height * 0.6))
+    camera(rng, eye, target, (18.0, 50.0))
+
+
 def corridor(rng: random.Random) -> None:
     """(Held out) A long corridor with pillars along the walls, a ceiling and lamps."""
     width, height, length = rng.uniform(2, 5), rng.uniform(2.5, 4.5), rng.uniform(20, 45)
@@ -482,7 +532,7 @@ def tabletop(rng: random.Random) -> None:
 
 BUILDERS: dict[str, Callable[[random.Random], None]] = {
     "room": room, "street": street, "clutter": clutter, "thin": thin, "people": people, "forest": forest,
-    "aerial": aerial, "corridor": corridor, "terrain": terrain, "tabletop": tabletop,
+    "aerial": aerial, "warehouse": warehouse, "corridor": corridor, "terrain": terrain, "tabletop": tabletop,
 }
 
 

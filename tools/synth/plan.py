@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 # "primitives" is the original generator (floor, sometimes walls, random primitives); the
 # others were added so that the model sees many layouts, lenses and heights.
 FAMILIES = (
-    "primitives", "room", "street", "clutter", "thin", "people", "forest", "aerial",
+    "primitives", "room", "street", "clutter", "thin", "people", "forest", "aerial", "warehouse",
     "corridor", "terrain", "tabletop",
 )
 # Never rendered for training: the out-of-distribution evaluation families.
