@@ -24,9 +24,9 @@ def test_zip_excludes_development_files(extension_zip):
     assert "blender_manifest.toml" in names and "ml/restyle/engine.py" in names
     assert not [n for n in names if n.startswith(("tests/", "tools/", ".ci/", ".venv", "wheels/", "build/"))
                 or "__pycache__" in n]
-    # Nothing large slips in (a virtual environment of an LTS line is about 2 GB): the code and
-    # the built-in depth model's weights are a few MB.
-    assert extension_zip.stat().st_size < 20_000_000, extension_zip.stat().st_size
+    # Nothing large slips in (a virtual environment of an LTS line is about 2 GB): the code, the
+    # built-in depth model (16 MB) and the three built-in styles (10 MB) are about 26 MB.
+    assert extension_zip.stat().st_size < 40_000_000, extension_zip.stat().st_size
 
 
 def test_lifecycle_in_a_clean_blender_without_importing_torch(extension_zip, tmp_path):
