@@ -12,10 +12,10 @@ Losses are those of MiDaS: a scale-and-shift-invariant error on inverse depth (e
 is shifted by its median and scaled by its mean absolute deviation), plus gradient
 matching of the residual at four scales; ``--depth-loss W`` adds, with weight W, the
 evaluation's own error made smooth (``aligned_log_loss``: least-squares fit in inverse
-depth, then the log ratio of depths), which the shipped model was fine-tuned with. Each batch is a random crop (zoom 1-2x, any aspect
-from portrait to 16:9) resized to one of the network inputs photo import uses (a 256 px long
-side rounded to multiples of 32), so the network learns the working size at many fields of
-view. bf16 autocast on CUDA and on CPUs that support it.
+depth, then the log ratio of depths), which the shipped model was fine-tuned with.
+Each batch is a random crop (zoom 1-2x, any aspect from portrait to 16:9) resized to one of
+the network inputs photo import uses (a 256 px long side rounded to multiples of 32), so the
+network learns the working size at many fields of view. bf16 autocast on CUDA and on CPUs that support it.
 """
 
 from __future__ import annotations
