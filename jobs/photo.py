@@ -142,10 +142,12 @@ class PhotoJob:
     # -- Job ----------------------------------------------------------------------------------
     @property
     def fraction(self) -> float:
-        """Photos estimated so far: the worker sends no progress within one depth estimate."""
+        """Photos estimated so far: the worker sends no progress within one depth estimate. Its
+        results arrive before its end does, so until then this stays below 1 (never "100%" while
+        the job is still running)."""
         if self.done or self.worker_job is None:
             return float(self.done)
-        return len(self.worker_job.results) / len(self.photos)
+        return 0.95 * len(self.worker_job.results) / len(self.photos)
 
     @property
     def text(self) -> str:

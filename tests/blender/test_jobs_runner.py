@@ -132,6 +132,22 @@ def test_import_photo_puts_nothing_in_the_file_before_it_finishes(idle, tmp_path
     assert data_state() == before
 
 
+def test_import_photo_is_below_one_until_the_worker_has_ended(idle, tmp_path):
+    """The worker's results arrive before its end: a job between the two is not 100% done."""
+    small_scene()
+    photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=4))
+    options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
+    job = _module("jobs.photo").PhotoJob(bpy.context.scene, [photo], options, services())
+    real, job.worker_job = job.worker_job, SimpleNamespace(
+        results={"0": SimpleNamespace(array=np.zeros((24, 32), np.float32), error=None)},
+        poll=lambda: False, cancelled=False, error=None)
+    try:
+        assert not job.poll() and 0.0 < job.fraction < 1.0
+    finally:
+        job.worker_job = real
+        job.close()
+
+
 def test_import_photo_polled_to_the_end_builds_the_photo_with_relief(idle, tmp_path):
     small_scene()
     photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=4))
