@@ -278,6 +278,11 @@ def main() -> int:
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps")
     parser.add_argument("--out", type=Path, default=ROOT / "ml" / "weights")
     args = parser.parse_args()
+    if args.depth_loss < 0:
+        parser.error(f"--depth-loss is a loss weight: 0 or more, not {args.depth_loss}")
+    missing = [str(p) for p in args.data if not p.exists()]
+    if missing:
+        parser.error(f"no training data at {', '.join(missing)} (a folder of renders or a packed set)")
     if args.init and args.warm:
         parser.error("--init fine-tunes saved weights in their own layout; --warm starts a new layout: choose one")
     if args.pack:

@@ -191,14 +191,30 @@ def test_the_aligned_log_loss_weighs_the_far_end_that_inverse_depth_hardly_sees(
     prediction = far_error.clone().requires_grad_(True)
     loss = aligned_log_loss(prediction, target)
     loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
+    assert torch.isfinite(loss.detach()) and torch.isfinite(prediction.grad).all()
     stepped = aligned_log_loss((prediction - 1e-3 * prediction.grad / prediction.grad.abs().max()).detach(), target)
-    assert float(stepped) < float(loss)
+    assert float(stepped) < float(loss.detach())
     # far behind the camera: still finite (softplus underflows to 0 there)
     behind = target.clone()
     behind[:, 5, 5] = -50.0  # one far pixel, the rest exact
     behind.requires_grad_(True)
     loss_behind = aligned_log_loss(behind, target)
     loss_behind.backward()
-    assert torch.isfinite(loss_behind) and torch.isfinite(behind.grad).all()
-    assert float(loss_behind) > 1  # the fit it drags down is far off everywhere
+    assert torch.isfinite(loss_behind.detach()) and torch.isfinite(behind.grad).all()
+    assert float(loss_behind.detach()) > 1  # the fit it drags down is far off everywhere
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--depth-loss", "-1"], "--depth-loss is a loss weight"),
+    (["--data", "no/such/renders"], "no training data at no/such/renders"),
+])
+def test_the_trainer_refuses_a_negative_loss_weight_and_missing_data(argv, message, monkeypatch, capsys, tmp_path):
+    from tools import train_depth
+
+    write_render(tmp_path / "train", "room", 1)
+    args = ["train_depth.py", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "out"), *argv]
+    monkeypatch.setattr("sys.argv", args)
+    with pytest.raises(SystemExit) as exited:
+        train_depth.main()
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was trained or written

@@ -415,7 +415,7 @@ def aerial(rng: random.Random) -> None:
 def warehouse(rng: random.Random) -> None:
     """A large hall: rows of shelving racks with crates, pallets on the floor, a roof and
     hanging lamps; seen from eye level along an aisle or across the hall. Deep closed interiors
-    (10-60 m) that the small rooms lack."""
+    (15-60 m) that the small rooms lack."""
     length, width, height = rng.uniform(15, 60), rng.uniform(12, 30), rng.uniform(5, 11)
     ground(rng, material(rng, "floor", 0.3), size=160)
     walls = material(rng, "walls")
