@@ -38,7 +38,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ml.models.loading import read_state_dict  # noqa: E402
-from ml.networks.fast_depth import DECODER, ENCODER, FastDepth, FastDepthShape, shape_from_state  # noqa: E402
+from ml.networks.fast_depth import (  # noqa: E402
+    DECODER,
+    ENCODER,
+    FastDepth,
+    FastDepthShape,
+    planar_from_plain,
+    shape_from_state,
+)
 from ml.runtime.devices import cpu_supports_bf16  # noqa: E402
 from tools.synth.plan import check_training_families  # noqa: E402
 
@@ -236,7 +243,7 @@ def warm_start(model: FastDepth, weights: Path) -> int:
 
 def cli_shape(args: argparse.Namespace) -> FastDepthShape:
     return FastDepthShape(encoder=tuple(args.encoder), decoder=tuple(args.decoder), blocks=tuple(args.blocks),
-                          context=args.context)
+                          context=args.context, planar=args.planar)
 
 
 def calibrate_steps(rgb: torch.Tensor, disparity: torch.Tensor, args: argparse.Namespace, use_bf16: bool) -> int:
@@ -268,6 +275,8 @@ def main() -> int:
     parser.add_argument("--encoder", type=int, nargs=4, default=list(ENCODER), help="encoder widths")
     parser.add_argument("--decoder", type=int, nargs=4, default=list(DECODER), help="decoder widths")
     parser.add_argument("--context", action="store_true", help="add the global context vector at 1/32")
+    parser.add_argument("--planar", action="store_true", help="a planar head (a plane in inverse depth per pixel); "
+                        "with --init, a plain network's head becomes a planar one predicting the same")
     parser.add_argument("--init", type=Path, help="fine-tune these weights instead of starting from random ones")
     parser.add_argument("--warm", type=Path, help="start the architecture given by --encoder, --blocks and --decoder "
                         "from the tensors of these weights whose names and shapes match (the rest random)")
@@ -311,6 +320,8 @@ def main() -> int:
         print(f"warm start: {warmed} of {len(model.state_dict())} tensors from {args.warm.name}", flush=True)
     if args.init:  # fine-tune: start from saved weights (their own layout, read from shapes)
         state = read_state_dict(args.init, keep_norm_buffers=True)
+        if args.planar and not shape_from_state(state).planar:
+            state = planar_from_plain(state)
         shape = shape_from_state(state)
         model = FastDepth(shape)
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)

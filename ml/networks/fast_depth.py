@@ -6,6 +6,13 @@ quarter of the resolution (the way a ViT works on patches). The encoder has four
 the decoder is a feature pyramid (upsample, add a 1x1 projection of the skip, one 3x3
 convolution) down to 1/2 of the input, where the first stem layer's features sharpen depth
 edges, and the prediction is upsampled bilinearly to the input size.
+
+With a planar head (``FastDepthShape.planar``) the head predicts, per pixel, a plane in
+inverse depth rather than a value: an offset and two slopes, combined with the pixel's image
+coordinates (offset + slope_x * x + slope_y * y, x and y from -1 to 1). The inverse depth of a
+flat surface seen through a pinhole is exactly such an affine function of the image
+coordinates, so a wall, a floor or a slope is one constant plane over its whole area, where
+a plain head has to draw the ramp pixel by pixel.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class FastDepthShape:
     decoder: tuple[int, ...] = DECODER
     blocks: tuple[int, ...] = (2, 2, 2, 2)  # 3x3 convolutions per encoder level
     context: bool = False  # a global-average context vector added at 1/32 (indoor/outdoor, layout)
+    planar: bool = False  # the head predicts a plane per pixel (offset, x and y slopes), not a value
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -64,7 +72,7 @@ class FastDepth(nn.Module):
             self.laterals.append(nn.Conv2d(skip, width, 1))
             self.decoders.append(_conv(width, width))
             previous = width
-        self.head = nn.Conv2d(shape.decoder[-1], 1, 3, padding=1)
+        self.head = nn.Conv2d(shape.decoder[-1], 3 if shape.planar else 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) sRGB in [0, 1], H and W multiples of 32 -> (N, H, W) relative inverse depth."""
@@ -81,8 +89,33 @@ class FastDepth(nn.Module):
         for reduce, lateral, decoder, skip in levels:
             x = F.interpolate(reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = decoder(x + lateral(skip))
-        x = F.softplus(self.head(x))
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)[:, 0]
+        x = self.head(x)
+        if not self.shape.planar:
+            return F.interpolate(F.softplus(x), size=size, mode="bilinear", align_corners=False)[:, 0]
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)  # the planes, at every pixel
+        return F.softplus(x[:, 0] + (x[:, 1:] * _image_coordinates(x)).sum(dim=1))
+
+
+def _image_coordinates(x: torch.Tensor) -> torch.Tensor:
+    """(1, 2, H, W): each pixel centre's x and y, from -1 (left, top) to 1 (right, bottom)."""
+    h, w = x.shape[-2:]
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) * (2 / h) - 1
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) * (2 / w) - 1
+    return torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)])[None]
+
+
+def planar_from_plain(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A plain head's weights as a planar head with zero slopes, to be trained: the way to
+    fine-tune a trained plain network into a planar one. It predicts nearly the same (the
+    same map before the softplus, which comes before upsampling in a plain head and after
+    it in a planar one)."""
+    out = dict(state)
+    weight, bias = state["head.weight"], state["head.bias"]
+    if weight.shape[0] != 1:
+        raise ValueError(f"the head has {weight.shape[0]} outputs; a plain head has 1")
+    out["head.weight"] = torch.cat([weight, torch.zeros_like(weight).repeat(2, 1, 1, 1)])
+    out["head.bias"] = torch.cat([bias, torch.zeros_like(bias).repeat(2)])
+    return out
 
 
 def shape_from_state(state: Mapping[str, torch.Tensor]) -> FastDepthShape:
@@ -94,4 +127,5 @@ def shape_from_state(state: Mapping[str, torch.Tensor]) -> FastDepthShape:
                        and k.count(".") == 4) for i in range(levels))
     decoder = tuple(int(state[f"reduces.{i}.weight"].shape[0]) for i in range(levels))
     stem = (int(state["stem.0.0.weight"].shape[0]), int(state["stem.1.0.weight"].shape[0]))
-    return FastDepthShape(stem, encoder, decoder, blocks, "context.weight" in state)
+    planar = int(state["head.weight"].shape[0]) == 3
+    return FastDepthShape(stem, encoder, decoder, blocks, "context.weight" in state, planar)

@@ -59,18 +59,19 @@ def test_builtin_network_folds_its_batch_norms_without_changing_the_output():
     assert estimate_fast_depth(folded, photo, mirrored=False).shape == (75, 101)
 
 
-@pytest.mark.parametrize("blocks,context,encoder", [
-    ((2, 2, 2, 2), False, (48, 96, 160, 224)),  # the shipped layout
-    ((2, 2, 3, 3), True, (48, 96, 160, 224)),
-    ((1, 3, 3, 4), False, (32, 64, 128, 256)),
+@pytest.mark.parametrize("blocks,context,encoder,planar", [
+    ((2, 2, 2, 2), False, (48, 96, 160, 224), False),
+    ((2, 2, 3, 3), True, (48, 96, 160, 224), False),
+    ((1, 3, 3, 4), False, (32, 64, 128, 256), False),
+    ((2, 3, 6, 4), True, (48, 96, 224, 384), True),
 ])
-def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, context, encoder):
+def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, context, encoder, planar):
     from safetensors.torch import save_file
 
     from ml.depth.builtin import estimate_fast_depth, load_fast_depth
     from ml.networks.fast_depth import FastDepth, FastDepthShape, shape_from_state
 
-    shape = FastDepthShape(encoder=encoder, blocks=blocks, context=context)
+    shape = FastDepthShape(encoder=encoder, blocks=blocks, context=context, planar=planar)
     torch.manual_seed(1)
     net = FastDepth(shape).eval()
     assert shape_from_state(net.state_dict()) == shape
@@ -80,6 +81,42 @@ def test_builtin_network_layout_is_read_from_keys_and_shapes(tmp_path, blocks, c
     assert loaded.shape == shape
     photo = np.random.default_rng(0).random((60, 80, 3), dtype=np.float32)
     assert estimate_fast_depth(loaded, photo).shape == (60, 80)
+
+
+def test_a_planar_head_draws_one_plane_in_inverse_depth_from_constant_parameters():
+    """Offset 0.5, slopes 0.25 (x) and 1 (y) everywhere: before the softplus, the map is
+    0.5 + 0.25 x + y at every pixel centre, x and y from -1 (left, top) to 1 (right, bottom)."""
+    from ml.networks.fast_depth import FastDepth, FastDepthShape
+
+    net = FastDepth(FastDepthShape(planar=True)).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor([0.5, 0.25, 1.0]))
+        out = net(torch.rand(1, 3, 64, 96))[0]
+    x = (torch.arange(96) + 0.5) / 48 - 1
+    y = (torch.arange(64) + 0.5) / 32 - 1
+    expected = torch.nn.functional.softplus(0.5 + 0.25 * x[None, :] + y[:, None])
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert out[-1, 0] > out[0, 0] and out[0, -1] > out[0, 0]  # nearer towards the bottom and the right
+
+
+def test_a_plain_network_becomes_a_planar_one_with_nearly_the_same_output():
+    """Exactly the same map before the softplus; the planar head upsamples before the
+    softplus, the plain one after it, which moves the output by well under 1%."""
+    from ml.networks.fast_depth import FastDepth, FastDepthShape, planar_from_plain, shape_from_state
+
+    torch.manual_seed(2)
+    plain = FastDepth(FastDepthShape(context=True)).eval()
+    state = planar_from_plain(plain.state_dict())
+    assert shape_from_state(state).planar
+    planar = FastDepth(shape_from_state(state)).eval()
+    planar.load_state_dict(state)
+    x = torch.rand(2, 3, 96, 128)
+    with torch.inference_mode():
+        a, b = plain(x), planar(x)
+    assert torch.allclose(a, b, rtol=5e-3, atol=0)
+    with pytest.raises(ValueError, match="3 outputs"):
+        planar_from_plain(state)
 
 
 def test_a_state_dict_of_another_network_is_refused_with_a_message(tmp_path):

@@ -1,6 +1,8 @@
 """The synthetic-data plan keeps whole scene families out of training; the trainer refuses
 them; the evaluation reports every family and the held-out ones as their own group."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +220,25 @@ def test_the_trainer_refuses_a_negative_loss_weight_and_missing_data(argv, messa
         train_depth.main()
     assert exited.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before anything was trained or written
+
+
+def test_a_plain_network_is_fine_tuned_into_a_planar_one_that_photo_import_loads(monkeypatch, tmp_path):
+    from ml.depth.builtin import load_fast_depth
+    from tools import train_depth
+
+    for seed in range(3):
+        write_render(tmp_path / "train", "room", seed)
+    torch.manual_seed(0)
+    plain = FastDepth(FastDepthShape(encoder=(16, 16, 32, 32), decoder=(16, 16, 16, 8), stem=(8, 16)))
+    save_weights(plain.eval(), tmp_path / "plain")
+    args = ["train_depth.py", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "out"), "--steps", "2",
+            "--batch", "2", "--device", "cpu", "--init", str(tmp_path / "plain" / "depth_fast.safetensors"),
+            "--planar"]
+    monkeypatch.setattr("sys.argv", args)
+    assert train_depth.main() == 0
+    tuned = load_fast_depth(tmp_path / "out" / "depth_fast.safetensors")
+    assert tuned.shape.planar and tuned.shape.encoder == (16, 16, 32, 32)
+    slopes = tuned.head.weight[1:]
+    assert slopes.abs().max() > 0  # zero at the start, trained since
+    record = json.loads((tmp_path / "out" / "depth_fast_training.json").read_text())
+    assert record["shape"]["planar"] is True
