@@ -92,7 +92,8 @@ class FastDepth(nn.Module):
         x = self.head(x)
         if not self.shape.planar:
             return F.interpolate(F.softplus(x), size=size, mode="bilinear", align_corners=False)[:, 0]
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)  # the planes, at every pixel
+        # the planes at every pixel, in fp32 (under bf16 autocast the sum would lose the slopes)
+        x = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
         return F.softplus(x[:, 0] + (x[:, 1:] * _image_coordinates(x)).sum(dim=1))
 
 
