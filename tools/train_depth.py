@@ -276,7 +276,7 @@ def main() -> int:
     parser.add_argument("--decoder", type=int, nargs=4, default=list(DECODER), help="decoder widths")
     parser.add_argument("--context", action="store_true", help="add the global context vector at 1/32")
     parser.add_argument("--planar", action="store_true", help="a planar head (a plane in inverse depth per pixel); "
-                        "with --init, a plain network's head becomes a planar one predicting the same")
+                        "with --init, a plain network's head becomes a planar one predicting nearly the same")
     parser.add_argument("--init", type=Path, help="fine-tune these weights instead of starting from random ones")
     parser.add_argument("--warm", type=Path, help="start the architecture given by --encoder, --blocks and --decoder "
                         "from the tensors of these weights whose names and shapes match (the rest random)")
