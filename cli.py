@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -61,6 +62,7 @@ from .ml.options import (
     STYLE_WEIGHT,
     TEMPORAL,
     TILE_SIZE,
+    DepthOutput,
     DepthPassMeshOptions,
     DepthSource,
     Device,
@@ -146,7 +148,10 @@ class Report:
             },
         }
         target = Path(path)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        # os.open with 0o666 lets the umask decide who can read it, as for any file the user
+        # makes (mkstemp's 0o600 would hide it from a farm's dashboard running as another user).
+        temporary = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(json.dumps(data, indent=2))
@@ -299,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     install = actions.add_parser("install", help="add a model file from disk")
     install.add_argument("file")
     install.add_argument("--name")
+    install.add_argument("--depth-output", choices=[o.value for o in DepthOutput], default=DepthOutput.AUTO.value,
+                         help="Depth Anything V2 files: what the head gives (auto: read from the file name; "
+                              "relative and metric heads hold the same tensors)")
     actions.add_parser("verify", help="check installed files against their checksums")
     remove = actions.add_parser("remove", help="delete a model's files")
     remove.add_argument("model_id")
@@ -332,6 +340,9 @@ def _writable_file(option: str, text: str) -> str:
         if not path.parent.is_dir():
             raise UsageError(f"restyle: argument {option}: the folder '{path.parent}' does not exist")
         _probe(path.parent)
+        if path.exists() and not os.access(path, os.W_OK):  # Blender's own test before it saves
+            raise UsageError(f"restyle: argument {option}: '{text}' is read-only: Blender would refuse to save "
+                             "it after all the work")
     except OSError as exc:
         raise UsageError(f"restyle: argument {option}: cannot write '{text}': {exc}") from None
     return str(path)
@@ -608,6 +619,8 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
 
             def process(path: str = path) -> str:
                 _open_blend(path)
+                if not os.access(path, os.W_OK):  # found before the work, which could not be saved
+                    raise RestyleError(f"{path} is read-only: it would not be saved, so nothing was done to it")
                 output = action(args)
                 _save(None)
                 return output
@@ -666,7 +679,7 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
         return
     if args.action == "install":
         item = Item(input=args.file)
-        _run_item(item, lambda: _install(args.file, args.name))
+        _run_item(item, lambda: _install(args.file, args.name, args.depth_output))
         report.add(item)
         return
     if args.action == "remove":
@@ -722,13 +735,14 @@ def _remove(model_id: str) -> str:
     return "removed"
 
 
-def _install(path: str, name: str | None) -> str:
+def _install(path: str, name: str | None, depth_output: str = DepthOutput.AUTO.value) -> str:
     source = Path(path).resolve()
     try:
-        entry, text = add_model_file(source, services_of(bpy.context), name or "")
+        entry, text = add_model_file(source, services_of(bpy.context), name or "", depth_output)
     except (RestyleError, OSError) as exc:
         raise RestyleError(not_added(source, exc)) from exc
     _say(text, sys.stdout)
+    _say(f"id: {entry.id}", sys.stdout)  # what --style or --depth-model takes (the name may not map to it)
     return entry.id
 
 

@@ -54,10 +54,16 @@ def title_case(text: str) -> str:
     return " ".join(words)
 
 
+def custom_enum_number(model_id: str) -> int:
+    """The enum number of a model added from a file: from its id, so that it stays the same
+    whatever else is added or removed (values are saved as numbers)."""
+    return 100_000 + zlib.crc32(model_id.encode()) % 1_000_000
+
+
 def _stable_number(entry: ModelEntry) -> int:
     """Enum values are saved as numbers: keep each style's number fixed as the list grows."""
     if entry.family == ModelFamily.CUSTOM:
-        return 100_000 + zlib.crc32(entry.id.encode()) % 1_000_000
+        return custom_enum_number(entry.id)
     return next(i for i, e in enumerate(ALL_STYLES) if e.id == entry.id)
 
 

@@ -69,7 +69,8 @@ def choose_depth_model(choice: str, services: Services) -> ModelDescriptor | Non
                            "the extension, or pick another depth model")
     if choice != DepthSource.AUTO:
         raise RestyleError(f"'{candidates[0].name}' is not downloaded: download it under Depth Models in the "
-                           "Restyle panel, or add its file with Add Custom Style from File")
+                           "Restyle panel, or add its file with Add Custom Style from File (from the command line: "
+                           f"restyle models download {candidates[0].id}, or restyle models install FILE)")
     return None
 
 

@@ -65,7 +65,8 @@ class TexturesJob:
                 size = f" (about {entry.download_size / 1e6:.0f} MB)" if entry.download_size else ""
                 raise NothingToRestyle(
                     f"'{self.model.name}' is not downloaded yet: click Download{size} in the Restyle panel, "
-                    "or add the file with Add Custom Style from File"
+                    "or add the file with Add Custom Style from File (from the command line: restyle models "
+                    f"download {self.model.id}, or restyle models install FILE)"
                 )
             files = {role: str(path) for role, path in store.paths(entry).items()}
         style_pixels = None

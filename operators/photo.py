@@ -23,11 +23,12 @@ from ..ml.options import (
     description,
     label,
 )
+from ..properties import custom_enum_number
 from . import state
 from .jobs import JobOperator, Result
 
 PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
-_depth_items: list[tuple[str, str, str]] = []
+_depth_items: list[tuple[str, str, str, str, int]] = []
 DEPTH_MODEL_TIP = (
     "How the distance of each pixel is estimated. Auto: a downloaded depth model when one is installed "
     "(then your own, added with Add Custom Style from File), else the built-in fast one shipped with the extension. "
@@ -41,12 +42,15 @@ def user_depth_models(context: bpy.types.Context | None) -> list[ModelEntry]:
     return photo_job.user_depth_models(preferences.model_root(context or bpy.context, create=False))
 
 
-def depth_model_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
+def depth_model_items(_self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str, str, int]]:
+    """Auto, the catalog's depth models, the user's own, Flat. Each has a fixed number (the
+    value Blender saves for remembered settings and presets): numbered by position, Flat
+    would turn into a custom model the moment one is added."""
     auto, flat = DepthSource.AUTO, DepthSource.FLAT
-    items = [(auto.value, label(auto), description(auto))]
-    items += [(e.id, e.name, e.description) for e in DEPTH_MODELS]
-    items += [(e.id, e.name, e.description) for e in user_depth_models(context)]
-    items.append((flat.value, label(flat), description(flat)))
+    items = [(auto.value, label(auto), description(auto), "NONE", 0)]
+    items += [(e.id, e.name, e.description, "NONE", 10 + i) for i, e in enumerate(DEPTH_MODELS)]
+    items += [(e.id, e.name, e.description, "NONE", custom_enum_number(e.id)) for e in user_depth_models(context)]
+    items.append((flat.value, label(flat), description(flat), "NONE", 1))
     _depth_items[:] = items
     return _depth_items
 

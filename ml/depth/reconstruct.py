@@ -52,8 +52,13 @@ def depth_from_disparity(disparity: np.ndarray, near: float, depth_range: float)
     ``near`` and ``near + depth_range``, linear in inverse depth as the estimate is."""
     if near <= 0 or depth_range <= 0:
         raise ValueError("near distance and depth range must be positive")
-    low, high = np.percentile(disparity, [0.5, 99.5])
-    t = np.clip((disparity - low) / max(high - low, 1e-8), 0.0, 1.0)
+    # A few non-finite values (a model's overflow) become holes in the mesh; left in, they
+    # would make the percentiles NaN and with them every depth.
+    finite = np.isfinite(disparity)
+    if not finite.any():
+        return np.full(disparity.shape, np.nan, dtype=np.float32)
+    low, high = np.percentile(disparity[finite], [0.5, 99.5])
+    t = np.clip((np.where(finite, disparity, np.nan) - low) / max(high - low, 1e-8), 0.0, 1.0)
     far = near + depth_range
     return (1.0 / (1.0 / far + t * (1.0 / near - 1.0 / far))).astype(np.float32)
 

@@ -196,3 +196,65 @@ def test_the_cli_lists_and_uses_a_custom_depth_model(model_folder, finetuned, em
     assert cli.main(["import-photo", str(photo), "--depth-model", model_id, "--save-as", str(saved)]) == 0
     assert "with Street Finetune" in capfd.readouterr().out and saved.is_file()
     assert cli.main(["models", "remove", model_id]) == 0
+
+
+def _depth_menu(self, context):
+    return importlib.import_module(f"{ADDON_MODULE}.operators.photo").depth_model_items(self, context)
+
+
+class _Remembered(bpy.types.PropertyGroup):
+    """Holds a Depth Model choice the way Blender stores remembered operator settings: as the number."""
+
+
+# Set here, not as an annotation: this module's string annotations are not evaluated in its namespace.
+_Remembered.__annotations__ = {"depth_model": bpy.props.EnumProperty(items=_depth_menu)}
+
+
+def test_a_remembered_depth_model_stays_the_same_when_models_are_added_or_removed(model_folder, finetuned):
+    bpy.utils.register_class(_Remembered)
+    bpy.types.WindowManager.restyle_test_depth = bpy.props.PointerProperty(type=_Remembered)
+    try:
+        remembered = bpy.context.window_manager.restyle_test_depth
+        remembered.depth_model = "FLAT"
+        assert bpy.ops.restyle.install_model_file(filepath=str(finetuned), name="Added Later") == {"FINISHED"}
+        assert "custom-depth-added-later" in _menu_ids()
+        assert remembered.depth_model == "FLAT"  # numbered by position, it read 'custom-depth-added-later'
+        remembered.depth_model = "custom-depth-added-later"
+        source = finetuned.with_name("second.pth")
+        source.write_bytes(finetuned.read_bytes())
+        assert bpy.ops.restyle.install_model_file(filepath=str(source), name="Aaa First") == {"FINISHED"}
+        assert remembered.depth_model == "custom-depth-added-later"
+        assert bpy.ops.restyle.remove_model(model_id="custom-depth-aaa-first") == {"FINISHED"}
+        assert bpy.ops.restyle.remove_model(model_id="custom-depth-added-later") == {"FINISHED"}
+        numbers = [item[4] for item in importlib.import_module(
+            f"{ADDON_MODULE}.operators.photo").depth_model_items(None, bpy.context)]
+        assert len(numbers) == len(set(numbers))
+    finally:
+        del bpy.types.WindowManager.restyle_test_depth
+        bpy.utils.unregister_class(_Remembered)
+
+
+def test_the_cli_installs_a_metric_file_as_metric_and_prints_the_id_to_use(model_folder, finetuned, tmp_path, capfd):
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    source = tmp_path / "my_outdoor_finetune.pth"  # nothing in the name says metric
+    source.write_bytes(finetuned.read_bytes())
+    capfd.readouterr()
+    assert cli.main(["models", "install", str(source), "--name", "Mon modèle été",
+                     "--depth-output", "metric_outdoor"]) == 0
+    out = capfd.readouterr().out
+    entry = importlib.import_module(f"{ADDON_MODULE}.ml.models.custom").custom_depth_models(model_folder)[0]
+    assert entry.max_depth == 80.0 and "metric, up to 80 m" in out
+    assert f"id: {entry.id}" in out.splitlines()
+    assert cli.main(["models", "install", str(source), "--depth-output", "sideways"]) == 2
+    assert cli.main(["models", "remove", entry.id]) == 0
+
+
+def test_an_explicit_depth_model_not_downloaded_names_the_command_line_way(model_folder, empty_scene, tmp_path,
+                                                                            capfd):
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    capfd.readouterr()
+    photo = _photo(tmp_path / "p.png")
+    assert cli.main(["import-photo", str(photo), "--depth-model", "depth-anything-v2-small"]) == 1
+    err = capfd.readouterr().err
+    assert "restyle models download depth-anything-v2-small" in err and "restyle models install FILE" in err
+    assert not [c for c in bpy.data.collections if c.name.startswith("p")]

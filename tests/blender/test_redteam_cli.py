@@ -137,6 +137,70 @@ def test_save_on_a_never_saved_file_is_refused_before_the_work(cli, empty_scene,
     assert len(bpy.data.materials) == materials  # nothing restyled first and lost after
 
 
+
+def _read_only(monkeypatch, *paths: Path) -> None:
+    """Make files read-only for the command. chmod alone does not stop root (CI may run as
+    root), so os.access, which the command asks as Blender asks before saving, says no too."""
+    for path in paths:
+        path.chmod(0o444)  # the caller makes it writable again
+    refused = {os.path.realpath(p) for p in paths}
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.realpath(path) in refused:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_save_on_a_read_only_file_is_refused_before_the_work(cli, shot, capsys, monkeypatch):
+    folder, path = shot
+    _read_only(monkeypatch, path)
+    try:
+        before = snapshot(folder)
+        materials = sorted(m.name for m in bpy.data.materials)
+        assert _run(cli, ["stylize-textures", "--style", "pixel", "--save"]) == 2
+        assert "--save" in (err := capsys.readouterr().err) and "is read-only" in err
+        assert sorted(m.name for m in bpy.data.materials) == materials  # nothing restyled, then lost
+        assert snapshot(folder) == before  # no restyled images left beside an unsaved shot
+    finally:
+        path.chmod(0o644)
+
+
+def test_a_read_only_file_in_a_batch_fails_before_its_work_and_the_batch_goes_on(cli, empty_scene, tmp_path,
+                                                                                 monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    locked = textured_blend(tmp_path / "a" / "locked.blend", 1)
+    free = textured_blend(tmp_path / "b" / "free.blend", 2)
+    _read_only(monkeypatch, locked)
+    try:
+        before = snapshot(locked.parent)
+        report = tmp_path / "r.json"
+        assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(locked), str(free),
+                          "--report", str(report)]) == 1
+        items = json.loads(report.read_text())["items"]
+        assert items[0]["status"] == "failed" and "read-only" in items[0]["error"]
+        assert items[1]["status"] == "done"
+        assert snapshot(locked.parent) == before  # no orphan restyled images beside it
+        assert (free.parent / "restyled").is_dir()
+    finally:
+        locked.chmod(0o644)
+
+
+def test_the_report_is_readable_as_the_umask_allows(cli, shot, tmp_path):
+    report = tmp_path / "report.json"
+    old = os.umask(0o022)
+    try:
+        assert _run(cli, ["models", "list", "--report", str(report)]) == 0
+    finally:
+        os.umask(old)
+    assert report.stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600: unreadable by a farm dashboard
+    assert json.loads(report.read_text())["command"] == "models list"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 # -- batches: carry on past every bad file, always report -------------------------------
 def test_batch_carries_on_past_every_kind_of_bad_file(cli, empty_scene, tmp_path, capsys):
     good = [textured_blend(tmp_path / f"good{i}.blend", i) for i in (1, 2)]

@@ -87,3 +87,20 @@ def test_disparity_maps_to_the_chosen_range():
     assert depth[0, 0] > depth[-1, -1]  # larger disparity is nearer
     with pytest.raises(ValueError):
         depth_from_disparity(disparity, near=0.0, depth_range=1.0)
+
+
+def test_non_finite_disparities_become_holes_not_a_lost_map():
+    """One NaN or inf from a model must not make every depth NaN (the whole mesh lost)."""
+    disparity = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
+    clean = depth_from_disparity(disparity, near=1.0, depth_range=9.0)
+    broken = disparity.copy()
+    broken[3, 4], broken[7, 7] = np.nan, np.inf
+    depth = depth_from_disparity(broken, near=1.0, depth_range=9.0)
+    bad = ~np.isfinite(broken)
+    assert np.isnan(depth[bad]).all()
+    assert np.isfinite(depth[~bad]).all()
+    np.testing.assert_allclose(depth[~bad], clean[~bad], rtol=2e-2)
+    cam = Intrinsics.from_lens(10, 10, 35.0, 36.0)
+    mesh = depth_to_mesh(depth, cam, cut_threshold=10.0)
+    assert 0 < len(mesh.faces) < 81  # the quads touching the two bad pixels are holes
+    assert np.isnan(depth_from_disparity(np.full((4, 4), np.nan, np.float32), 1.0, 9.0)).all()
