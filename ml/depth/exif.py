@@ -1,5 +1,5 @@
-"""The few EXIF facts photo import needs, read from JPEG files without any image library:
-orientation, focal length and its 35 mm equivalent.
+"""The few EXIF facts photo import needs, read from JPEG, TIFF, PNG and WebP files without any
+image library: orientation, focal length and its 35 mm equivalent.
 
 EXIF is written by every camera, phone app and editor there is, so every value is checked
 where it is read: a value of the wrong type, count or range (NaN, infinite, negative, a
@@ -70,27 +70,62 @@ def _within(value: float, bounds: tuple[float, float]) -> bool:
 
 
 def read_photo_info(path: Path) -> PhotoInfo:
-    """EXIF facts of a JPEG; defaults for other formats or files without EXIF. Never raises."""
+    """EXIF facts of a JPEG, TIFF, PNG or WebP photo (Blender applies none of them, so a phone
+    photo saved as any of these would otherwise come in sideways); defaults for other
+    formats or files without EXIF. Never raises."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return PhotoInfo()
-    if not data.startswith(b"\xff\xd8"):
+    if data.startswith(b"\xff\xd8"):
+        block = _jpeg_exif(data)
+    elif data[:4] in (b"II*\x00", b"MM\x00*"):  # a TIFF file is itself the EXIF layout
+        block = data
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        block = _chunk(data, 8, b"eXIf", png=True)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        block = _chunk(data, 12, b"EXIF", png=False)
+    else:
+        block = None
+    if block is None:
         return PhotoInfo()
+    if block.startswith(b"Exif\x00\x00"):  # some WebP writers keep the JPEG segment's prefix
+        block = block[6:]
+    try:
+        return _parse_tiff(block)
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a case the checks missed
+        return PhotoInfo(warnings=(f"The photo's EXIF block could not be read ({exc}): it was ignored",))
+
+
+def _jpeg_exif(data: bytes) -> bytes | None:
+    """The TIFF data of a JPEG's APP1 Exif segment, or None."""
     position = 2
     while position + 4 <= len(data) and data[position] == 0xFF:
         marker = data[position + 1]
         length = struct.unpack(">H", data[position + 2 : position + 4])[0]
         segment = data[position + 4 : position + 2 + length]
         if marker == 0xE1 and segment.startswith(b"Exif\x00\x00"):
-            try:
-                return _parse_tiff(segment[6:])
-            except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a case the checks missed
-                return PhotoInfo(warnings=(f"The photo's EXIF block could not be read ({exc}): it was ignored",))
+            return segment[6:]
         if marker == 0xDA:  # image data starts: no EXIF before it
-            break
+            return None
         position += 2 + max(length, 2)  # a length below 2 is corrupt; still move on
-    return PhotoInfo()
+    return None
+
+
+def _chunk(data: bytes, position: int, name: bytes, png: bool) -> bytes | None:
+    """The payload of the first chunk called ``name``, or None. PNG chunks are length, type,
+    data and a CRC (big endian); RIFF (WebP) chunks are type, length and data padded to an
+    even size (little endian)."""
+    while position + 8 <= len(data):
+        if png:
+            length, kind = struct.unpack(">I", data[position : position + 4])[0], data[position + 4 : position + 8]
+        else:
+            kind, length = data[position : position + 4], struct.unpack("<I", data[position + 4 : position + 8])[0]
+        start = position + 8
+        if kind == name:
+            return data[start : start + length] if start + length <= len(data) else None
+        position = start + length + (4 if png else length & 1)
+    return None
 
 
 def _parse_tiff(tiff: bytes) -> PhotoInfo:

@@ -62,6 +62,16 @@ def test_flat_photo_plane_with_exif_rotation(empty_scene, tmp_path, capfd):
     assert_vertices_land_on_their_uv_pixels(collection, orientation=6)
 
 
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_exif_rotation_of_png_webp_and_tiff_photos(empty_scene, tmp_path, suffix):
+    """Blender loads these as stored, like JPEGs: the import turns them upright itself."""
+    path = rotated_jpeg(tmp_path / f"portrait{suffix}")
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path), depth_model="FLAT") == {"FINISHED"}
+    scene = bpy.context.scene
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (32, 48)
+    assert_vertices_land_on_their_uv_pixels(bpy.data.collections["portrait"], orientation=6)
+
 def test_several_photos_give_one_collection_each_and_bad_paths_change_nothing(empty_scene, tmp_path):
     a = rotated_jpeg(tmp_path / "a.jpg", orientation=1)
     b = rotated_jpeg(tmp_path / "b.jpg", orientation=3)

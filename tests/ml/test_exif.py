@@ -62,3 +62,30 @@ def test_sensor_width_from_the_focal_plane_resolution_gives_the_35mm_equivalent(
     info = read_photo_info(tmp_path / "aps.jpg")
     assert info.sensor_width_mm == pytest.approx(24.0)
     assert info.equivalent_35mm() == pytest.approx(24.0)  # 16 mm on a 24 mm sensor
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_png_webp_and_tiff_photos_have_their_exif_read(tmp_path, suffix):
+    """Blender applies no EXIF orientation to any format: a phone photo saved as PNG, WebP or
+    TIFF must not come in sideways."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x8769] = {0x920A: 4.2, 0xA405: 26}
+    path = tmp_path / f"p{suffix}"
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(path, exif=exif.tobytes())
+    with Image.open(path) as check:  # what Pillow wrote is what is read back
+        assert check.getexif().get(0x0112) == 6
+    info = read_photo_info(path)
+    assert (info.orientation, info.focal_35mm) == (6, 26) and info.focal_mm == pytest.approx(4.2)
+    assert not info.warnings
+
+
+def test_broken_png_and_webp_containers_give_defaults(tmp_path):
+    png = tmp_path / "p.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 10**6) + b"eXIf" + b"II*\x00")  # runs past the end
+    webp = tmp_path / "p.webp"
+    webp.write_bytes(b"RIFF\x00\x00\x00\x00WEBP" + b"VP8 " + struct.pack("<I", 3) + b"abc")  # no EXIF chunk
+    tiff = tmp_path / "p.tif"
+    tiff.write_bytes(b"II*\x00" + struct.pack("<I", 10**6))  # first IFD outside the file
+    for path in (png, webp, tiff):
+        assert read_photo_info(path).orientation == 1
