@@ -34,6 +34,37 @@ from .base import Services, checked, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
 SENSOR_35MM = 36.0
+# On each photo camera: the photo's upright size, which the scene resolution must have for the
+# camera to reproduce the photo (one scene, one resolution: see use_photo_camera).
+PHOTO_SIZE = "restyle_photo_size"
+
+
+def photo_camera_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The photo camera of an imported photo's rig: the object itself, or the camera in the
+    collection of its mesh; None for anything else."""
+    if obj is None:
+        return None
+    if obj.type == "CAMERA" and PHOTO_SIZE in obj:
+        return obj
+    for collection in obj.users_collection:
+        for other in collection.objects:
+            if other.type == "CAMERA" and PHOTO_SIZE in other:
+                return other
+    return None
+
+
+def use_photo_camera(scene: bpy.types.Scene, camera: bpy.types.Object) -> tuple[int, int]:
+    """Make ``camera`` the scene's camera with its photo's resolution; returns (width, height)."""
+    size = camera.get(PHOTO_SIZE)
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise RestyleError(f"'{camera.name}' is not the camera of an imported photo") from None
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    return width, height
 
 
 def builtin_depth_available() -> bool:
@@ -189,24 +220,33 @@ class PhotoJob:
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             raise RestyleError(f"the scene '{self.scene_name}' was deleted while importing")
+        # Rigs of earlier imports stay where they are: this import's start beside the last of them.
+        earlier = [o.matrix_world.translation.x for o in scene.objects if photo_camera_of(o) is o]
+        start = max(earlier) + self._spacing if earlier else 0.0
         # Everything made is recorded in one place and removed unless every photo is built.
         with compat.CreatedData() as created:
-            cameras = [self._build(scene, index, photo, depth, created)
-                       for index, (photo, depth) in enumerate(zip(self.photos, self.depths, strict=True))]
+            rigs = [self._build(scene, index, start, photo, depth, created)
+                    for index, (photo, depth) in enumerate(zip(self.photos, self.depths, strict=True))]
             # The scene is changed only once every photo is built, so a failure leaves it as it was.
-            h, w = self.photos[0].displayed.shape[:2]
-            scene.camera = cameras[0]
-            scene.render.resolution_x, scene.render.resolution_y = w, h
-            scene.render.resolution_percentage = 100
-            scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+            use_photo_camera(scene, rigs[0][0])
             created.commit()
         warnings = [f"{photo.path.name}: {warning}" for photo in self.photos for warning in photo.info.warnings]
-        return PhotoOutcome([photo.path.stem for photo in self.photos],
+        shapes = {_aspect(photo) for photo in self.photos}
+        if len(shapes) > 1:
+            warnings.append(f"The photos differ in shape; the scene's resolution fits {self.photos[0].path.name}. "
+                            "To look through another photo's camera, select its mesh or camera and click Look "
+                            "Through Photo Camera in the Restyle panel")
+        return PhotoOutcome([collection for _, collection in rigs],
                             self.model.name if self.model is not None else None,
                             self.options.depth_model == DepthSource.FLAT, warnings)
 
-    def _build(self, scene: bpy.types.Scene, index: int, photo: Photo, disparity: np.ndarray | None,
-               created: compat.CreatedData) -> bpy.types.Object:
+    @property
+    def _spacing(self) -> float:
+        return self.options.depth_range + self.options.near
+
+    def _build(self, scene: bpy.types.Scene, index: int, start: float, photo: Photo, disparity: np.ndarray | None,
+               created: compat.CreatedData) -> tuple[bpy.types.Object, str]:
+        """One photo's rig; returns its camera and its collection's name (a taken name gets a suffix)."""
         options, model = self.options, self.model
         h, w = photo.displayed.shape[:2]
         info = photo.info
@@ -233,9 +273,9 @@ class PhotoJob:
         camera_data = created.add(bpy.data.cameras.new(f"{stem} Camera"))
         camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, SENSOR_35MM, "AUTO"
         camera = created.add(bpy.data.objects.new(f"{stem} Camera", camera_data))
+        camera[PHOTO_SIZE] = [w, h]
         # Cameras look down their -Z: turned a quarter about X, each photo's rig looks along +Y.
-        placement = Matrix.LocRotScale((index * (options.depth_range + options.near), 0.0, 0.0),
-                                       Euler((math.pi / 2, 0, 0)), None)
+        placement = Matrix.LocRotScale((start + index * self._spacing, 0.0, 0.0), Euler((math.pi / 2, 0, 0)), None)
         camera.matrix_world = placement
         collection.objects.link(camera)
         material = created.add(emission_material(stem, image))
@@ -245,7 +285,12 @@ class PhotoJob:
             assert isinstance(modifier, bpy.types.DecimateModifier)
             modifier.decimate_type = "DISSOLVE"
             modifier.angle_limit = math.radians(1.0)
-        return camera
+        return camera, collection.name
+
+
+def _aspect(photo: Photo) -> float:
+    h, w = photo.displayed.shape[:2]
+    return round(w / h, 3)
 
 
 def import_photos(scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,

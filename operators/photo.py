@@ -129,6 +129,33 @@ class RESTYLE_OT_import_photo_mesh(JobOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class RESTYLE_OT_look_through_photo(bpy.types.Operator):
+    """Make the selected photo's camera the scene camera, with the resolution of its photo, and
+    look through it (a scene has one resolution: each photo camera reproduces its photo only
+    with its own)"""
+
+    bl_idname = "restyle.look_through_photo"
+    bl_label = "Look Through Photo Camera"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.scene is None or photo_job.photo_camera_of(context.active_object) is None:
+            cls.poll_message_set("Select the mesh or the camera of an imported photo")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        camera = photo_job.photo_camera_of(context.active_object)
+        assert camera is not None and context.scene is not None  # poll() checked both
+        width, height = photo_job.use_photo_camera(context.scene, camera)
+        space = context.space_data
+        if isinstance(space, bpy.types.SpaceView3D) and space.region_3d is not None:
+            space.region_3d.view_perspective = "CAMERA"
+        self.report({"INFO"}, f"Looking through {camera.name} at {width} x {height}")
+        return {"FINISHED"}
+
+
 class RESTYLE_FH_photo_mesh(bpy.types.FileHandler):
     bl_idname = "RESTYLE_FH_photo_mesh"
     bl_label = "Photo as Reconstructed Mesh"

@@ -95,6 +95,7 @@ def draw_actions(layout: bpy.types.UILayout) -> None:
     layout.separator()
     layout.label(text="Geometry from Depth")
     layout.operator("restyle.import_photo_mesh", icon="IMAGE_DATA")
+    layout.operator("restyle.look_through_photo", icon="VIEW_CAMERA")
     layout.operator("restyle.mesh_from_depth_pass", icon="MOD_REMESH")
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +72,41 @@ def test_exif_rotation_of_png_webp_and_tiff_photos(empty_scene, tmp_path, suffix
     scene = bpy.context.scene
     assert (scene.render.resolution_x, scene.render.resolution_y) == (32, 48)
     assert_vertices_land_on_their_uv_pixels(bpy.data.collections["portrait"], orientation=6)
+
+
+def test_photos_of_different_shapes_each_get_their_resolution_back(empty_scene, tmp_path, capfd):
+    """One scene has one resolution: the import warns, and Look Through Photo Camera gives each
+    photo camera its own, so that its vertices land on their pixels again."""
+    rotated_jpeg(tmp_path / "wide.jpg", orientation=1, size=(60, 30))
+    rotated_jpeg(tmp_path / "tall.jpg", orientation=1, size=(30, 50))
+    files = [{"name": "wide.jpg"}, {"name": "tall.jpg"}]
+    assert bpy.ops.restyle.import_photo_mesh(directory=str(tmp_path), files=files, depth_model="FLAT") == {"FINISHED"}
+    assert "The photos differ in shape; the scene's resolution fits wide.jpg" in capfd.readouterr().out
+    scene = bpy.context.scene
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (60, 30)
+    tall_rig = bpy.data.collections["tall"]
+    tall_mesh = next(o for o in tall_rig.objects if o.type == "MESH")
+    bpy.context.view_layer.objects.active = tall_mesh  # the mesh is enough: its camera is found
+    assert bpy.ops.restyle.look_through_photo() == {"FINISHED"}
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (30, 50)
+    assert scene.camera.name == "tall Camera"
+    assert_vertices_land_on_their_uv_pixels(tall_rig, orientation=1)
+    bpy.context.view_layer.objects.active = None
+    assert not bpy.ops.restyle.look_through_photo.poll()
+
+
+def test_a_second_import_is_placed_beside_the_first_and_reports_its_real_names(empty_scene, tmp_path, capfd):
+    path = rotated_jpeg(tmp_path / "shot.jpg", orientation=1)
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(path), depth_model="FLAT") == {"FINISHED"}
+    cli = importlib.import_module(f"{ADDON_MODULE}.cli")
+    report = tmp_path / "r.json"
+    assert cli.main(["import-photo", str(path), "--depth-model", "FLAT", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == "shot.001"  # not "shot": that is the first
+    first = bpy.data.collections["shot"].objects["shot Camera"]
+    second = next(o for o in bpy.data.collections["shot.001"].objects if o.type == "CAMERA")
+    # Not on top of the first rig: one rig spacing (near + depth range) further along x.
+    assert second.matrix_world.translation.x > first.matrix_world.translation.x + 1.0
+
 
 def test_several_photos_give_one_collection_each_and_bad_paths_change_nothing(empty_scene, tmp_path):
     a = rotated_jpeg(tmp_path / "a.jpg", orientation=1)
