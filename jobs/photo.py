@@ -44,11 +44,11 @@ def photo_camera_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     collection of its mesh; None for anything else."""
     if obj is None:
         return None
-    if obj.type == "CAMERA" and PHOTO_SIZE in obj:
+    if obj.type == "CAMERA" and obj.get(PHOTO_SIZE) is not None:
         return obj
     for collection in obj.users_collection:
         for other in collection.objects:
-            if other.type == "CAMERA" and PHOTO_SIZE in other:
+            if other.type == "CAMERA" and other.get(PHOTO_SIZE) is not None:
                 return other
     return None
 
