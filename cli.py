@@ -37,7 +37,7 @@ from .jobs.base import error_message, is_defect, services_of
 from .jobs.depth_pass import mesh_from_depth_pass
 from .jobs.learn import learn_style
 from .jobs.models import add_model_file, download_model, megabytes, not_added, remove_model
-from .jobs.photo import import_photos
+from .jobs.photo import PHOTO_EXTENSIONS, import_photos
 from .jobs.render import stylize_render
 from .jobs.textures import stylize_textures
 from .ml.errors import RestyleError
@@ -393,6 +393,28 @@ def _blend_files(patterns: list[str]) -> list[str]:
     return files
 
 
+def _photo_files(items: list[str]) -> list[str]:
+    """The photos named by paths, globs (quoted, or from a shell that does not expand them) and
+    folders (their photos, by extension, in name order). A glob or folder that gives no
+    photo is a usage error; a named file that is missing stays, for the job to name."""
+    extensions = tuple(PHOTO_EXTENSIONS.split(";"))
+    photos: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in extensions)
+            if not found:
+                raise UsageError(f"restyle import-photo: the folder '{item}' has no photos ({', '.join(extensions)})")
+            photos += found
+        elif os.path.lexists(item) or not any(c in item for c in "*?["):
+            photos.append(item)
+        else:
+            found = sorted(glob.glob(item))
+            if not found:
+                raise UsageError(f"restyle import-photo: no file matches '{item}'")
+            photos += found
+    return photos
+
+
 def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
     """--report and --save-as must not name a file the command reads: a report written over
     a shot or a photo would destroy the artist's work. (--save-as onto the open file is --save.)"""
@@ -438,6 +460,7 @@ def validate(args: argparse.Namespace) -> None:
             raise UsageError(f"restyle stylize-textures: argument --style-image: '{args.style}' does not take a "
                              "style image (only arbitrary styles such as adain do)")
     if args.command == "import-photo":
+        args.photos = _photo_files(args.photos)
         root = preferences.model_root(bpy.context, create=False)
         sources = {source.value for source in DepthSource}  # AUTO, FLAT
         choices = {*sources, *(e.id for e in DEPTH_MODELS), *(e.id for e in custom_depth_models(root))}

@@ -37,6 +37,7 @@ SENSOR_35MM = 36.0
 # On each photo camera: the photo's upright size, which the scene resolution must have for the
 # camera to reproduce the photo (one scene, one resolution: see use_photo_camera).
 PHOTO_SIZE = "restyle_photo_size"
+PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"  # what the file browser, drops and folders take
 
 
 def photo_camera_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:

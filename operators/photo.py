@@ -10,7 +10,10 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from .. import preferences
 from ..jobs import photo as photo_job
 from ..jobs.base import RunningJob, services_of
-from ..jobs.photo import builtin_depth_available  # noqa: F401  (panels/depth_models.py reads it here)
+from ..jobs.photo import (
+    PHOTO_EXTENSIONS,
+    builtin_depth_available,  # noqa: F401  (panels/depth_models.py reads it here)
+)
 from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
 from ..ml.options import (
     DEPTH_RANGE,
@@ -27,7 +30,6 @@ from ..properties import custom_enum_number
 from . import state
 from .jobs import JobOperator, Result
 
-PHOTO_EXTENSIONS = ".jpg;.jpeg;.png;.tif;.tiff;.webp;.bmp"
 _depth_items: list[tuple[str, str, str, str, int]] = []
 DEPTH_MODEL_TIP = (
     "How the distance of each pixel is estimated. Auto: a downloaded depth model when one is installed "

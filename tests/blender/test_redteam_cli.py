@@ -470,3 +470,27 @@ def test_frame_zero_is_rendered_as_frame_zero_not_the_current_frame(cli, empty_s
     assert _run(cli, ["stylize-render", "--style", "toon", "--frames", "0-2", "--output-dir", str(tmp_path)]) == 0
     # The operator reads frame_start 0 as "the current frame"; the command line's options say frame 0.
     assert seen == {"start": 0, "end": 2}  # (the user's frame is kept by the job itself: test_jobs_runner.py)
+
+
+def test_import_photo_takes_folders_and_globs_a_shell_did_not_expand(cli, empty_scene, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("p0.jpg", "p1.PNG", "p2.jpg"):
+        Image.new("RGB", (24, 16), (90, 120, 200)).save(folder / name)
+    (folder / "notes.txt").write_text("not a photo")
+    report = tmp_path / "r.json"
+    # A quoted glob, as Windows' cmd passes it, and a folder (its photos, not the text file).
+    assert _run(cli, ["import-photo", str(folder / "p[01].*"), "--depth-model", "FLAT", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == "p0, p1"
+    assert _run(cli, ["import-photo", str(folder), "--depth-model", "FLAT", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == "p0.001, p1.001, p2"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = len(bpy.data.objects)
+    assert _run(cli, ["import-photo", str(empty), "--depth-model", "FLAT"]) == 2
+    assert "has no photos" in capsys.readouterr().err
+    assert _run(cli, ["import-photo", str(folder / "q*.jpg"), "--depth-model", "FLAT"]) == 2
+    assert "no file matches" in capsys.readouterr().err
+    assert len(bpy.data.objects) == before
