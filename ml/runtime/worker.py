@@ -41,6 +41,12 @@ PROGRESS_INTERVAL_S = 0.05
 HEARTBEAT_S = 1.0  # the client kills a worker silent for much longer (ml.runtime.client.LIVENESS_TIMEOUT_S)
 
 
+def _use_threads(threads: int) -> None:
+    """The CPU threads preference of the job (0: torch's own choice, left as it is)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 class Worker:
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -143,6 +149,7 @@ class Worker:
         job = request.job
         loaded = self.loaded(registry.depth_for_files(request.files, request.max_depth), request.files)
         net = loaded.network
+        _use_threads(request.threads)
         device, warning = resolve_device(request.device)
         # bf16 moves depth by a small fraction of its range (tools/bench/bench_depth.py): allowed.
         reduced = reduced_dtype(device, request.precision, model_allows=True)
@@ -177,8 +184,7 @@ class Worker:
             if not request.style_image:
                 raise RestyleError("Pick a style image for the arbitrary style")
             model.set_style(_style_tensor(np.load(request.style_image, allow_pickle=False)), request.style_weight)
-        if request.threads > 0:
-            torch.set_num_threads(request.threads)
+        _use_threads(request.threads)
         last = 0.0
 
         def is_cancelled() -> bool:

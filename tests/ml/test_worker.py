@@ -161,3 +161,29 @@ def test_depth_network_input_follows_the_published_recipe():
 
     assert network_input_size(480, 640) == (518, 686)  # short side 518, the nearest multiples of 14
     assert network_input_size(1000, 500) == (1036, 518)
+
+
+def test_depth_requests_use_the_threads_preference(tmp_path):
+    """Style jobs honoured the CPU threads preference and depth requests did not: a photo
+    import took every core of a machine the user had asked to share."""
+    import io
+
+    import torch
+
+    from ml.runtime.protocol import DepthRequest, Item
+    from ml.runtime.worker import Worker
+
+    image = tmp_path / "in.npy"
+    np.save(image, photo_like(40, 56))
+    before = torch.get_num_threads()
+    worker = Worker(io.StringIO())
+    try:
+        torch.set_num_threads(2)
+        worker.run_depth(DepthRequest("j", (Item("a", str(image), str(tmp_path / "out.npy")),), threads=1))
+        assert torch.get_num_threads() == 1
+        assert np.load(tmp_path / "out.npy").shape == (40, 56)
+        torch.set_num_threads(2)
+        worker.run_depth(DepthRequest("k", (Item("a", str(image), str(tmp_path / "out.npy")),), threads=0))
+        assert torch.get_num_threads() == 2  # 0 leaves torch's choice alone
+    finally:
+        torch.set_num_threads(before)
