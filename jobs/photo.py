@@ -33,7 +33,6 @@ from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, checked, run_to_end, stopping, wait_by_polling
 
 log = logging.getLogger(__name__)
-SENSOR_35MM = 36.0
 # On each photo camera: the photo's upright size, which the scene resolution must have for the
 # camera to reproduce the photo (one scene, one resolution: see use_photo_camera).
 PHOTO_SIZE = "restyle_photo_size"
@@ -251,8 +250,8 @@ class PhotoJob:
         options, model = self.options, self.model
         h, w = photo.displayed.shape[:2]
         info = photo.info
-        focal = info.equivalent_35mm() or options.focal_35mm
-        camera_model = Intrinsics.from_lens(w, h, focal, SENSOR_35MM, "AUTO")
+        focal, sensor = info.lens(w, h, options.focal_35mm)
+        camera_model = Intrinsics.from_lens(w, h, focal, sensor, "AUTO")
         if disparity is None:
             depth = np.full((h, w), options.near + options.depth_range / 2, np.float32)
         elif model is not None and model.max_depth is not None:
@@ -272,7 +271,7 @@ class PhotoJob:
         collection = created.add(bpy.data.collections.new(stem))
         scene.collection.children.link(collection)
         camera_data = created.add(bpy.data.cameras.new(f"{stem} Camera"))
-        camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, SENSOR_35MM, "AUTO"
+        camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = focal, sensor, "AUTO"
         camera = created.add(bpy.data.objects.new(f"{stem} Camera", camera_data))
         camera[PHOTO_SIZE] = [w, h]
         # Cameras look down their -Z: turned a quarter about X, each photo's rig looks along +Y.

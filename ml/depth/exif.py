@@ -65,6 +65,26 @@ class PhotoInfo:
         return None
 
 
+    def lens(self, width: int, height: int, default_35mm: float) -> tuple[float, float]:
+        """(focal length, sensor width along the image's longer side) in mm for a camera that
+        sees what the photo shows (``width`` x ``height`` upright pixels).
+
+        A recorded focal length and sensor width are used as they are: the real lens on the
+        real sensor. A 35 mm equivalent (recorded, or ``default_35mm``) is defined on the
+        diagonal, so the equivalent sensor is the 43.3 mm diagonal of a 36 x 24 mm frame
+        fitted to this photo's shape: 36 mm across a 3:2 photo, 34.6 mm across a 4:3 one."""
+        recorded = self.focal_35mm
+        if recorded is not None and not _within(recorded, FOCAL_35MM_RANGE):
+            recorded = None
+        if recorded is None and self.equivalent_35mm() is not None:  # derived: only from a real lens and sensor
+            assert self.focal_mm is not None and self.sensor_width_mm is not None
+            return self.focal_mm, self.sensor_width_mm
+        return recorded or default_35mm, DIAGONAL_35MM * max(width, height) / math.hypot(width, height)
+
+
+DIAGONAL_35MM = math.hypot(36.0, 24.0)
+
+
 def _within(value: float, bounds: tuple[float, float]) -> bool:
     return math.isfinite(value) and bounds[0] <= value <= bounds[1]
 

@@ -84,6 +84,9 @@ def test_photos_of_different_shapes_each_get_their_resolution_back(empty_scene, 
     assert "The photos differ in shape; the scene's resolution fits wide.jpg" in capfd.readouterr().out
     scene = bpy.context.scene
     assert (scene.render.resolution_x, scene.render.resolution_y) == (60, 30)
+    # EXIF says 28 mm equivalent, which is defined on the diagonal: a 2:1 frame is 38.7 mm wide, not 36.
+    wide_lens = bpy.data.objects["wide Camera"].data
+    assert wide_lens.lens == 28 and wide_lens.sensor_width == pytest.approx(43.2666 * 60 / 67.0820, abs=1e-3)
     tall_rig = bpy.data.collections["tall"]
     tall_mesh = next(o for o in tall_rig.objects if o.type == "MESH")
     bpy.context.view_layer.objects.active = tall_mesh  # the mesh is enough: its camera is found

@@ -89,3 +89,19 @@ def test_broken_png_and_webp_containers_give_defaults(tmp_path):
     tiff.write_bytes(b"II*\x00" + struct.pack("<I", 10**6))  # first IFD outside the file
     for path in (png, webp, tiff):
         assert read_photo_info(path).orientation == 1
+
+
+def test_a_35mm_equivalent_is_taken_on_the_diagonal():
+    """Cameras compute the 35 mm equivalent from the diagonal (crop factor): a 26 mm equivalent
+    4:3 phone photo spans the field of view of 26 mm on a 34.6 mm wide frame, not 36 mm."""
+    from ml.depth.exif import PhotoInfo
+
+    focal, sensor = PhotoInfo(focal_35mm=26.0).lens(4000, 3000, 50.0)
+    assert focal == 26.0 and sensor == pytest.approx(34.613, abs=1e-3)
+    assert PhotoInfo(focal_35mm=26.0).lens(3000, 4000, 50.0)[1] == pytest.approx(34.613, abs=1e-3)  # portrait
+    assert PhotoInfo().lens(6000, 4000, 50.0) == pytest.approx((50.0, 36.0))  # 3:2 is the 35 mm frame itself
+    assert PhotoInfo().lens(1920, 1080, 35.0)[1] == pytest.approx(37.71, abs=1e-2)  # 16:9: wider than 36
+    # From the real lens and sensor: used as they are, whatever the shape.
+    assert PhotoInfo(focal_mm=16.0, sensor_width_mm=24.0).lens(4000, 3000, 50.0) == (16.0, 24.0)
+    # A recorded equivalent out of range falls back to the default, on the diagonal too.
+    assert PhotoInfo(focal_35mm=float("nan")).lens(4000, 3000, 50.0) == pytest.approx((50.0, 34.613), abs=1e-3)
