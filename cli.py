@@ -50,6 +50,7 @@ from .ml.options import (
     AUTO_TILE,
     DEPTH_FALLOFF,
     DEPTH_RANGE,
+    FOCAL_35MM,
     FRAME,
     LEARN_IMAGES,
     LEARN_SEED,
@@ -58,6 +59,7 @@ from .ml.options import (
     MIN_MANUAL_TILE,
     NEAR,
     OUTLINES,
+    PHOTO_CUT,
     STRENGTH,
     STYLE_WEIGHT,
     TEMPORAL,
@@ -277,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     photo.add_argument("--near", type=within(NEAR), default=NEAR.default)
     photo.add_argument("--depth-range", type=within(DEPTH_RANGE), default=DEPTH_RANGE.default)
     photo.add_argument("--resolution", type=within(MESH_RESOLUTION, int), default=int(MESH_RESOLUTION.default))
+    photo.add_argument("--cut-threshold", type=within(PHOTO_CUT), default=PHOTO_CUT.default,
+                       help="no faces across relative depth jumps larger than this")
+    photo.add_argument("--focal-length", type=within(FOCAL_35MM), default=FOCAL_35MM.default,
+                       help="35 mm equivalent focal length for photos whose EXIF does not say (scans, PNGs)")
+    photo.add_argument("--simplify", action="store_true", help="add a planar Decimate modifier to each mesh")
+    photo.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
+                       help="where the depth model runs")
     _common(photo)
 
     depth = commands.add_parser("depth-mesh", help="mesh from the render's depth pass")
@@ -583,7 +592,8 @@ def do_import_photo(args: argparse.Namespace) -> str:
     if len(unique) < len(photos):
         _say("restyle import-photo: a photo is listed more than once: imported once")
     options = ImportPhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
-                                 resolution=args.resolution)
+                                 resolution=args.resolution, cut_threshold=args.cut_threshold,
+                                 focal_35mm=args.focal_length, simplify=args.simplify, device=args.device)
     # One job for all of them, as the panel imports several photos: each rig beside the last, all or nothing
     # (the job names any missing photo).
     outcome = import_photos(_scene(), unique, options, services_of(bpy.context))

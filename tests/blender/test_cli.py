@@ -149,3 +149,15 @@ def test_models_install_and_remove(cli, addon, tmp_path):
         assert cli.main(["models", "remove", "custom-studio-look"]) == 1  # already gone: a clear failure
     finally:
         prefs.model_folder = ""
+
+
+def test_import_photo_takes_the_panels_mesh_and_lens_options(cli, empty_scene, tmp_path):
+    """A PNG scan has no EXIF: --focal-length is its lens; --simplify and --cut-threshold as in the panel."""
+    photo = write_image(tmp_path / "scan.png", photo_like(30, 40, seed=4))
+    assert cli.main(["import-photo", str(photo), "--depth-model", "FLAT", "--focal-length", "85",
+                     "--simplify", "--cut-threshold", "0.5", "--device", "cpu"]) == 0
+    rig = bpy.data.collections["scan"]
+    camera = next(o for o in rig.objects if o.type == "CAMERA")
+    mesh = next(o for o in rig.objects if o.type == "MESH")
+    assert camera.data.lens == 85 and [m.type for m in mesh.modifiers] == ["DECIMATE"]
+    assert cli.main(["import-photo", str(photo), "--focal-length", "0"]) == 2  # outside 1..5000 mm
