@@ -109,7 +109,8 @@ def choose_depth_model(choice: str, services: Services) -> ModelDescriptor | Non
 class Photo:
     path: Path
     info: PhotoInfo
-    displayed: np.ndarray  # upright RGB, top-down
+    size: tuple[int, int]  # upright (height, width)
+    displayed: np.ndarray | None  # upright RGB, top-down; None once handed over (or never needed: Flat)
 
 
 @dataclass
@@ -132,21 +133,28 @@ class PhotoOutcome:
         return "INFO", f"Reconstructed {count} photo(s) with {self.model}"
 
 
-def read_photo(path: Path) -> Photo:
-    """The photo's pixels through Blender's readers (EXIF orientation applied); no datablock is left."""
+def read_photo(path: Path, pixels: bool = True) -> Photo:
+    """The photo's size and, when ``pixels``, its pixels (a float copy of the whole photo, only
+    for a depth model) through Blender's readers, EXIF orientation applied; no datablock is left."""
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError as exc:  # Blender's way of saying it cannot decode the file
         raise RestyleError(f"{path.name} cannot be read as an image ({str(exc).strip()})") from exc
     try:
-        pixels = images.read_sources(image)[0].pixels
+        source = images.read_sources(image)[0] if pixels else None
+        width, height = (int(v) for v in image.size)
+        if width < 1 or height < 1:
+            raise RestyleError(f"{path.name} cannot be read as an image (it has no pixels)")
     except images.ImageReadError as exc:
         raise RestyleError(f"{path.name}: {exc}") from exc
     finally:
         bpy.data.images.remove(image)
     info = read_photo_info(path)
-    rgb = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
-    return Photo(path, info, orient(rgb, info.orientation))
+    size = (width, height) if info.orientation >= 5 else (height, width)  # 5-8 turn the photo a quarter
+    if source is None:
+        return Photo(path, info, size, None)
+    rgb = source.pixels[..., :3] if source.pixels.shape[2] >= 3 else np.repeat(source.pixels[..., :1], 3, axis=2)
+    return Photo(path, info, size, orient(rgb, info.orientation))
 
 
 class PhotoJob:
@@ -160,15 +168,18 @@ class PhotoJob:
         self.scene_name = scene.name
         self.options = options = checked(options)
         self.model = choose_depth_model(options.depth_model, services)
-        self.photos = [read_photo(path) for path in paths]
+        self.photos = [read_photo(path, pixels=self.model is not None) for path in paths]
         self.worker_job: WorkerJob | None = None
         self.depths: list[np.ndarray | None] = [None] * len(self.photos)
         self.done = self.model is None  # flat planes need no worker
         if self.model is not None:
             client = services.client()
             model_file = str(services.store.paths(self.model.entry).get("model", ""))
-            self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)],
+            self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)
+                                                   if p.displayed is not None],
                                                   model_file, self.model.max_depth, device=options.device)
+            for photo in self.photos:  # the worker has its own copy now: a float copy per photo is a lot
+                photo.displayed = None
         self.cancelled = False
 
     # -- Job ----------------------------------------------------------------------------------
@@ -248,7 +259,7 @@ class PhotoJob:
                created: compat.CreatedData) -> tuple[bpy.types.Object, str]:
         """One photo's rig; returns its camera and its collection's name (a taken name gets a suffix)."""
         options, model = self.options, self.model
-        h, w = photo.displayed.shape[:2]
+        h, w = photo.size
         info = photo.info
         focal, sensor = info.lens(w, h, options.focal_35mm)
         camera_model = Intrinsics.from_lens(w, h, focal, sensor, "AUTO")
@@ -289,7 +300,7 @@ class PhotoJob:
 
 
 def _aspect(photo: Photo) -> float:
-    h, w = photo.displayed.shape[:2]
+    h, w = photo.size
     return round(w / h, 3)
 
 

@@ -161,3 +161,28 @@ def test_with_a_downloaded_depth_model_the_mesh_has_relief(depth_mirror, empty_s
     assert -5.0 - 1e-3 <= local_z.min() and local_z.max() <= -1.0 + 1e-3
     assert np.ptp(local_z) > 0.5  # relief, not a plane
     assert_vertices_land_on_their_uv_pixels(collection, orientation=8)
+
+
+def test_flat_needs_no_pixels_and_a_depth_job_keeps_no_copy_of_them(empty_scene, tmp_path, monkeypatch):
+    """A 48 MP photo cost 1.6 GB of Blender's memory even on Flat, and every photo's float copy
+    stayed in Blender for the whole import; the worker has its own."""
+    photo_job = importlib.import_module(f"{ADDON_MODULE}.jobs.photo")
+    base = importlib.import_module(f"{ADDON_MODULE}.jobs.base")
+    path = rotated_jpeg(tmp_path / "big.jpg", orientation=6, size=(64, 40))
+
+    def unread(*_args, **_kwargs):
+        raise AssertionError("Flat read the photo's pixels")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(photo_job.images, "read_sources", unread)
+        assert bpy.ops.restyle.import_photo_mesh(filepath=str(path), depth_model="FLAT") == {"FINISHED"}
+    scene = bpy.context.scene
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (40, 64)  # size and EXIF 6, no pixels
+    options = importlib.import_module(f"{ADDON_MODULE}.ml.options").ImportPhotoOptions(depth_model="depth-builtin-fast")
+    job = photo_job.PhotoJob(scene, [path], options, base.services_of(bpy.context))
+    try:
+        assert [p.displayed for p in job.photos] == [None] and job.photos[0].size == (64, 40)
+        job.wait()
+        assert job.finish().collections == ["big.001"]
+    finally:
+        job.close()
