@@ -45,8 +45,13 @@ class TextureSource:
         return name if self.tile is None else f"{name}#{self.tile}"
 
 
+def image_size(image: bpy.types.Image) -> tuple[int, int]:
+    """(width, height); (0, 0) when Blender cannot decode the file."""
+    return int(image.size[0]), int(image.size[1])
+
+
 def _pixels_of(image: bpy.types.Image) -> np.ndarray:
-    width, height = int(image.size[0]), int(image.size[1])
+    width, height = image_size(image)
     channels = image.channels
     if width == 0 or height == 0 or not image.has_data:
         raise ImageReadError(_missing_reason(image))

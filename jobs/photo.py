@@ -142,7 +142,7 @@ def read_photo(path: Path, pixels: bool = True) -> Photo:
         raise RestyleError(f"{path.name} cannot be read as an image ({str(exc).strip()})") from exc
     try:
         source = images.read_sources(image)[0] if pixels else None
-        width, height = (int(v) for v in image.size)
+        width, height = images.image_size(image)
         if width < 1 or height < 1:
             raise RestyleError(f"{path.name} cannot be read as an image (it has no pixels)")
     except images.ImageReadError as exc:
