@@ -206,12 +206,21 @@ def aligned_log_loss(prediction: torch.Tensor, target: torch.Tensor, floor: floa
     return (error.sum(dim=(1, 2)) / count).mean()
 
 
-def save_weights(model: FastDepth, folder: Path) -> None:
+FP16_MAX = float(torch.finfo(torch.float16).max)
+
+
+def save_weights(model: FastDepth, folder: Path) -> list[str]:
+    """fp16, except a tensor with a value beyond fp16's range (a BatchNorm variance above 65504
+    after a high learning rate), which stays fp32: in fp16 it would be infinite and the loader
+    would refuse the whole file. Returns the names of those kept in fp32."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().half().cpu().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
-    save_file(state, str(folder / "depth_fast.safetensors"))
+    state = {k: v.detach().float().cpu() for k, v in model.state_dict().items() if v.is_floating_point()}
+    wide = [k for k, v in state.items() if v.numel() and float(v.abs().max()) > FP16_MAX]
+    save_file({k: (v if k in wide else v.half()).contiguous() for k, v in state.items()},
+              str(folder / "depth_fast.safetensors"))
+    return wide
 
 
 def train_step(model: FastDepth, optimiser: torch.optim.Optimizer, rgb: torch.Tensor, disparity: torch.Tensor,
@@ -341,7 +350,9 @@ def main() -> int:
             save_weights(model.eval(), args.out)
             model.train()
     minutes = (time.perf_counter() - started) / 60
-    save_weights(model.eval(), args.out)
+    wide = save_weights(model.eval(), args.out)
+    if wide:
+        print(f"kept in fp32 (beyond fp16's range): {', '.join(wide)}", flush=True)
     (args.out / "depth_fast_training.json").write_text(json.dumps({
         "data": [p.name for p in args.data], "init": args.init.name if args.init else None,
         "warm": f"{args.warm.name} ({warmed} tensors)" if args.warm else None,

@@ -245,3 +245,22 @@ def test_a_plain_network_is_fine_tuned_into_a_planar_one_that_photo_import_loads
     assert 0 < slopes.abs().max() < 5e-3  # trained for two small steps since
     record = json.loads((tmp_path / "out" / "depth_fast_training.json").read_text())
     assert record["shape"] == json.loads(json.dumps(dataclasses.asdict(tuned.shape)))  # the weights' own layout
+
+
+def test_a_variance_beyond_fp16_is_saved_in_fp32_and_the_file_loads(tmp_path):
+    """A run at learning rate 1e-3 ended with a BatchNorm variance of 88,000: saved in fp16 it
+    was infinite, and the loader refused the whole file after 98 minutes of training."""
+    from ml.depth.builtin import load_fast_depth
+    from ml.models.loading import read_state_dict
+
+    torch.manual_seed(0)
+    model = FastDepth().eval()
+    model.decoders[0][1].running_var[:5] = 88446.5
+    assert save_weights(model, tmp_path) == ["decoders.0.1.running_var"]
+    state = read_state_dict(tmp_path / "depth_fast.safetensors", keep_norm_buffers=True)
+    assert state["decoders.0.1.running_var"].dtype == torch.float32
+    assert float(state["decoders.0.1.running_var"][0]) == 88446.5
+    assert all(v.dtype == torch.float16 for k, v in state.items() if k != "decoders.0.1.running_var")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.isfinite(load_fast_depth(tmp_path / "depth_fast.safetensors")(x)).all()
