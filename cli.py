@@ -382,14 +382,21 @@ def _probe(folder: Path) -> None:
     os.unlink(name)
 
 
+def _matches(pattern: str) -> list[str]:
+    """A path as given (a missing one too, to fail as its own item), or a glob's matches in name
+    order (none when it matches nothing)."""
+    if os.path.lexists(pattern) or not any(c in pattern for c in "*?["):
+        return [pattern]
+    return sorted(glob.glob(pattern))
+
+
 def _blend_files(patterns: list[str]) -> list[str]:
     """Every file the --blend patterns name, each once, in order. A glob matching nothing is a
     usage error (a typo); a named file that is missing stays, to fail as its own item."""
     files: list[str] = []
     seen: set[str] = set()
     for pattern in patterns:
-        literal = os.path.lexists(pattern) or not any(c in pattern for c in "*?[")
-        matches = [pattern] if literal else sorted(glob.glob(pattern))
+        matches = _matches(pattern)
         if not matches:
             raise UsageError(f"restyle: argument --blend: no file matches '{pattern}'")
         for match in matches:
@@ -414,10 +421,8 @@ def _photo_files(items: list[str]) -> list[str]:
             if not found:
                 raise UsageError(f"restyle import-photo: the folder '{item}' has no photos ({', '.join(extensions)})")
             photos += found
-        elif os.path.lexists(item) or not any(c in item for c in "*?["):
-            photos.append(item)
         else:
-            found = sorted(glob.glob(item))
+            found = _matches(item)
             if not found:
                 raise UsageError(f"restyle import-photo: no file matches '{item}'")
             photos += found

@@ -58,8 +58,11 @@ def use_photo_camera(scene: bpy.types.Scene, camera: bpy.types.Object) -> tuple[
     size = camera.get(PHOTO_SIZE)
     try:
         width, height = (int(v) for v in size)
+        if width < 1 or height < 1:
+            raise ValueError
     except (TypeError, ValueError):
-        raise RestyleError(f"'{camera.name}' is not the camera of an imported photo") from None
+        raise RestyleError(f"'{camera.name}' has no valid photo size ('{PHOTO_SIZE}'): import the photo "
+                           "again") from None
     scene.camera = camera
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100

@@ -14,6 +14,7 @@ from ..jobs.photo import (
     PHOTO_EXTENSIONS,
     builtin_depth_available,  # noqa: F401  (panels/depth_models.py reads it here)
 )
+from ..ml.errors import RestyleError
 from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
 from ..ml.options import (
     DEPTH_RANGE,
@@ -150,7 +151,11 @@ class RESTYLE_OT_look_through_photo(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> Result:
         camera = photo_job.photo_camera_of(context.active_object)
         assert camera is not None and context.scene is not None  # poll() checked both
-        width, height = photo_job.use_photo_camera(context.scene, camera)
+        try:  # the size property can be edited by hand
+            width, height = photo_job.use_photo_camera(context.scene, camera)
+        except RestyleError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         space = context.space_data
         if isinstance(space, bpy.types.SpaceView3D) and space.region_3d is not None:
             space.region_3d.view_perspective = "CAMERA"

@@ -96,6 +96,12 @@ def test_photos_of_different_shapes_each_get_their_resolution_back(empty_scene, 
     assert_vertices_land_on_their_uv_pixels(tall_rig, orientation=1)
     bpy.context.view_layer.objects.active = None
     assert not bpy.ops.restyle.look_through_photo.poll()
+    camera = bpy.data.objects["wide Camera"]
+    camera["restyle_photo_size"] = [0, 30]  # edited by hand: refused with a message, nothing changed
+    bpy.context.view_layer.objects.active = camera
+    with pytest.raises(RuntimeError, match="has no valid photo size"):
+        bpy.ops.restyle.look_through_photo()
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (30, 50) and scene.camera.name == "tall Camera"
 
 
 def test_a_second_import_is_placed_beside_the_first_and_reports_its_real_names(empty_scene, tmp_path, capfd):
