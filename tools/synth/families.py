@@ -462,6 +462,222 @@ def warehouse(rng: random.Random) -> None:
     camera(rng, eye, target, (18.0, 50.0))
 
 
+def _log_uniform(rng: random.Random, low: float, high: float) -> float:
+    return math.exp(rng.uniform(math.log(low), math.log(high)))
+
+
+def scatter(rng: random.Random) -> None:
+    """Domain randomisation: boxes, slabs, primitives and rocks of 0.1-8 m at 0.5-60 m, some
+    floating and tilted, on a floor or not, often inside an enclosure of random proportions
+    (2-30 m wide, 3-50 m deep, with or without a ceiling). No layout to learn, only the
+    cues that hold in any scene: occlusion, perspective, texture gradients, shading."""
+    floor = rng.random() < 0.85
+    if floor:
+        ground(rng, material(rng, "floor"), size=200)
+    enclosed = floor and rng.random() < 0.45
+    width, depth, height = rng.uniform(2, 30), _log_uniform(rng, 3, 50), rng.uniform(2.2, 12)
+    if enclosed:
+        walls = material(rng, "walls")
+        for centre, size in (((0, depth, height / 2), (width, 0.2, height)),
+                             ((0, -3, height / 2), (width, 0.2, height)),
+                             ((-width / 2, depth / 2 - 1.5, height / 2), (0.2, depth + 3, height)),
+                             ((width / 2, depth / 2 - 1.5, height / 2), (0.2, depth + 3, height))):
+            box(centre, size, walls if rng.random() < 0.6 else material(rng, "wall"))
+        if rng.random() < 0.7:
+            box((0, depth / 2 - 1.5, height + 0.1), (width, depth + 3, 0.2), material(rng, "ceiling", 0.2))
+    reach = depth if enclosed else 60.0
+    spread = width / 2 if enclosed else 25.0
+    heading = rng.uniform(-0.3, 0.3)  # the camera looks roughly this way; most things are in view
+    for index in range(rng.randint(15, 50)):
+        distance = _log_uniform(rng, 0.6, max(1.0, reach - 0.5))
+        size = min(_log_uniform(rng, 0.1, 8.0), distance * 0.8)
+        x = max(-spread, min(spread, distance * (heading + rng.uniform(-0.6, 0.6))))
+        z = 0.0 if rng.random() < 0.7 or not floor else rng.uniform(0.2, 4.0) * size
+        if enclosed:  # below the lamps under the ceiling: a lamp inside a box lights nothing
+            size = min(size, (height - 0.5) / 2)
+            z = max(0.0, min(z, height - 0.5 - 2 * size))
+        mat = material(rng, f"thing{index}", 0.4)
+        kind = rng.choice(("box", "slab", "primitive", "rock", "cylinder"))
+        if kind == "box":
+            box((x, distance, z + size / 2), (size * rng.uniform(0.3, 2), size * rng.uniform(0.3, 2), size), mat,
+                rng.uniform(0, math.tau))
+        elif kind == "slab":  # a board, panel or low wall, sometimes leaning
+            obj = box((x, distance, z + size / 2), (size * rng.uniform(0.8, 3), size * 0.06, size), mat,
+                      rng.uniform(-1.2, 1.2))
+            obj.rotation_euler.x = rng.choice((0.0, rng.uniform(-0.6, 0.6)))
+        elif kind == "primitive":
+            primitive(rng, (x, distance, z), size / 2, mat)
+        elif kind == "rock":
+            rock(rng, (x, distance, z + size * 0.2), size / 2, mat, index)
+        else:
+            cylinder((x, distance, z + size), size * rng.uniform(0.05, 0.4), size * 2, mat,
+                     (rng.choice((0.0, rng.uniform(-0.5, 0.5))), 0.0, 0.0))
+    world(rng, (0.3, 1.6) if enclosed else (0.6, 1.8))
+    if enclosed:  # lamps inside the enclosure: the sky lights little of a closed box
+        for k in range(1 + int(depth / 12)):
+            lamp(rng, (rng.uniform(-width / 3, width / 3), depth * (k + 0.5) / (1 + int(depth / 12)), height - 0.2),
+                 rng.choice(("POINT", "AREA")), 0.8)
+    else:
+        lamp(rng, (rng.uniform(-3, 3), rng.uniform(-2, 4), 30.0))
+    if not enclosed or rng.random() < 0.3:
+        lamp(rng, (0, 0, 40), "SUN")
+    eye_z = _log_uniform(rng, 0.3, min(height - 0.3, 20.0) if enclosed else 20.0)
+    eye = (rng.uniform(-spread / 3, spread / 3), rng.uniform(-2, 0), eye_z)
+    ahead = _log_uniform(rng, 2, reach)
+    target = (eye[0] + ahead * (heading + rng.uniform(-0.15, 0.15)), ahead, rng.uniform(0, min(eye_z, 4)))
+    camera(rng, eye, target, roll=8.0)
+
+
+def shelves(rng: random.Random) -> None:
+    """Close-ups of a wall of shelving, bookcases and a kitchen counter with cabinets, seen
+    from 0.5-4 m: rows of books, jars and boxes at many small depths, a floor, a side wall."""
+    ground(rng, material(rng, "floor"), size=40)
+    box((0, 0.1, 1.6), (14, 0.2, 3.2), material(rng, "wall"))
+    if rng.random() < 0.5:
+        box((rng.choice((-1, 1)) * rng.uniform(1.5, 4), -3, 1.6), (0.2, 6.2, 3.2), material(rng, "side wall"))
+    x = rng.uniform(-4, -2.5)
+    unit = 0
+    while x < 4:
+        w, d = rng.uniform(0.6, 2.0), rng.uniform(0.25, 0.6)
+        frame, cx = material(rng, f"unit{unit}", 0.3), x + w / 2
+        if rng.random() < 0.35:  # a counter: cabinets below, a worktop, things on it
+            h = rng.uniform(0.85, 0.95)
+            box((cx, -d / 2, h / 2 - 0.02), (w, d, h - 0.04), frame)
+            box((cx, -d / 2 - 0.02, h - 0.02), (w + 0.02, d + 0.05, 0.04), material(rng, "worktop", 0.5))
+            for k in range(rng.randint(0, 5)):
+                size = rng.uniform(0.05, 0.3)
+                primitive(rng, (rng.uniform(x + 0.1, x + w - 0.1), -rng.uniform(0.1, d - 0.05), h), size / 2,
+                          material(rng, f"item{unit}{k}", 0.3))
+            if rng.random() < 0.6:  # wall cupboards
+                box((cx, -0.18, rng.uniform(1.5, 1.7) + 0.35), (w, 0.35, 0.7), frame)
+        else:  # a bookcase: planks, sides, books
+            h = rng.uniform(1.0, 2.4)
+            levels = rng.randint(2, 6)
+            for side in (x, x + w):
+                box((side, -d / 2, h / 2), (0.03, d, h), frame)
+            for level in range(levels + 1):
+                box((cx, -d / 2, level * h / levels + 0.015), (w, d, 0.03), frame)
+            for level in range(levels):
+                base, room_h = level * h / levels + 0.03, h / levels - 0.06
+                bx = x + 0.03
+                while bx < x + w - 0.05:
+                    thick = rng.uniform(0.015, 0.07)
+                    if rng.random() < 0.15:  # a gap or a jar
+                        if rng.random() < 0.5:
+                            r = min(rng.uniform(0.03, 0.08), room_h / 2)
+                            cylinder((bx + r, -d / 2, base + room_h * 0.35), r, room_h * 0.7,
+                                     material(rng, "jar", 0.2))
+                            bx += 2 * r + 0.02
+                        else:
+                            bx += rng.uniform(0.05, 0.3)
+                        continue
+                    bh = room_h * rng.uniform(0.55, 0.97)
+                    depth = d * rng.uniform(0.6, 0.95)
+                    box((bx + thick / 2, -depth / 2 - rng.uniform(0, d - depth), base + bh / 2), (thick, depth, bh),
+                        material(rng, "book", 0.3) if rng.random() < 0.25 else frame if rng.random() < 0.1
+                        else procedural_material(rng, "book"))
+                    bx += thick + 0.002
+        x += w + rng.uniform(0.0, 0.8)
+        unit += 1
+    world(rng, (0.3, 1.0))
+    lamp(rng, (rng.uniform(-2, 2), -rng.uniform(1, 3), rng.uniform(2.2, 3)), rng.choice(("POINT", "AREA")), 0.4)
+    distance = _log_uniform(rng, 0.5, 4.0)
+    yaw = math.radians(rng.uniform(-50, 50))
+    target = (rng.uniform(-1.5, 1.5), -0.2, rng.uniform(0.3, 1.8))
+    eye = (target[0] + distance * math.sin(yaw), -distance * math.cos(yaw) - 0.2,
+           max(0.3, target[2] + rng.uniform(-0.6, 0.8)))
+    camera(rng, eye, target, (18.0, 60.0))
+
+
+def stairs(rng: random.Random) -> None:
+    """Flights of steps with landings, side walls or railings and a facade or retaining wall
+    behind; seen from below looking up or from above looking down, outdoors or in."""
+    ground(rng, material(rng, "ground"), size=120)
+    step_h, step_d = rng.uniform(0.12, 0.2), rng.uniform(0.25, 0.45)
+    width = rng.uniform(1.2, 8)
+    steps_mat, wall_mat = material(rng, "steps", 0.4), material(rng, "walls", 0.5)
+    y, z, flights = 0.0, 0.0, rng.randint(1, 3)
+    for _ in range(flights):
+        count = rng.randint(5, 18)
+        for k in range(count):  # each step a block from the ground up: no gaps underneath
+            top = z + (k + 1) * step_h
+            box((0, y + (k + 0.5) * step_d, top / 2), (width, step_d, top), steps_mat)
+        y, z = y + count * step_d, z + count * step_h
+        landing = rng.uniform(1.0, 4.0)
+        box((0, y + landing / 2, z / 2), (width, landing, z), steps_mat)
+        y += landing
+    sides = rng.choice(("walls", "railings", "open"))
+    if sides == "walls":
+        for side in (-1, 1):
+            h = z + rng.uniform(1, 4)
+            box((side * (width / 2 + 0.15), y / 2, h / 2), (0.3, y, h), wall_mat)
+    elif sides == "railings":
+        rail = material(rng, "rail", 0.1)
+        for side in (-1, 1):
+            for k in range(int(y / 1.2) + 1):
+                top = min(z, z * (k * 1.2) / max(y, 1e-3) * 1.3)
+                cylinder((side * (width / 2 - 0.05), k * 1.2, top + 0.45), 0.02, 0.9, rail, vertices=8)
+    h = z + rng.uniform(3, 20)
+    box((0, y + 0.5, h / 2), (max(20.0, width * 3), 1.0, h), material(rng, "facade", 0.6))
+    for index in range(rng.randint(0, 6)):
+        size = rng.uniform(0.3, 1.2)
+        primitive(rng, (rng.uniform(-width, width), rng.uniform(-6, -0.5), 0.0), size / 2,
+                  material(rng, f"thing{index}", 0.4))
+    world(rng, (0.6, 1.8))
+    lamp(rng, (0, 0, 40), "SUN")
+    if rng.random() < 0.5:  # from the foot of the stairs, looking up
+        eye = (rng.uniform(-width / 3, width / 3), -rng.uniform(1, 8), rng.uniform(1.2, 1.9))
+        target = (rng.uniform(-width / 2, width / 2), rng.uniform(y * 0.3, y), rng.uniform(z * 0.5, z + 2))
+    else:  # from the top, looking down
+        eye = (rng.uniform(-width / 3, width / 3), y - rng.uniform(0.3, 1.5), z + rng.uniform(1.3, 1.9))
+        target = (rng.uniform(-width, width), rng.uniform(-8, y * 0.5), 0.0)
+    camera(rng, eye, target, (18.0, 60.0))
+
+
+def facade(rng: random.Random) -> None:
+    """A building front close up: recessed windows and doors in rows, pilasters, a plinth,
+    balconies; a neighbouring block at an angle; seen from 2-30 m, often obliquely."""
+    ground(rng, material(rng, "pavement", 0.4), size=200)
+    width, height = rng.uniform(10, 40), rng.uniform(6, 30)
+    wall, trim = material(rng, "wall", 0.6), material(rng, "trim", 0.3)
+    glass = material(rng, "glass", 0.1)
+    recess = rng.uniform(0.1, 0.5)
+    box((0, recess + 1.0, height / 2), (width, 2.0, height), glass)  # behind every window opening
+    floors, bays = max(1, int(height / rng.uniform(2.8, 4.0))), max(2, int(width / rng.uniform(2.0, 4.5)))
+    storey, bay = height / floors, width / bays
+    win_w, win_h = bay * rng.uniform(0.35, 0.7), storey * rng.uniform(0.4, 0.7)
+    for f in range(floors):  # the wall as solid strips between and around the openings
+        z0 = f * storey
+        sill = z0 + (storey - win_h) * 0.55
+        box((0, recess / 2, (z0 + sill) / 2), (width, recess, sill - z0), wall)
+        box((0, recess / 2, (sill + win_h + z0 + storey) / 2), (width, recess, z0 + storey - sill - win_h), wall)
+        for b in range(bays + 1):
+            x = -width / 2 + b * bay
+            box((x, recess / 2, sill + win_h / 2), (bay - win_w, recess, win_h), wall)
+        if f > 0 and rng.random() < 0.3:
+            for b in range(bays):
+                if rng.random() < 0.5:
+                    x = -width / 2 + (b + 0.5) * bay
+                    box((x, -0.5, z0 + 0.1), (win_w * 1.4, 1.0, 0.2), trim)
+    box((0, -0.05, 0.4), (width + 0.2, 0.3, 0.8), trim)  # plinth
+    if rng.random() < 0.6:  # a neighbour at an angle
+        side = rng.choice((-1, 1))
+        h = rng.uniform(5, 30)
+        box((side * (width / 2 + 6), -8, h / 2), (12, 14, h), material(rng, "neighbour", 0.6),
+            side * rng.uniform(0, 0.5))
+    for index in range(rng.randint(0, 5)):  # bins, bollards, a car
+        size = rng.uniform(0.4, 1.5)
+        box((rng.uniform(-width / 2, width / 2), -rng.uniform(1, 8), size / 2), (size, size * 0.8, size),
+            material(rng, f"thing{index}", 0.3), rng.uniform(0, math.tau))
+    world(rng, (0.6, 1.8))
+    lamp(rng, (0, -20, 40), "SUN")
+    distance = _log_uniform(rng, 2.0, 30.0)
+    yaw = math.radians(rng.uniform(-60, 60))
+    target = (rng.uniform(-width / 3, width / 3), 0.0, rng.uniform(1, height * 0.7))
+    eye = (target[0] - distance * math.sin(yaw), -distance * math.cos(yaw), rng.uniform(1.2, 1.9))
+    camera(rng, eye, target)
+
+
 def corridor(rng: random.Random) -> None:
     """(Held out) A long corridor with pillars along the walls, a ceiling and lamps."""
     width, height, length = rng.uniform(2, 5), rng.uniform(2.5, 4.5), rng.uniform(20, 45)
@@ -532,7 +748,8 @@ def tabletop(rng: random.Random) -> None:
 
 BUILDERS: dict[str, Callable[[random.Random], None]] = {
     "room": room, "street": street, "clutter": clutter, "thin": thin, "people": people, "forest": forest,
-    "aerial": aerial, "warehouse": warehouse, "corridor": corridor, "terrain": terrain, "tabletop": tabletop,
+    "aerial": aerial, "warehouse": warehouse, "scatter": scatter, "shelves": shelves, "stairs": stairs,
+    "facade": facade, "corridor": corridor, "terrain": terrain, "tabletop": tabletop,
 }
 
 

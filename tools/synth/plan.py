@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 # others were added so that the model sees many layouts, lenses and heights.
 FAMILIES = (
     "primitives", "room", "street", "clutter", "thin", "people", "forest", "aerial", "warehouse",
-    "corridor", "terrain", "tabletop",
+    "scatter", "shelves", "stairs", "facade", "corridor", "terrain", "tabletop",
 )
 # Never rendered for training: the out-of-distribution evaluation families.
 HELDOUT_FAMILIES = ("corridor", "terrain", "tabletop")
