@@ -27,7 +27,7 @@ from ..ml.models import registry
 from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
 from ..ml.models.custom import custom_depth_models
 from ..ml.models.registry import ModelDescriptor
-from ..ml.options import DepthSource, ImportPhotoOptions
+from ..ml.options import DEPTH_RANGE, NEAR, DepthSource, ImportPhotoOptions
 from ..ml.runtime.client import ItemResult
 from ..ml.runtime.client import Job as WorkerJob
 from .base import Services, checked, run_to_end, stopping, wait_by_polling
@@ -148,6 +148,9 @@ def read_photo(path: Path, pixels: bool = True) -> Photo:
         width, height = images.image_size(image)
         if width < 1 or height < 1:
             raise RestyleError(f"{path.name} cannot be read as an image (it has no pixels)")
+        if min(width, height) < MIN_PHOTO_SIDE:  # its camera frame could not take the photo's shape
+            raise RestyleError(f"{path.name} is {width} x {height} px: too small to import (a camera frame in "
+                               f"Blender is at least {MIN_PHOTO_SIDE} px on each side)")
     except images.ImageReadError as exc:
         raise RestyleError(f"{path.name}: {exc}") from exc
     finally:
@@ -158,6 +161,9 @@ def read_photo(path: Path, pixels: bool = True) -> Photo:
         return Photo(path, info, size, None)
     rgb = source.pixels[..., :3] if source.pixels.shape[2] >= 3 else np.repeat(source.pixels[..., :1], 3, axis=2)
     return Photo(path, info, size, orient(rgb, info.orientation))
+
+
+MIN_PHOTO_SIDE = 4  # Blender's smallest render resolution
 
 
 class PhotoJob:
@@ -245,6 +251,7 @@ class PhotoJob:
             use_photo_camera(scene, rigs[0][0])
             created.commit()
         warnings = [f"{photo.path.name}: {warning}" for photo in self.photos for warning in photo.info.warnings]
+        warnings.extend(self._model_notices())
         shapes = {_aspect(photo) for photo in self.photos}
         if len(shapes) > 1:
             warnings.append(f"The photos differ in shape; the scene's resolution fits {self.photos[0].path.name}. "
@@ -254,8 +261,24 @@ class PhotoJob:
                             self.model.name if self.model is not None else None,
                             self.options.depth_model == DepthSource.FLAT, warnings)
 
+    def _model_notices(self) -> list[str]:
+        """What the user may not expect of the depth model used: a license Auto chose for them, and
+        settings a metric model does not use."""
+        model, options, notices = self.model, self.options, []
+        if model is None:
+            return notices
+        if options.depth_model == DepthSource.AUTO and model.entry.non_commercial:
+            notices.append(f"Auto used {model.name}, whose license is "
+                           f"{model.entry.license}. For other work, pick another model under Depth Model")
+        if model.max_depth is not None and (options.near != NEAR.default or options.depth_range != DEPTH_RANGE.default):
+            notices.append(f"{model.name} gives depth in metres, so Near and Depth Range were not used")
+        return notices
+
     @property
     def _spacing(self) -> float:
+        """Distance between rigs side by side: past the deepest mesh (a metric model's reaches its range)."""
+        if self.model is not None and self.model.max_depth is not None:
+            return self.model.max_depth
         return self.options.depth_range + self.options.near
 
     def _build(self, scene: bpy.types.Scene, index: int, start: float, photo: Photo, disparity: np.ndarray | None,

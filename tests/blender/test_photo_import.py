@@ -192,3 +192,41 @@ def test_flat_needs_no_pixels_and_a_depth_job_keeps_no_copy_of_them(empty_scene,
         assert job.finish().collections == ["big.001"]
     finally:
         job.close()
+
+
+def test_a_photo_under_four_pixels_a_side_is_refused_and_nothing_is_made(empty_scene, tmp_path):
+    """Blender's camera frame is at least 4 px a side: a 3 px high strip would get a frame of
+    the wrong shape, so its camera would miss the photo."""
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.full((3, 40, 3), 128, np.uint8)).save(strip)
+    before = (len(bpy.data.objects), len(bpy.data.images), len(bpy.data.collections))
+    with pytest.raises(RuntimeError, match=r"strip.png is 40 x 3 px: too small to import"):
+        bpy.ops.restyle.import_photo_mesh(filepath=str(strip), depth_model="FLAT")
+    assert before == (len(bpy.data.objects), len(bpy.data.images), len(bpy.data.collections))
+    ok = tmp_path / "ok.png"
+    Image.fromarray(np.full((4, 40, 3), 128, np.uint8)).save(ok)
+    assert bpy.ops.restyle.import_photo_mesh(filepath=str(ok), depth_model="FLAT") == {"FINISHED"}
+
+
+@pytest.mark.parametrize(("model_id", "choice", "near", "expected"), [
+    ("depth-anything-v2-base", "AUTO", 2.0, ["Auto used Depth Anything V2 Base, whose license is CC-BY-NC-4.0"]),
+    ("depth-anything-v2-base", "depth-anything-v2-base", 2.0, []),  # picked by name: the user chose it
+    ("depth-anything-v2-small", "AUTO", 2.0, []),
+    ("depth-anything-v2-metric-vkitti-small", "AUTO", 2.0, []),
+    ("depth-anything-v2-metric-vkitti-small", "AUTO", 5.0, ["gives depth in metres, so Near and Depth Range"]),
+    ("depth-builtin-fast", "AUTO", 5.0, []),
+])
+def test_photo_import_says_what_the_depth_model_does_that_the_user_may_not_expect(model_id, choice, near, expected):
+    """Auto choosing a non-commercial model, and Near/Depth Range a metric model ignores, were silent."""
+    from types import SimpleNamespace
+
+    photo_job = importlib.import_module(f"{ADDON_MODULE}.jobs.photo")
+    registry = importlib.import_module(f"{ADDON_MODULE}.ml.models.registry")
+    catalog = importlib.import_module(f"{ADDON_MODULE}.ml.models.catalog")
+    options = importlib.import_module(f"{ADDON_MODULE}.ml.options").ImportPhotoOptions(depth_model=choice, near=near)
+    model = registry.descriptor_of(catalog._BY_ID[model_id])
+    job = SimpleNamespace(model=model, options=options)
+    notices = photo_job.PhotoJob._model_notices(job)
+    assert len(notices) == len(expected) and all(e in n for e, n in zip(expected, notices, strict=True))
+    spacing = photo_job.PhotoJob._spacing.fget(job)  # rigs side by side clear the deepest mesh
+    assert spacing == (model.max_depth if model.max_depth is not None else near + options.depth_range)
