@@ -22,6 +22,7 @@ import numpy as np
 
 from ..ml.errors import RestyleError
 from ..ml.restyle import color
+from ..ml.runtime.scratch import make_folder
 from . import outputs
 from .materials import IdKey, id_key, id_label
 
@@ -229,7 +230,7 @@ def _create_tiled(
     scratch = None
     if folder is None:  # packed: the tiles go through a private folder, removed afterwards
         try:
-            scratch = tempfile.mkdtemp(prefix="neural-restyle-out-")
+            scratch = make_folder("out")
         except OSError as exc:
             raise outputs.OutputWriteError(
                 f"cannot create a temporary folder in {tempfile.gettempdir()}: {exc.strerror or exc}") from exc

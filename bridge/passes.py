@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 
 import bpy
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..ml.depth.reconstruct import Intrinsics
 from ..ml.errors import RestyleError
+from ..ml.runtime.scratch import make_folder
 from . import compat
 
 
@@ -131,7 +131,7 @@ def render_passes(scene: bpy.types.Scene, normals: bool = False) -> RenderPasses
     view_layer = bpy.context.view_layer if bpy.context.scene == scene else None
     view_layer = view_layer or scene.view_layers[0]
     try:
-        folder = tempfile.mkdtemp(prefix="neural-restyle-passes-")
+        folder = make_folder("passes")
     except OSError as exc:
         raise PassError(f"no temporary folder for the render passes ({exc.strerror or exc})") from exc
     path = os.path.join(folder, "passes.exr")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import JobCancelled, TemporaryFolderFull, WorkerDied, WorkerFailed, WorkerHung
 from ..options import STYLE_WEIGHT, Device, RestyleOptions, choice
-from . import protocol
+from . import protocol, scratch
 from .protocol import (
     CancelRequest,
     DepthRequest,
@@ -108,6 +108,7 @@ class WorkerClient:
         with self._lock:
             if self.alive:
                 return
+            scratch.sweep_once()  # folders of a Blender that was killed in the middle of a job
             self.events = queue.Queue()
             self.process = subprocess.Popen(
                 [self.python, "-m", "ml.runtime.worker"],
@@ -277,7 +278,7 @@ class WorkerClient:
             raise WorkerFailed("A restyle job is already running")
         self.start()
         try:
-            folder = tempfile.mkdtemp(prefix="neural-restyle-job-")
+            folder = scratch.make_folder("job")
         except OSError as exc:
             raise self._temporary_failure(exc) from exc
         items: list[Item] = []

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import JobCancelled, WorkerDied, WorkerFailed
+from ..runtime import scratch
 from ..runtime.client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
 from ..runtime.protocol import Event, rebuilt_failure
 
@@ -81,7 +81,7 @@ def submit_learn(
     if client.busy:
         raise WorkerFailed("Another restyle job is running: try again when it has finished")
     client.start()
-    folder = tempfile.mkdtemp(prefix="neural-restyle-learn-")
+    folder = scratch.make_folder("learn")
     try:
         def saved(name: str, array: np.ndarray) -> str:
             path = os.path.join(folder, name)
