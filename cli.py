@@ -33,6 +33,7 @@ from typing import TextIO
 import bpy
 
 from . import preferences
+from .bridge.outputs import WrittenFiles
 from .jobs.base import error_message, is_defect, services_of
 from .jobs.depth_pass import mesh_from_depth_pass
 from .jobs.learn import learn_style
@@ -556,13 +557,14 @@ def _style_image(text: str | None) -> Iterator[str | None]:
         bpy.data.images.remove(image)
 
 
-def do_stylize_textures(args: argparse.Namespace) -> str:
+def do_stylize_textures(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
     objects = _objects(args)
     names = [o.name for o in objects]  # names: the objects are looked up again after the job
     options = StylizeTexturesOptions(style=args.style, restyle=_restyle(args), output_dir=args.output_dir or "",
                                      style_weight=args.style_weight)
     with _style_image(args.style_image) as style_image:
         outcome = stylize_textures(objects, options, services_of(bpy.context), style_image)
+    written.extend(outcome.written)
     for warning in outcome.warnings:
         _say(f"restyle stylize-textures: {warning}")
     _say(outcome.summary(args.style), sys.stdout)
@@ -581,17 +583,19 @@ def _scene() -> bpy.types.Scene:
     return scene
 
 
-def do_stylize_render(args: argparse.Namespace) -> str:
+def do_stylize_render(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
     scene = _scene()
     start, end = args.frames or (scene.frame_current, scene.frame_current)
     options = StylizeRenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
                                    restyle=_restyle(args), outlines=args.outlines, depth_falloff=args.depth_falloff,
                                    temporal=args.temporal)
-    _say(stylize_render(scene, options, services_of(bpy.context)).summary(), sys.stdout)
+    outcome = stylize_render(scene, options, services_of(bpy.context))
+    written.append(outcome.written)
+    _say(outcome.summary(), sys.stdout)
     return str(args.output_dir)
 
 
-def do_import_photo(args: argparse.Namespace) -> str:
+def do_import_photo(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
     photos = [Path(p).resolve() for p in args.photos]
     unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
     if len(unique) < len(photos):
@@ -608,14 +612,15 @@ def do_import_photo(args: argparse.Namespace) -> str:
     return ", ".join(outcome.collections)
 
 
-def do_depth_mesh(args: argparse.Namespace) -> str:
+def do_depth_mesh(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
     outcome = mesh_from_depth_pass(_scene(), DepthPassMeshOptions(exr=args.exr or "",
                                                                            resolution=args.resolution))
     _say(outcome.summary(), sys.stdout)
     return outcome.object
 
 
-ACTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
+# Each action records the files it wrote in its second argument: a failed save removes them.
+ACTIONS: dict[str, Callable[[argparse.Namespace, list[WrittenFiles]], str]] = {
     "stylize-textures": do_stylize_textures,
     "stylize-render": do_stylize_render,
     "import-photo": do_import_photo,
@@ -639,10 +644,11 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
     action = ACTIONS[args.command]
     if not args.blend:
         item = Item(input=bpy.data.filepath or "(unsaved)")
+        written: list[WrittenFiles] = []
         try:
-            _run_item(item, lambda: action(args))
+            _run_item(item, lambda: action(args, written))
             if item.status == "done" and (args.save or args.save_as):
-                _run_item(item, lambda: _save(args.save_as))
+                _run_item(item, lambda: _save(args.save_as, written))
         except KeyboardInterrupt:
             item.status, item.error = "failed", "interrupted"
             raise
@@ -659,8 +665,9 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
                 _open_blend(path)
                 if not os.access(path, os.W_OK):  # found before the work, which could not be saved
                     raise RestyleError(f"{path} is read-only: it would not be saved, so nothing was done to it")
-                output = action(args)
-                _save(None)
+                written: list[WrittenFiles] = []
+                output = action(args, written)
+                _save(None, written)
                 return output
 
             _run_item(item, process)
@@ -673,7 +680,9 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             report.items.append(Item(input=path, status="failed", error="not processed: the batch was interrupted"))
 
 
-def _save(path: str | None) -> str:
+def _save(path: str | None, written: list[WrittenFiles]) -> str:
+    """Save the file; if that fails, the image files the work wrote for it are removed (no
+    saved file refers to them), and the message says so."""
     try:
         if path:
             bpy.ops.wm.save_as_mainfile(filepath=path)
@@ -681,9 +690,17 @@ def _save(path: str | None) -> str:
             bpy.ops.wm.save_mainfile()
         else:
             raise RestyleError("the open file was never saved: use --save-as PATH")
-    except RuntimeError as exc:
+    except (RuntimeError, RestyleError) as exc:
         target = path or bpy.data.filepath
-        raise RestyleError(f"could not save {target}: {str(exc).removeprefix('Error: ').strip()}") from exc
+        reason = str(exc).removeprefix("Error: ").strip()
+        message = reason if isinstance(exc, RestyleError) else f"could not save {target}: {reason}"
+        count = sum(len(files.paths) for files in written)
+        left = [p for files in written for p in files.remove_all()]
+        if count:
+            message += (f"; the {count} image file(s) written for it were removed" if not left else
+                        f"; {len(left)} of the {count} image file(s) written for it could not be removed: "
+                        + ", ".join(left))
+        raise RestyleError(message) from exc
     return bpy.data.filepath
 
 

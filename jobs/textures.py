@@ -36,6 +36,8 @@ class Outcome:
     skipped: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The files the kept images were written to: a caller whose save fails removes them.
+    written: list[outputs.WrittenFiles] = field(default_factory=list)
 
     def summary(self, style: str) -> str:
         text = f"Restyled {self.textures} texture(s) in {self.materials} material(s) as '{style}'"
@@ -190,6 +192,7 @@ class TexturesJob:
         materials.rename_results(copies, created, self.style)
         self.outcome.textures = len(created)
         self.outcome.materials = len(copies.materials)
+        self.outcome.written = [files[key] for key in created]
         return self.outcome
 
     @staticmethod

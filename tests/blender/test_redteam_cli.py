@@ -34,9 +34,9 @@ def textured_blend(path: Path, seed: int) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every file under ``folder`` with its size, modification time and first bytes."""
+    """Every file and folder under ``folder``, files with their size, modification time and first bytes."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:64])
-            for p in sorted(folder.rglob("*"))}
+            if p.is_file() else (0, 0, b"folder") for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture
@@ -230,14 +230,53 @@ def test_batch_carries_on_past_every_kind_of_bad_file(cli, empty_scene, tmp_path
     assert text.read_text() == "not a blend file"
 
 
+def test_a_file_that_cannot_be_saved_keeps_no_restyled_images(cli, empty_scene, tmp_path):
+    """A save failing for a reason found only when saving (here Blender's temporary file@ is
+    taken; a full disk, a lock) left the restyled textures on disk, referred to by no file."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    unsaveable = textured_blend(tmp_path / "a" / "shot.blend", 1)
+    (tmp_path / "a" / "shot.blend@").mkdir()
+    free = textured_blend(tmp_path / "b" / "free.blend", 2)
+    before = snapshot(unsaveable.parent)
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(unsaveable), str(free),
+                      "--report", str(report)]) == 1
+    items = json.loads(report.read_text())["items"]
+    assert items[0]["status"] == "failed" and "could not save" in items[0]["error"]
+    assert "the 1 image file(s) written for it were removed" in items[0]["error"]
+    assert snapshot(unsaveable.parent) == before
+    assert items[1]["status"] == "done" and len(list((free.parent / "restyled").iterdir())) == 1
+
+
+def test_a_render_whose_file_cannot_be_saved_keeps_no_new_frames(cli, empty_scene, tmp_path):
+    from tests.blender.scenes import small_scene
+
+    small_scene()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    target = tmp_path / "out" / "saved.blend"
+    target.parent.mkdir()
+    (tmp_path / "out" / "saved.blend@").mkdir()
+    frames = tmp_path / "frames"
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-render", "--style", "toon", "--frames", "1-2", "--output-dir", str(frames),
+                      "--save-as", str(target), "--report", str(report)]) == 1
+    item = json.loads(report.read_text())["items"][0]
+    assert "could not save" in item["error"] and "the 2 image file(s) written for it were removed" in item["error"]
+    assert not frames.exists()  # the frames and the folder made for them
+    assert _run(cli, ["stylize-render", "--style", "toon", "--frames", "1", "--output-dir", str(frames),
+                      "--save-as", str(tmp_path / "out" / "other.blend")]) == 0
+    assert len(list(frames.iterdir())) == 1  # when the save works, the frames stay
+
+
 def test_a_job_that_raises_anything_fails_only_its_file(cli, empty_scene, tmp_path, monkeypatch):
     shots = [textured_blend(tmp_path / f"s{i}.blend", i) for i in (1, 2, 3)]
     real = cli.ACTIONS["stylize-textures"]
 
-    def flaky(args):
+    def flaky(args, written):
         if bpy.data.filepath.endswith("s2.blend"):
             raise KeyError("a bug nobody foresaw")
-        return real(args)
+        return real(args, written)
 
     monkeypatch.setitem(cli.ACTIONS, "stylize-textures", flaky)
     before = shots[1].read_bytes()
@@ -254,7 +293,7 @@ def test_an_interrupted_batch_still_writes_its_report(cli, empty_scene, tmp_path
     for i in (1, 2, 3):
         textured_blend(tmp_path / f"s{i}.blend", i)
 
-    def interrupted(args):
+    def interrupted(args, written):
         if bpy.data.filepath.endswith("s2.blend"):
             raise KeyboardInterrupt
         return "fine"
@@ -273,7 +312,7 @@ def test_an_interrupted_batch_still_writes_its_report(cli, empty_scene, tmp_path
 def test_an_interrupted_single_file_run_reports_it_and_saves_nothing(cli, shot, monkeypatch, capsys):
     folder, path = shot
 
-    def interrupted(args):
+    def interrupted(args, written):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(cli.ACTIONS, "stylize-textures", interrupted)

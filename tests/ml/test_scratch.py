@@ -14,7 +14,8 @@ from ml.options import RestyleOptions
 from ml.runtime import scratch
 from ml.runtime.client import WorkerClient
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sweep runs on POSIX only (it removes nothing elsewhere)")
+pytestmark = pytest.mark.skipif(os.name != "posix",
+                                reason="the sweep runs on POSIX only (elsewhere it removes nothing)")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
