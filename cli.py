@@ -589,9 +589,8 @@ def do_stylize_render(args: argparse.Namespace, written: list[WrittenFiles]) -> 
     options = StylizeRenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
                                    restyle=_restyle(args), outlines=args.outlines, depth_falloff=args.depth_falloff,
                                    temporal=args.temporal)
-    outcome = stylize_render(scene, options, services_of(bpy.context))
-    written.append(outcome.written)
-    _say(outcome.summary(), sys.stdout)
+    # The frames are the output, and the result image is packed into the file: a failed save keeps them.
+    _say(stylize_render(scene, options, services_of(bpy.context)).summary(), sys.stdout)
     return str(args.output_dir)
 
 
@@ -619,7 +618,8 @@ def do_depth_mesh(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
     return outcome.object
 
 
-# Each action records the files it wrote in its second argument: a failed save removes them.
+# Each action records in its second argument the files that only the saved .blend would refer to
+# (restyled textures): a failed save removes them.
 ACTIONS: dict[str, Callable[[argparse.Namespace, list[WrittenFiles]], str]] = {
     "stylize-textures": do_stylize_textures,
     "stylize-render": do_stylize_render,
@@ -681,7 +681,7 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
 
 
 def _save(path: str | None, written: list[WrittenFiles]) -> str:
-    """Save the file; if that fails, the image files the work wrote for it are removed (no
+    """Save the file; if that fails, the texture files the work wrote for it are removed (no
     saved file refers to them), and the message says so."""
     try:
         if path:
@@ -695,7 +695,8 @@ def _save(path: str | None, written: list[WrittenFiles]) -> str:
         reason = str(exc).removeprefix("Error: ").strip()
         message = reason if isinstance(exc, RestyleError) else f"could not save {target}: {reason}"
         count = sum(len(files.paths) for files in written)
-        left = [p for files in written for p in files.remove_all()]
+        # The last first: an earlier one made the shared output folder, removed once it is empty.
+        left = [p for files in reversed(written) for p in files.remove_all()]
         if count:
             message += (f"; the {count} image file(s) written for it were removed" if not left else
                         f"; {len(left)} of the {count} image file(s) written for it could not be removed: "

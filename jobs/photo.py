@@ -269,14 +269,15 @@ class PhotoJob:
             return notices
         if options.depth_model == DepthSource.AUTO and model.entry.non_commercial:
             notices.append(f"Auto used {model.name}, whose license is "
-                           f"{model.entry.license}. For other work, pick another model under Depth Model")
+                           f"{model.entry.license}. For commercial work, pick another model under Depth Model")
         if model.max_depth is not None and (options.near != NEAR.default or options.depth_range != DEPTH_RANGE.default):
             notices.append(f"{model.name} gives depth in metres, so Near and Depth Range were not used")
         return notices
 
     @property
     def _spacing(self) -> float:
-        """Distance between rigs side by side: past the deepest mesh (a metric model's reaches its range)."""
+        """Distance between rigs side by side: the depth a mesh reaches (a metric model's: its range),
+        which clears the next rig for lenses from about 35 mm (wider ones may overlap at the far end)."""
         if self.model is not None and self.model.max_depth is not None:
             return self.model.max_depth
         return self.options.depth_range + self.options.near

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -38,8 +38,6 @@ class RenderOutcome:
     frames: int
     paths: list[str]
     flicker: tuple[float, float, float]  # source, restyled, ratio
-    # The frame files this job created (not those it wrote over): a caller whose save fails removes them.
-    written: outputs.WrittenFiles = field(default_factory=outputs.WrittenFiles)
 
     def summary(self) -> str:
         text = f"Restyled {self.frames} frame(s) into '{self.image}'"
@@ -221,7 +219,7 @@ class RenderJob:
                 image.name = name
             created.commit()
         self.kept = True
-        return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker, self.written)
+        return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker)
 
 
 def write_png(path: str, rgb: np.ndarray, written: outputs.WrittenFiles) -> None:

@@ -2,7 +2,6 @@
 session; nothing of a running process, another machine or without the maker's record is."""
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ def folder(root, name: str, owner: str | None) -> str:
 
 
 def test_only_folders_whose_maker_is_gone_are_removed(tmp_path):
-    host = socket.gethostname()
+    host = scratch.system_identity()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         gone = folder(tmp_path, "neural-restyle-job-a", f"{dead_pid()} {host}\n")
@@ -46,6 +45,9 @@ def test_only_folders_whose_maker_is_gone_are_removed(tmp_path):
             folder(tmp_path, "neural-restyle-job-mine", f"{os.getpid()} {host}"),  # this session's
             folder(tmp_path, "neural-restyle-job-running", f"{alive.pid} {host}"),  # another running Blender's
             folder(tmp_path, "neural-restyle-job-elsewhere", f"{dead_pid()} another-machine"),  # a shared /tmp
+            # Another container with the same host name: its process ids are not ours to look up.
+            folder(tmp_path, "neural-restyle-job-container", f"{dead_pid()} {host}9"),
+            folder(tmp_path, "neural-restyle-job-huge-pid", f"{2**40} {host}"),
             folder(tmp_path, "neural-restyle-job-old", None),  # no record: not ours to judge
             folder(tmp_path, "neural-restyle-job-garbled", "twelve"),
             folder(tmp_path, "someone-else", f"{dead_pid()} {host}"),
@@ -64,7 +66,7 @@ def test_make_folder_records_this_process_and_survives_the_sweep(tmp_path, monke
     path = scratch.make_folder("job")
     assert os.path.basename(path).startswith("neural-restyle-job-")
     with open(os.path.join(path, scratch.OWNER_FILE)) as f:
-        assert f.read().split() == [str(os.getpid()), socket.gethostname()]
+        assert f.read().split() == [str(os.getpid()), scratch.system_identity()]
     assert scratch.remove_abandoned() == [] and os.path.isdir(path)
 
 
