@@ -264,7 +264,8 @@ class PhotoJob:
     def _model_notices(self) -> list[str]:
         """What the user may not expect of the depth model used: a license Auto chose for them, and
         settings a metric model does not use."""
-        model, options, notices = self.model, self.options, []
+        model, options = self.model, self.options
+        notices: list[str] = []
         if model is None:
             return notices
         if options.depth_model == DepthSource.AUTO and model.entry.non_commercial:
