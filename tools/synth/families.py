@@ -1,5 +1,6 @@
 """Scene families for the synthetic depth data (bpy): rooms, streets, corridors, terrain,
-table-tops, clutter, thin structures, people-sized shapes, forests and aerial views.
+table-tops, clutter, thin structures, people-sized shapes, forests, aerial views, warehouses,
+randomised scatters of things, shelves, stairs and building facades.
 
 Each builder takes its own ``random.Random`` (seeded from family and seed by the caller) and
 builds one scene in an empty file: geometry, materials (procedural or photographic crops of
