@@ -8,7 +8,8 @@ Scene families (tools/synth/plan.py): "primitives", the original one and the def
 and sometimes walls, 3-9 primitives, some subdivided or displaced, random procedural
 materials), and the layouts of tools/synth/families.py (rooms, streets, clutter, thin
 structures, people, forests, aerial views, warehouses, scatters, shelves, stairs, facades,
-and the held-out corridors, terrain and table-tops). With several families, each seed renders families[seed % len(families)].
+and the held-out corridors, terrain and table-tops). With several families, each seed
+renders families[seed % len(families)].
 Every scene is lit by one of the CC0 HDRIs bundled with the bpy module plus lamps and seen
 by a random camera. One compressed .npz per (family, seed) holds rgb (uint8, H x W x 3),
 depth (float16 metres, planar, inf where nothing was hit) and family (its name).
