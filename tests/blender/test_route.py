@@ -7,6 +7,8 @@ asked once for the textures' pixels, the preferences once for the job's services
 once per model lookup, and the output files are named and written in one call each. Before
 this structure the route was panel 18 files / 126 returns, CLI 14 / 115 (and 106 / 95 before
 the job runner came); the bounds below are the current figures with no slack to speak of.
+Each route gained one file in stop 25: the job's temporary folder is made by
+ml/runtime/scratch.py, which records its maker so that a killed session's folder is removed later.
 """
 
 from __future__ import annotations
@@ -79,11 +81,11 @@ def _check_layers(route: Route) -> None:
 def test_the_panel_route_crosses_each_layer_once(addon, blend):
     route = _traced(addon, lambda: panel_run(blend))
     _check_layers(route)
-    assert len(route.files) <= 18 and route.total_returns < 106, route
+    assert len(route.files) <= 19 and route.total_returns < 106, route
 
 
 def test_the_command_line_route_crosses_each_layer_once(addon, blend):
     cli = importlib.import_module(f"{ADDON_MODULE}.cli")
     route = _traced(addon, lambda: cli_run(cli, blend))
     _check_layers(route)
-    assert len(route.files) <= 14 and route.total_returns < 95, route
+    assert len(route.files) <= 15 and route.total_returns < 95, route
