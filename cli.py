@@ -644,14 +644,9 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
     action = ACTIONS[args.command]
     if not args.blend:
         item = Item(input=bpy.data.filepath or "(unsaved)")
-        written: list[WrittenFiles] = []
         try:
-            _run_item(item, lambda: action(args, written))
-            if item.status == "done" and (args.save or args.save_as):
-                _run_item(item, lambda: _save(args.save_as, written))
-        except KeyboardInterrupt:
-            item.status, item.error = "failed", "interrupted"
-            raise
+            _run_and_save(item, lambda written: action(args, written), bool(args.save or args.save_as),
+                          args.save_as)
         finally:
             report.add(item)
         return
@@ -661,16 +656,13 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             path = pending[0]
             item = Item(input=path)
 
-            def process(path: str = path) -> str:
+            def process(written: list[WrittenFiles], path: str = path) -> str:
                 _open_blend(path)
                 if not os.access(path, os.W_OK):  # found before the work, which could not be saved
                     raise RestyleError(f"{path} is read-only: it would not be saved, so nothing was done to it")
-                written: list[WrittenFiles] = []
-                output = action(args, written)
-                _save(None, written)
-                return output
+                return action(args, written)
 
-            _run_item(item, process)
+            _run_and_save(item, process, True, None)
             pending.pop(0)
             report.add(item)
     finally:
@@ -680,9 +672,9 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             report.items.append(Item(input=path, status="failed", error="not processed: the batch was interrupted"))
 
 
-def _save(path: str | None, written: list[WrittenFiles]) -> str:
-    """Save the file; if that fails, the texture files the work wrote for it are removed (no
-    saved file refers to them), and the message says so."""
+def _save(path: str | None, saved: Callable[[], None]) -> str:
+    """Save the file (to ``path`` when given) or fail with a one-line reason; ``saved`` is called the
+    moment Blender has saved it."""
     try:
         if path:
             bpy.ops.wm.save_as_mainfile(filepath=path)
@@ -690,19 +682,47 @@ def _save(path: str | None, written: list[WrittenFiles]) -> str:
             bpy.ops.wm.save_mainfile()
         else:
             raise RestyleError("the open file was never saved: use --save-as PATH")
-    except (RuntimeError, RestyleError) as exc:
-        target = path or bpy.data.filepath
+        saved()
+    except RuntimeError as exc:
         reason = str(exc).removeprefix("Error: ").strip()
-        message = reason if isinstance(exc, RestyleError) else f"could not save {target}: {reason}"
-        count = sum(len(files.paths) for files in written)
-        # The last first: an earlier one made the shared output folder, removed once it is empty.
-        left = [p for files in reversed(written) for p in files.remove_all()]
-        if count:
-            message += (f"; the {count} image file(s) written for it were removed" if not left else
-                        f"; {len(left)} of the {count} image file(s) written for it could not be removed: "
-                        + ", ".join(left))
-        raise RestyleError(message) from exc
+        raise RestyleError(f"could not save {path or bpy.data.filepath}: {reason}") from exc
     return bpy.data.filepath
+
+
+def _discard(written: list[WrittenFiles]) -> str:
+    """Remove the texture files an item's work wrote (no saved file will refer to them); what to add
+    to its error: how many went, or which could not."""
+    count = sum(len(files.paths) for files in written)
+    # The last first: an earlier one made the shared output folder, removed once it is empty.
+    left = [p for files in reversed(written) for p in files.remove_all()]
+    written.clear()
+    if not count:
+        return ""
+    if not left:
+        return f"; the {count} image file(s) written for it were removed"
+    return f"; {len(left)} of the {count} image file(s) written for it could not be removed: " + ", ".join(left)
+
+
+def _run_and_save(item: Item, work: Callable[[list[WrittenFiles]], str], save: bool, save_as: str | None) -> None:
+    """One item: its work, then the save when asked. When the file is to be saved and the work or
+    the save fails or is interrupted, the texture files the work wrote are removed: the only file
+    that would have referred to them is not saved. Frames of a render are never in ``written``."""
+    written: list[WrittenFiles] = []
+    saved: list[bool] = []  # not empty once a saved file refers to them: then they stay, whatever follows
+
+    def run() -> str:
+        output = work(written)
+        if save:
+            _save(save_as, lambda: saved.append(True))
+        return output
+
+    try:
+        _run_item(item, run)
+    except BaseException:  # Ctrl+C: no item guard catches it
+        item.status, item.error = "failed", "interrupted" + (_discard(written) if save and not saved else "")
+        raise
+    if item.status == "failed" and save and not saved:
+        item.error = (item.error or "") + _discard(written)
 
 
 def _run_item(item: Item, work: Callable[[], str]) -> None:

@@ -254,6 +254,69 @@ def test_a_file_that_cannot_be_saved_keeps_no_restyled_images(cli, empty_scene, 
     assert items[1]["status"] == "done" and len(list((free.parent / "restyled").iterdir())) == 1
 
 
+def _writes_then(cli, monkeypatch, failure):
+    """stylize-textures as it is, and then ``failure`` raised: a defect in the work after the
+    textures were written (``failure`` None: the real action)."""
+    real = cli.ACTIONS["stylize-textures"]
+
+    def action(args, written):
+        output = real(args, written)
+        assert written and all(files.paths for files in written)
+        if failure is not None:
+            raise failure
+        return output
+
+    monkeypatch.setitem(cli.ACTIONS, "stylize-textures", action)
+
+
+def test_a_batch_item_whose_work_fails_after_writing_keeps_no_restyled_images(cli, shot, monkeypatch):
+    folder, path = shot
+    _writes_then(cli, monkeypatch, KeyError("a bug after the textures were written"))
+    before, saved = snapshot(folder), path.read_bytes()
+    report = folder.parent / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(path), "--report", str(report)]) == 1
+    item = json.loads(report.read_text())["items"][0]
+    assert "unexpected KeyError" in item["error"]
+    assert item["error"].endswith("; the 1 image file(s) written for it were removed")
+    assert snapshot(folder) == before and path.read_bytes() == saved  # no texture, no restyled/ folder
+
+
+def test_ctrl_c_during_the_save_keeps_no_restyled_images(cli, shot, monkeypatch):
+    folder, _ = shot
+    _writes_then(cli, monkeypatch, None)
+
+    def interrupted_save(path, saved):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_save", interrupted_save)
+    before = snapshot(folder)
+    report = folder.parent / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--save", "--report", str(report)]) == 1
+    item = json.loads(report.read_text())["items"][0]
+    assert item["status"] == "failed"
+    assert item["error"] == "interrupted; the 1 image file(s) written for it were removed"
+    assert snapshot(folder) == before
+
+
+def test_ctrl_c_after_the_save_keeps_the_images_the_saved_file_uses(cli, shot, monkeypatch):
+    folder, path = shot
+    _writes_then(cli, monkeypatch, None)
+    real_save = cli._save
+
+    def save_then_interrupted(target, saved):
+        real_save(target, saved)  # Ctrl+C the moment after Blender saved the file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_save", save_then_interrupted)
+    report = folder.parent / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--save", "--report", str(report)]) == 1
+    assert json.loads(report.read_text())["items"][0]["error"] == "interrupted"
+    kept = list((folder / "restyled").iterdir())
+    assert len(kept) == 1, kept  # the saved shot refers to it
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    assert any(bpy.path.abspath(i.filepath) == str(kept[0]) for i in bpy.data.images)
+
+
 def test_a_render_whose_file_cannot_be_saved_keeps_its_frames(cli, empty_scene, tmp_path):
     """The frames are the output (the result image is packed into the file): a failed save keeps them."""
     from tests.blender.scenes import small_scene
