@@ -602,11 +602,13 @@ def do_import_photo(args: argparse.Namespace, written: list[WrittenFiles]) -> st
     options = ImportPhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
                                  resolution=args.resolution, cut_threshold=args.cut_threshold,
                                  focal_35mm=args.focal_length, simplify=args.simplify, device=args.device)
-    # One job for all of them, as the panel imports several photos: each rig beside the last, all or nothing
-    # (the job names any missing photo).
+    # One job for all of them, as the panel imports several photos: each rig beside the last. A photo that
+    # cannot be read or estimated is left out and named in the summary; a missing one stops the job first.
     outcome = import_photos(_scene(), unique, options, services_of(bpy.context))
     for warning in outcome.warnings:
         _say(f"restyle import-photo: {warning}")
+    for reason in outcome.failed:
+        _say(f"restyle import-photo: left out: {reason}")
     _say(outcome.summary()[1], sys.stdout)
     return ", ".join(outcome.collections)
 

@@ -122,9 +122,17 @@ class PhotoOutcome:
     model: str | None  # the depth model's name; None: flat planes
     flat_chosen: bool = False  # flat planes because Flat was asked for (not for want of a model)
     warnings: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # why each photo left out was left out
 
     def summary(self) -> tuple[str, str]:
         """('INFO' or 'WARNING', one line) about what was built."""
+        level, text = self._built()
+        if self.failed:
+            level = "WARNING"
+            text += f"; {len(self.failed)} photo(s) could not be imported: " + "; ".join(self.failed)
+        return level, text
+
+    def _built(self) -> tuple[str, str]:
         count = len(self.collections)
         if self.model is None and self.flat_chosen:
             return "INFO", f"Placed {count} photo(s) on flat planes"
@@ -167,7 +175,11 @@ MIN_PHOTO_SIDE = 4  # Blender's smallest render resolution
 
 
 class PhotoJob:
-    """A steppable Import Photo (see jobs.base.Job)."""
+    """A steppable Import Photo (see jobs.base.Job).
+
+    A photo that cannot be read, or whose depth cannot be estimated, is left out and named in the
+    outcome; the others are imported. Only when no photo is left does the job fail, and then
+    nothing is made."""
 
     def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,
                  services: Services) -> None:
@@ -177,7 +189,14 @@ class PhotoJob:
         self.scene_name = scene.name
         self.options = options = checked(options)
         self.model = choose_depth_model(options.depth_model, services)
-        self.photos = [read_photo(path, pixels=self.model is not None) for path in paths]
+        self.failed: list[str] = []
+        self.photos: list[Photo] = []
+        for path in paths:
+            try:
+                self.photos.append(read_photo(path, pixels=self.model is not None))
+            except RestyleError as exc:
+                self.failed.append(str(exc))
+        self._check_left()
         self.worker_job: WorkerJob | None = None
         self.depths: list[np.ndarray | None] = [None] * len(self.photos)
         self.done = self.model is None  # flat planes need no worker
@@ -205,13 +224,26 @@ class PhotoJob:
     def text(self) -> str:
         return "estimating depth" if not self.done else "building the meshes"
 
+    def _check_left(self) -> None:
+        """Fail (nothing is made yet) when no photo is left: one reason alone, or every photo's."""
+        if self.photos:
+            return
+        if len(self.failed) == 1:
+            raise RestyleError(self.failed[0])
+        raise RestyleError(f"none of the {len(self.failed)} photos could be imported: " + "; ".join(self.failed))
+
     def _take(self, results: dict[str, ItemResult]) -> None:
+        kept: list[tuple[Photo, np.ndarray]] = []
         for i, photo in enumerate(self.photos):
             result = results.get(str(i))
             if result is None or result.array is None:  # never a silent flat plane for a failed estimate
                 reason = (result.error if result is not None else None) or "no result"
-                raise RestyleError(f"the depth of {photo.path.name} could not be estimated: {reason}")
-            self.depths[i] = result.array
+                self.failed.append(f"the depth of {photo.path.name} could not be estimated: {reason}")
+            else:
+                kept.append((photo, result.array))
+        self.photos = [photo for photo, _ in kept]
+        self.depths = [depth for _, depth in kept]
+        self._check_left()
         self.done = True
 
     def poll(self) -> bool:
@@ -236,7 +268,7 @@ class PhotoJob:
             worker_job.close()
 
     def finish(self) -> PhotoOutcome:
-        """Build every photo (all or nothing), then point the scene's camera at the first."""
+        """Build every photo left (all of them or nothing), then point the scene's camera at the first."""
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             raise RestyleError(f"the scene '{self.scene_name}' was deleted while importing")
@@ -259,7 +291,7 @@ class PhotoJob:
                             "Through Photo Camera in the Restyle panel")
         return PhotoOutcome([collection for _, collection in rigs],
                             self.model.name if self.model is not None else None,
-                            self.options.depth_model == DepthSource.FLAT, warnings)
+                            self.options.depth_model == DepthSource.FLAT, warnings, list(self.failed))
 
     def _model_notices(self) -> list[str]:
         """What the user may not expect of the depth model used: a license Auto chose for them, and

@@ -104,6 +104,20 @@ def test_import_photo_and_depth_mesh_then_save_as(cli, empty_scene, tmp_path):
     assert any(o.name.endswith("Depth Mesh") for o in bpy.data.objects)
 
 
+def test_import_photo_leaves_out_a_broken_photo_and_says_so(cli, empty_scene, tmp_path, capsys):
+    good = write_image(tmp_path / "wall.png", photo_like(32, 48, seed=2))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 then nothing a JPEG decoder can use")
+    out, report = tmp_path / "out.blend", tmp_path / "r.json"
+    assert cli.main(["import-photo", str(broken), str(good), "--depth-model", "flat", "--save-as", str(out),
+                     "--report", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "restyle import-photo: left out: broken.jpg cannot be read as an image" in captured.err
+    assert "Placed 1 photo(s) on flat planes; 1 photo(s) could not be imported: broken.jpg" in captured.out
+    assert json.loads(report.read_text())["items"][0]["output"] == "wall"
+    assert out.exists() and "wall" in bpy.data.collections and "broken" not in bpy.data.collections
+
+
 def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, empty_scene, tmp_path):
     animated_scene(frames=4, degrees=20, size=(64, 48), samples=2)
     folder = tmp_path / "frames"

@@ -397,15 +397,50 @@ def test_photo_import_build_error_leaves_nothing_and_keeps_the_scene_camera(empt
     assert scene.camera == camera and (scene.render.resolution_x, scene.render.resolution_y) == (40, 30)
 
 
+def _noise_png(path: Path) -> Path:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))  # a PNG signature, then noise
+    return path
+
+
 def test_photo_import_of_a_file_blender_cannot_decode_leaves_nothing(empty_scene, tmp_path):
     small_scene()
-    good = write_image(tmp_path / "good.png", photo_like(24, 32, seed=1))
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))  # a PNG signature, then noise
+    bad = _noise_png(tmp_path / "bad.png")
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(bad), depth_model="FLAT")
+    assert "Nothing was imported" in message and "bad.png cannot be read as an image" in message
+    assert data_state() == before and settings_state() == settings
+
+
+def test_photo_import_leaves_out_a_broken_photo_and_imports_the_others(empty_scene, tmp_path):
+    """One broken photo among good ones made the whole import fail: now it is named, the others come in."""
+    small_scene()
+    good = [write_image(tmp_path / f"good{i}.png", photo_like(24, 32, seed=i)) for i in (1, 2)]
+    bad = _noise_png(tmp_path / "bad.png")
+    photo = addon_module("jobs.photo")
+    options = addon_module("ml.options").ImportPhotoOptions(depth_model="FLAT")
+    services = addon_module("jobs.base").services_of(bpy.context)
+    before = set(bpy.data.collections.keys())
+    outcome = photo.import_photos(bpy.context.scene, [good[0], bad, good[1]], options, services)
+    assert sorted(set(bpy.data.collections.keys()) - before) == ["good1", "good2"] == sorted(outcome.collections)
+    assert len(outcome.failed) == 1 and outcome.failed[0].startswith("bad.png cannot be read as an image")
+    level, text = outcome.summary()
+    assert level == "WARNING" and text.startswith("Placed 2 photo(s) on flat planes; 1 photo(s) could not be "
+                                                  "imported: bad.png cannot be read")
+    assert bpy.context.scene.camera.name == "good1 Camera"  # the first photo imported
+    # Through the operator (the panel, a drop): it finishes, with the rigs.
+    assert bpy.ops.restyle.import_photo_mesh(directory=str(tmp_path), files=[{"name": "bad.png"},
+                                             {"name": "good1.png"}], depth_model="FLAT") == {"FINISHED"}
+    assert "good1.001" in bpy.data.collections
+
+
+def test_photo_import_with_no_readable_photo_names_each_and_makes_nothing(empty_scene, tmp_path):
+    small_scene()
+    for name in ("a.png", "b.png"):
+        _noise_png(tmp_path / name)
     before, settings = data_state(), settings_state()
     message = cancelled(bpy.ops.restyle.import_photo_mesh, directory=str(tmp_path),
-                        files=[{"name": good.name}, {"name": bad.name}], depth_model="FLAT")
-    assert "Nothing was imported" in message and "bad.png" in message
+                        files=[{"name": "a.png"}, {"name": "b.png"}], depth_model="FLAT")
+    assert "none of the 2 photos could be imported: a.png cannot be read" in message and "; b.png cannot" in message
     assert data_state() == before and settings_state() == settings
 
 
@@ -416,16 +451,13 @@ def test_depth_model_option_explains_every_choice(addon):
         assert entry.name in tip
 
 
-def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene, tmp_path, monkeypatch):
-    small_scene()
-    photo = write_image(tmp_path / "yard.png", photo_like(24, 32, seed=3))
-    client_module = addon_module("ml.runtime.client")
-
+def _failing_estimates(monkeypatch, results):
+    """The worker's answer for a depth job: ``results`` by item id, as the client's Job holds them once done."""
     class FailingJob:
-        """A worker job whose one photo failed: what the client's Job holds once it is done."""
-
         finished, fraction = True, 1.0
-        results = {"0": client_module.ItemResult("0", None, "CUDA out of memory")}
+
+        def __init__(self):
+            self.results = results
 
         def poll(self):
             return True
@@ -444,10 +476,36 @@ def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene
             return FailingJob()
 
     monkeypatch.setattr(addon_module("jobs.base").Services, "client", lambda _self: FailingClient())
+
+
+def test_a_failed_depth_estimate_is_an_error_not_a_silent_flat_plane(empty_scene, tmp_path, monkeypatch):
+    small_scene()
+    photo = write_image(tmp_path / "yard.png", photo_like(24, 32, seed=3))
+    result = addon_module("ml.runtime.client").ItemResult
+    _failing_estimates(monkeypatch, {"0": result("0", None, "CUDA out of memory")})
     before, settings = data_state(), settings_state()
     message = cancelled(bpy.ops.restyle.import_photo_mesh, filepath=str(photo), depth_model="AUTO")
     assert "depth of yard.png could not be estimated: CUDA out of memory" in message
     assert data_state() == before and settings_state() == settings
+
+
+def test_a_photo_whose_depth_failed_is_left_out_and_named(empty_scene, tmp_path, monkeypatch):
+    """Of two photos, the second's estimate failed: the first is built with its depth, the second named."""
+    small_scene()
+    paths = [write_image(tmp_path / f"{name}.png", photo_like(24, 32, seed=i)) for i, name in enumerate(("a", "b"))]
+    result = addon_module("ml.runtime.client").ItemResult
+    depth = np.linspace(0.2, 1.0, 24 * 32, dtype=np.float32).reshape(24, 32)
+    _failing_estimates(monkeypatch, {"0": result("0", depth), "1": result("1", None, "CUDA out of memory")})
+    photo = addon_module("jobs.photo")
+    options = addon_module("ml.options").ImportPhotoOptions(depth_model="AUTO")
+    services = addon_module("jobs.base").services_of(bpy.context)
+    outcome = photo.import_photos(bpy.context.scene, paths, options, services)
+    assert outcome.collections == ["a"] and "b" not in bpy.data.collections
+    assert outcome.failed == ["the depth of b.png could not be estimated: CUDA out of memory"]
+    mesh = next(o for o in bpy.data.collections["a"].objects if o.type == "MESH")
+    z = np.array([v.co.z for v in mesh.data.vertices])
+    assert np.ptp(z) > 0  # relief from the depth that came back, not a flat plane
+    assert outcome.summary()[0] == "WARNING" and "1 photo(s) could not be imported" in outcome.summary()[1]
 
 
 def test_a_blend_relative_output_folder_in_an_unsaved_file_is_refused(empty_scene, tmp_path, monkeypatch):
