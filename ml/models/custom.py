@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
@@ -48,8 +49,18 @@ class CustomList:
     problem: str | None = None  # what was wrong with custom.json and what was recovered
 
 
+# Latin letters that Unicode does not decompose into a base letter and a mark.
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
+                          "ı": "i"})
+
+
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+    """The id part of a name: ASCII letters and digits joined by hyphens, accents taken off
+    ("Mon modèle été" -> "mon-modele-ete"); a name of no Latin letter at all is "model" (a
+    number is added when that is taken)."""
+    plain = unicodedata.normalize("NFKD", name.lower().translate(_LETTERS))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-") or "model"
 
 
 def _valid(item: object) -> TypeGuard[dict[str, str]]:

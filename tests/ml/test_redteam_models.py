@@ -314,6 +314,21 @@ def three_custom_styles(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize(("name", "twice", "expected"), [
+    ("Mon modèle été", False, "custom-mon-modele-ete"),  # was custom-mon-mod-le-t: accented letters were dropped
+    ("Straße Ølberg Łódź", False, "custom-strasse-olberg-lodz"),
+    ("Ｓｔｕｄｉｏ　２", False, "custom-studio-2"),  # full-width letters and space
+    ("Стиль", False, "custom-model"),  # no Latin letter at all
+    ("Стиль", True, "custom-model-2"),  # ... added again: the next free id
+])
+def test_custom_ids_keep_accented_letters_as_plain_ones(tmp_path, name, twice, expected):
+    root = tmp_path / "models"
+    source = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "anime.pth")
+    if twice:
+        add_custom(root, source, "animegan2", name)
+    assert add_custom(root, source, "animegan2", name).id == expected
+
+
 def test_truncated_custom_json_keeps_every_style_and_says_so(tmp_path):
     root = three_custom_styles(tmp_path)
     text = (root / INDEX).read_text()
