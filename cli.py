@@ -125,6 +125,23 @@ class Item:
     status: str = "done"  # done | failed
     error: str | None = None
     seconds: float = 0.0
+    # What a done item left out or noticed (a texture that could not be read, a photo left out):
+    # the same lines as on stderr, so a pipeline finds partial results without parsing the log.
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ItemWork:
+    """What one item's work hands back besides its output: the files only the saved .blend would
+    refer to (restyled textures, removed when that file is not saved) and its warnings."""
+
+    command: str
+    written: list[WrittenFiles] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        _say(f"restyle {self.command}: {text}")
 
 
 @dataclass
@@ -557,16 +574,18 @@ def _style_image(text: str | None) -> Iterator[str | None]:
         bpy.data.images.remove(image)
 
 
-def do_stylize_textures(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
+def do_stylize_textures(args: argparse.Namespace, work: ItemWork) -> str:
     objects = _objects(args)
     names = [o.name for o in objects]  # names: the objects are looked up again after the job
     options = StylizeTexturesOptions(style=args.style, restyle=_restyle(args), output_dir=args.output_dir or "",
                                      style_weight=args.style_weight)
     with _style_image(args.style_image) as style_image:
         outcome = stylize_textures(objects, options, services_of(bpy.context), style_image)
-    written.extend(outcome.written)
+    work.written.extend(outcome.written)
     for warning in outcome.warnings:
-        _say(f"restyle stylize-textures: {warning}")
+        work.warn(warning)
+    for name, why in outcome.failed.items():
+        work.warn(f"{name} was not restyled: {why}")
     _say(outcome.summary(args.style), sys.stdout)
     used: set[str] = set()
     for name in names:
@@ -583,7 +602,7 @@ def _scene() -> bpy.types.Scene:
     return scene
 
 
-def do_stylize_render(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
+def do_stylize_render(args: argparse.Namespace, work: ItemWork) -> str:
     scene = _scene()
     start, end = args.frames or (scene.frame_current, scene.frame_current)
     options = StylizeRenderOptions(style=args.style, frame_start=start, frame_end=end, output_dir=args.output_dir,
@@ -594,7 +613,7 @@ def do_stylize_render(args: argparse.Namespace, written: list[WrittenFiles]) -> 
     return str(args.output_dir)
 
 
-def do_import_photo(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
+def do_import_photo(args: argparse.Namespace, work: ItemWork) -> str:
     photos = [Path(p).resolve() for p in args.photos]
     unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
     if len(unique) < len(photos):
@@ -606,23 +625,23 @@ def do_import_photo(args: argparse.Namespace, written: list[WrittenFiles]) -> st
     # cannot be read or estimated is left out and named in the summary; a missing one stops the job first.
     outcome = import_photos(_scene(), unique, options, services_of(bpy.context))
     for warning in outcome.warnings:
-        _say(f"restyle import-photo: {warning}")
+        work.warn(warning)
     for reason in outcome.failed:
-        _say(f"restyle import-photo: left out: {reason}")
+        work.warn(f"left out: {reason}")
     _say(outcome.summary()[1], sys.stdout)
     return ", ".join(outcome.collections)
 
 
-def do_depth_mesh(args: argparse.Namespace, written: list[WrittenFiles]) -> str:
+def do_depth_mesh(args: argparse.Namespace, work: ItemWork) -> str:
     outcome = mesh_from_depth_pass(_scene(), DepthPassMeshOptions(exr=args.exr or "",
                                                                            resolution=args.resolution))
     _say(outcome.summary(), sys.stdout)
     return outcome.object
 
 
-# Each action records in its second argument the files that only the saved .blend would refer to
-# (restyled textures): a failed save removes them.
-ACTIONS: dict[str, Callable[[argparse.Namespace, list[WrittenFiles]], str]] = {
+# Each action records in its ItemWork the files that only the saved .blend would refer to (restyled
+# textures: a failed save removes them) and its warnings.
+ACTIONS: dict[str, Callable[[argparse.Namespace, ItemWork], str]] = {
     "stylize-textures": do_stylize_textures,
     "stylize-render": do_stylize_render,
     "import-photo": do_import_photo,
@@ -647,7 +666,7 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
     if not args.blend:
         item = Item(input=bpy.data.filepath or "(unsaved)")
         try:
-            _run_and_save(item, lambda written: action(args, written), bool(args.save or args.save_as),
+            _run_and_save(item, args.command, lambda work: action(args, work), bool(args.save or args.save_as),
                           args.save_as)
         finally:
             report.add(item)
@@ -658,13 +677,13 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             path = pending[0]
             item = Item(input=path)
 
-            def process(written: list[WrittenFiles], path: str = path) -> str:
+            def process(work: ItemWork, path: str = path) -> str:
                 _open_blend(path)
                 if not os.access(path, os.W_OK):  # found before the work, which could not be saved
                     raise RestyleError(f"{path} is read-only: it would not be saved, so nothing was done to it")
-                return action(args, written)
+                return action(args, work)
 
-            _run_and_save(item, process, True, None)
+            _run_and_save(item, args.command, process, True, None)
             pending.pop(0)
             report.add(item)
     finally:
@@ -705,15 +724,18 @@ def _discard(written: list[WrittenFiles]) -> str:
     return f"; {len(left)} of the {count} image file(s) written for it could not be removed: " + ", ".join(left)
 
 
-def _run_and_save(item: Item, work: Callable[[list[WrittenFiles]], str], save: bool, save_as: str | None) -> None:
+def _run_and_save(item: Item, command: str, action: Callable[[ItemWork], str], save: bool,
+                  save_as: str | None) -> None:
     """One item: its work, then the save when asked. When the file is to be saved and the work or
     the save fails or is interrupted, the texture files the work wrote are removed: the only file
     that would have referred to them is not saved. Frames of a render are never in ``written``."""
-    written: list[WrittenFiles] = []
+    work = ItemWork(command)
+    item.warnings = work.warnings  # the same list: what was said before a failure is kept too
+    written = work.written
     saved: list[bool] = []  # not empty once a saved file refers to them: then they stay, whatever follows
 
     def run() -> str:
-        output = work(written)
+        output = action(work)
         if save:
             _save(save_as, lambda: saved.append(True))
         return output

@@ -42,14 +42,31 @@ def test_batch_over_three_files_with_one_corrupt(cli, empty_scene, tmp_path):
     assert data["version"] == 1 and data["command"] == "stylize-textures"
     assert data["summary"] == {"done": 2, "failed": 1}
     for item in data["items"]:
-        assert set(item) == {"input", "output", "status", "error", "seconds"}
-        assert isinstance(item["seconds"], float)
+        assert set(item) == {"input", "output", "status", "error", "seconds", "warnings"}
+        assert isinstance(item["seconds"], float) and item["warnings"] == []
     failed = next(i for i in data["items"] if i["status"] == "failed")
     assert failed["input"].endswith("shot3.blend") and "cannot open" in failed["error"]
     for path in good:  # saved with the restyled material in use
         bpy.ops.wm.open_mainfile(filepath=str(path))
         assert bpy.data.objects["Cube"].material_slots[0].material.name.endswith(".pixel")
         assert (path.parent / "restyled").is_dir()
+
+
+def test_a_texture_that_cannot_be_read_is_a_warning_in_the_report(cli, empty_scene, tmp_path, capsys):
+    """A done item that left something out says so in the report, not only in the log."""
+    path = textured_blend(tmp_path / "shot.blend", 1)
+    textured_cube(tmp_path / "gone.png", 16, 2, material="Gone")
+    (tmp_path / "gone.png").unlink()
+    bpy.data.images["gone.png"].reload()
+    for obj in bpy.data.objects:
+        obj.select_set(True)
+    bpy.ops.wm.save_mainfile()
+    report = tmp_path / "r.json"
+    assert cli.main(["stylize-textures", "--style", "pixel", "--blend", str(path), "--report", str(report)]) == 0
+    item = json.loads(report.read_text())["items"][0]
+    assert item["status"] == "done" and len(item["warnings"]) == 1
+    assert item["warnings"][0].startswith("gone.png was not restyled: ")
+    assert f"restyle stylize-textures: {item['warnings'][0]}" in capsys.readouterr().err
 
 
 def test_bad_arguments_exit_2_and_name_the_argument(cli, capsys):
@@ -114,7 +131,9 @@ def test_import_photo_leaves_out_a_broken_photo_and_says_so(cli, empty_scene, tm
     captured = capsys.readouterr()
     assert "restyle import-photo: left out: broken.jpg cannot be read as an image" in captured.err
     assert "Placed 1 photo(s) on flat planes; 1 photo(s) could not be imported: broken.jpg" in captured.out
-    assert json.loads(report.read_text())["items"][0]["output"] == "wall"
+    item = json.loads(report.read_text())["items"][0]
+    assert item["output"] == "wall" and item["status"] == "done"
+    assert len(item["warnings"]) == 1 and item["warnings"][0].startswith("left out: broken.jpg cannot be read")
     assert out.exists() and "wall" in bpy.data.collections and "broken" not in bpy.data.collections
 
 

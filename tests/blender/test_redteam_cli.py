@@ -259,9 +259,9 @@ def _writes_then(cli, monkeypatch, failure):
     textures were written (``failure`` None: the real action)."""
     real = cli.ACTIONS["stylize-textures"]
 
-    def action(args, written):
-        output = real(args, written)
-        assert written and all(files.paths for files in written)
+    def action(args, work):
+        output = real(args, work)
+        assert work.written and all(files.paths for files in work.written)
         if failure is not None:
             raise failure
         return output
