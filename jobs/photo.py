@@ -1,8 +1,8 @@
 """Import Photo as Reconstructed Mesh: read photos, estimate their depth in the worker, build
 each as a textured mesh in front of a camera that matches it.
 
-While the worker estimates depth nothing of the photos is in the file yet (their pixels are
-read from temporary images, removed at once); the meshes, images, materials, cameras and
+While the worker estimates depth, one photo at a time, nothing of the photos is in the file yet
+(their pixels are read from temporary images, removed at once); the meshes, images, materials, cameras and
 collections are all made in finish(), recorded in one CreatedData and removed unless every
 photo is built. The scene is held by its name.
 """
@@ -177,9 +177,13 @@ MIN_PHOTO_SIDE = 4  # Blender's smallest render resolution
 class PhotoJob:
     """A steppable Import Photo (see jobs.base.Job).
 
-    A photo that cannot be read, or whose depth cannot be estimated, is left out and named in the
-    outcome; the others are imported. Only when no photo is left does the job fail, and then
-    nothing is made."""
+    With a depth model the photos go to the worker one at a time: each poll() reads the next photo
+    once the last one's depth is back, so Blender never holds more than one photo's pixels (nor
+    the worker's temporary folder more than one photo's), and reading a folder of big photos
+    never freezes the interface before the first estimate. A photo that cannot be read, or whose
+    depth cannot be estimated, is left out and named in the outcome; the others are imported.
+    Only when no photo is left does the job fail, and then nothing is made. A failure of the
+    worker or of the model itself (not of one photo) fails the import."""
 
     def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,
                  services: Services) -> None:
@@ -189,40 +193,72 @@ class PhotoJob:
         self.scene_name = scene.name
         self.options = options = checked(options)
         self.model = choose_depth_model(options.depth_model, services)
+        self.paths = list(paths)
         self.failed: list[str] = []
-        self.photos: list[Photo] = []
-        for path in paths:
-            try:
-                self.photos.append(read_photo(path, pixels=self.model is not None))
-            except RestyleError as exc:
-                self.failed.append(str(exc))
-        self._check_left()
+        self.photos: list[Photo] = []  # read (and, with a model, estimated), in the order given
+        self.depths: list[np.ndarray | None] = []
         self.worker_job: WorkerJob | None = None
-        self.depths: list[np.ndarray | None] = [None] * len(self.photos)
-        self.done = self.model is None  # flat planes need no worker
-        if self.model is not None:
-            client = services.client()
-            model_file = str(services.store.paths(self.model.entry).get("model", ""))
-            self.worker_job = client.submit_depth([(str(i), p.displayed) for i, p in enumerate(self.photos)
-                                                   if p.displayed is not None],
-                                                  model_file, self.model.max_depth, device=options.device)
-            for photo in self.photos:  # the worker has its own copy now: a float copy per photo is a lot
-                photo.displayed = None
+        self.current: tuple[int, Photo] | None = None  # the photo (and its index) whose depth is being estimated
+        self.next = 0  # the index in paths of the next photo to read
         self.cancelled = False
+        if self.model is None:  # flat planes: only the sizes, no worker
+            for path in self.paths:
+                self._read(path, pixels=False)
+            self.next = len(self.paths)
+            self._check_left()
+            self.done = True
+            return
+        self.done = False
+        self.client = services.client()
+        self.model_file = str(services.store.paths(self.model.entry).get("model", ""))
+        self._submit_next()
+
+    def _read(self, path: Path, pixels: bool) -> Photo | None:
+        try:
+            photo = read_photo(path, pixels=pixels)
+        except RestyleError as exc:
+            self.failed.append(str(exc))
+            return None
+        if not pixels:
+            self.photos.append(photo)
+            self.depths.append(None)
+        return photo
+
+    def _submit_next(self) -> None:
+        """Read photos until one can be read and hand it to the worker; with none left, the
+        estimates are done (or the job fails when no photo at all could be used)."""
+        assert self.model is not None
+        while self.next < len(self.paths):
+            index, self.next = self.next, self.next + 1
+            photo = self._read(self.paths[index], pixels=True)
+            if photo is None:
+                continue
+            assert photo.displayed is not None
+            self.worker_job = self.client.submit_depth([(str(index), photo.displayed)], self.model_file,
+                                                       self.model.max_depth, device=self.options.device)
+            photo.displayed = None  # the worker has its own copy now
+            self.current = (index, photo)
+            return
+        self._check_left()
+        self.done = True
 
     # -- Job ----------------------------------------------------------------------------------
     @property
     def fraction(self) -> float:
-        """Photos estimated so far: the worker sends no progress within one depth estimate. Its
-        results arrive before its end does, so until then this stays below 1 (never "100%" while
-        the job is still running)."""
-        if self.done or self.worker_job is None:
+        """Photos handled so far: the worker sends no progress within one depth estimate. Until
+        the last photo's depth is back this stays below 1 (never "100%" while the job runs)."""
+        if self.done or self.model is None:
             return float(self.done)
-        return 0.95 * len(self.worker_job.results) / len(self.photos)
+        handled = len(self.photos) + len(self.failed)
+        return 0.95 * handled / len(self.paths)
 
     @property
     def text(self) -> str:
-        return "estimating depth" if not self.done else "building the meshes"
+        if self.done:
+            return "building the meshes"
+        if len(self.paths) == 1:
+            return "estimating depth"
+        return f"estimating depth ({min(self.next, len(self.paths))} of {len(self.paths)})"
 
     def _check_left(self) -> None:
         """Fail (nothing is made yet) when no photo is left: one reason alone, or every photo's."""
@@ -233,18 +269,17 @@ class PhotoJob:
         raise RestyleError(f"none of the {len(self.failed)} photos could be imported: " + "; ".join(self.failed))
 
     def _take(self, results: dict[str, ItemResult]) -> None:
-        kept: list[tuple[Photo, np.ndarray]] = []
-        for i, photo in enumerate(self.photos):
-            result = results.get(str(i))
-            if result is None or result.array is None:  # never a silent flat plane for a failed estimate
-                reason = (result.error if result is not None else None) or "no result"
-                self.failed.append(f"the depth of {photo.path.name} could not be estimated: {reason}")
-            else:
-                kept.append((photo, result.array))
-        self.photos = [photo for photo, _ in kept]
-        self.depths = [depth for _, depth in kept]
-        self._check_left()
-        self.done = True
+        """The current photo's depth (or why it has none), then the next photo."""
+        assert self.current is not None
+        (index, photo), self.current, self.worker_job = self.current, None, None
+        result = results.get(str(index))
+        if result is None or result.array is None:  # never a silent flat plane for a failed estimate
+            reason = (result.error if result is not None else None) or "no result"
+            self.failed.append(f"the depth of {photo.path.name} could not be estimated: {reason}")
+        else:
+            self.photos.append(photo)
+            self.depths.append(result.array)
+        self._submit_next()
 
     def poll(self) -> bool:
         if stopping(self.cancelled, self.worker_job):

@@ -158,13 +158,18 @@ class Worker:
                 self.send(event=Event.CANCELLED, job=job)
                 return
             started = time.perf_counter()
-            image = np.load(item.input, allow_pickle=False)
-            if isinstance(net, FastDepth):
-                depth = estimate_fast_depth(net, image)
-            else:
-                assert isinstance(net, DepthAnythingV2)
-                depth = estimate_depth(net, image, device, reduced)
-            np.save(item.output, depth, allow_pickle=False)
+            try:
+                image = np.load(item.input, allow_pickle=False)
+                if isinstance(net, FastDepth):
+                    depth = estimate_fast_depth(net, image)
+                else:
+                    assert isinstance(net, DepthAnythingV2)
+                    depth = estimate_depth(net, image, device, reduced)
+                np.save(item.output, depth, allow_pickle=False)
+            # This photo alone failed (unreadable, or too big for the memory left): the model is fine.
+            except (RestyleError, ValueError, OSError, MemoryError, torch.OutOfMemoryError) as exc:
+                self.send(event=Event.ITEM_FAILED, job=job, item=item.id, **protocol.failure_fields(exc))
+                continue
             self.send(event=Event.ITEM_DONE, job=job, item=item.id, seconds=time.perf_counter() - started,
                       device=str(device), warning=warning)
         self.send(event=Event.DONE, job=job)

@@ -1,5 +1,6 @@
 """Progress a user sees: Import Photo counts the photos whose depth is back (the worker sends no
-progress inside one estimate), and the runner says what the first step does before it runs."""
+progress inside one estimate; the photos go to it one at a time), and the runner says what the
+first step does before it runs."""
 
 from __future__ import annotations
 
@@ -21,18 +22,17 @@ def _module(name: str):
 
 
 class SilentDepthJob:
-    """A depth job that, like the real worker's, sends results but never a progress fraction."""
+    """A depth job of one photo that, like the real worker's, sends its result but never a progress
+    fraction; it is done at its first poll."""
 
-    def __init__(self, count: int) -> None:
-        self.fraction, self.text, self.results, self.warnings = 0.0, "starting", {}, []
-        self.count, self.finished = count, False
+    def __init__(self, images) -> None:
+        item = _module("ml.runtime.client").ItemResult
+        self.fraction, self.text, self.warnings, self.finished = 0.0, "starting", [], False
+        self.results = {key: item(key, array=np.ones(pixels.shape[:2], np.float32)) for key, pixels in images}
 
     def poll(self) -> bool:
-        index = len(self.results)
-        item = _module("ml.runtime.client").ItemResult
-        self.results[str(index)] = item(str(index), array=np.ones((24, 32), np.float32))
-        self.finished = len(self.results) == self.count
-        return self.finished
+        self.finished = True
+        return True
 
     def cancel(self) -> None:
         pass
@@ -51,7 +51,13 @@ def status(empty_scene):
 
 def test_import_photo_progress_counts_the_photos_whose_depth_is_back(empty_scene, tmp_path, monkeypatch):
     photos = [write_image(tmp_path / f"p{i}.png", photo_like(24, 32, seed=i)) for i in range(4)]
-    client = SimpleNamespace(submit_depth=lambda *a, **k: SilentDepthJob(len(photos)))
+    submitted = []
+
+    def submit_depth(images, *args, **kwargs):
+        submitted.append([key for key, _ in images])
+        return SilentDepthJob(images)
+
+    client = SimpleNamespace(submit_depth=submit_depth)
     monkeypatch.setattr(_module("jobs.base").Services, "client", lambda self: client)
     options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
     job = _module("jobs.photo").PhotoJob(bpy.context.scene, photos, options,
@@ -63,8 +69,9 @@ def test_import_photo_progress_counts_the_photos_whose_depth_is_back(empty_scene
         seen.append(job.fraction)
     finally:
         job.close()
-    # each photo back is a quarter of the estimate; 1 only once the worker has ended
+    # each photo back is a quarter of the estimate; 1 only once the last one is back
     assert seen == pytest.approx([0.0, 0.95 * 0.25, 0.95 * 0.5, 0.95 * 0.75, 1.0])
+    assert submitted == [["0"], ["1"], ["2"], ["3"]]  # one photo at a time: one photo's pixels held at once
 
 
 def test_the_runner_shows_what_the_first_step_does_as_the_job_begins(status):

@@ -133,7 +133,8 @@ def test_import_photo_puts_nothing_in_the_file_before_it_finishes(idle, tmp_path
 
 
 def test_import_photo_is_below_one_until_the_worker_has_ended(idle, tmp_path):
-    """The worker's results arrive before its end: a job between the two is not 100% done."""
+    """The worker's results arrive before its end: a job between the two is not 100% done (and a
+    photo counts only once its job has ended)."""
     small_scene()
     photo = write_image(tmp_path / "wall.png", photo_like(24, 32, seed=4))
     options = _module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=16)
@@ -142,7 +143,7 @@ def test_import_photo_is_below_one_until_the_worker_has_ended(idle, tmp_path):
         results={"0": SimpleNamespace(array=np.zeros((24, 32), np.float32), error=None)},
         poll=lambda: False, cancelled=False, error=None)
     try:
-        assert not job.poll() and 0.0 < job.fraction < 1.0
+        assert not job.poll() and job.fraction == 0.0 and not job.done
     finally:
         job.worker_job = real
         job.close()

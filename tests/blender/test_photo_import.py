@@ -187,7 +187,7 @@ def test_flat_needs_no_pixels_and_a_depth_job_keeps_no_copy_of_them(empty_scene,
     options = importlib.import_module(f"{ADDON_MODULE}.ml.options").ImportPhotoOptions(depth_model="depth-builtin-fast")
     job = photo_job.PhotoJob(scene, [path], options, base.services_of(bpy.context))
     try:
-        assert [p.displayed for p in job.photos] == [None] and job.photos[0].size == (64, 40)
+        assert job.current is not None and job.current[1].displayed is None and job.current[1].size == (64, 40)
         job.wait()
         assert job.finish().collections == ["big.001"]
     finally:
