@@ -665,9 +665,11 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
     action = ACTIONS[args.command]
     if not args.blend:
         item = Item(input=bpy.data.filepath or "(unsaved)")
+        save = bool(args.save or args.save_as)
         try:
-            _run_and_save(item, args.command, lambda work: action(args, work), bool(args.save or args.save_as),
-                          args.save_as)
+            _run_and_save(item, args.command, lambda work: action(args, work), save, args.save_as)
+            if save and item.status == "done":
+                item.output = bpy.data.filepath  # where the file went (--save-as): what a pipeline reads next
         finally:
             report.add(item)
         return
@@ -683,9 +685,11 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
                     raise RestyleError(f"{path} is read-only: it would not be saved, so nothing was done to it")
                 return action(args, work)
 
-            _run_and_save(item, args.command, process, True, None)
-            pending.pop(0)
-            report.add(item)
+            try:
+                _run_and_save(item, args.command, process, True, None)
+            finally:  # also when interrupted in this file: the report says what happened to it
+                pending.pop(0)
+                report.add(item)
     finally:
         # Stopped by something no item guard catches (Ctrl+C): the files not done yet are
         # in the report too, so nobody takes a short report for a finished batch.
@@ -743,7 +747,10 @@ def _run_and_save(item: Item, command: str, action: Callable[[ItemWork], str], s
     try:
         _run_item(item, run)
     except BaseException:  # Ctrl+C: no item guard catches it
-        item.status, item.error = "failed", "interrupted" + (_discard(written) if save and not saved else "")
+        if saved:
+            item.status, item.error = "failed", "interrupted after the file was saved"
+        else:
+            item.status, item.error = "failed", "interrupted" + (_discard(written) if save else "")
         raise
     if item.status == "failed" and save and not saved:
         item.error = (item.error or "") + _discard(written)

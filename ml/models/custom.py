@@ -51,7 +51,7 @@ class CustomList:
 
 # Latin letters that Unicode does not decompose into a base letter and a mark.
 _LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
-                          "ı": "i"})
+                          "ı": "i", "ħ": "h", "ŧ": "t", "ŋ": "ng"})
 
 
 def _slug(name: str) -> str:
@@ -232,7 +232,10 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max
         items = [item for item in items if item is not replaced]
         style_id = replaced["id"]
     else:
-        style_id = (DEPTH_PREFIX if depth else PREFIX) + _slug(name)
+        slug = _slug(name)
+        if not depth and f"{PREFIX}{slug}-".startswith(DEPTH_PREFIX):  # a style named "Depth Look" is no depth model
+            slug = f"style-{slug}"
+        style_id = (DEPTH_PREFIX if depth else PREFIX) + slug
         taken = {item["id"] for item in items}
         number = 2
         base = style_id

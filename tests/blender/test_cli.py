@@ -132,7 +132,7 @@ def test_import_photo_leaves_out_a_broken_photo_and_says_so(cli, empty_scene, tm
     assert "restyle import-photo: left out: broken.jpg cannot be read as an image" in captured.err
     assert "Placed 1 photo(s) on flat planes; 1 photo(s) could not be imported: broken.jpg" in captured.out
     item = json.loads(report.read_text())["items"][0]
-    assert item["output"] == "wall" and item["status"] == "done"
+    assert item["output"] == str(out) and item["status"] == "done"  # the saved file, as before
     assert len(item["warnings"]) == 1 and item["warnings"][0].startswith("left out: broken.jpg cannot be read")
     assert out.exists() and "wall" in bpy.data.collections and "broken" not in bpy.data.collections
 

@@ -310,11 +310,41 @@ def test_ctrl_c_after_the_save_keeps_the_images_the_saved_file_uses(cli, shot, m
     monkeypatch.setattr(cli, "_save", save_then_interrupted)
     report = folder.parent / "r.json"
     assert _run(cli, ["stylize-textures", "--style", "pixel", "--save", "--report", str(report)]) == 1
-    assert json.loads(report.read_text())["items"][0]["error"] == "interrupted"
+    assert json.loads(report.read_text())["items"][0]["error"] == "interrupted after the file was saved"
     kept = list((folder / "restyled").iterdir())
     assert len(kept) == 1, kept  # the saved shot refers to it
     bpy.ops.wm.open_mainfile(filepath=str(path))
     assert any(bpy.path.abspath(i.filepath) == str(kept[0]) for i in bpy.data.images)
+
+
+def test_ctrl_c_during_a_batch_save_is_in_the_report_with_the_textures_removed(cli, empty_scene, tmp_path,
+                                                                               monkeypatch):
+    shots = [textured_blend(tmp_path / f"s{i}.blend", i) for i in (1, 2, 3)]
+    _writes_then(cli, monkeypatch, None)
+    real_save = cli._save
+
+    def save(target, saved):
+        if bpy.data.filepath.endswith("s2.blend"):
+            raise KeyboardInterrupt
+        return real_save(target, saved)
+
+    monkeypatch.setattr(cli, "_save", save)
+    report = tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--blend", str(tmp_path / "s*.blend"),
+                      "--report", str(report)]) == 1
+    items = json.loads(report.read_text())["items"]
+    assert [Path(i["input"]).name for i in items] == ["s1.blend", "s2.blend", "s3.blend"]
+    assert items[0]["status"] == "done"
+    assert items[1]["error"] == "interrupted; the 1 image file(s) written for it were removed"
+    assert items[2]["error"] == "not processed: the batch was interrupted"
+    assert not (shots[1].parent / "restyled").exists() or not any(
+        p.name.startswith("s2") for p in (shots[1].parent / "restyled").iterdir())
+
+
+def test_single_file_report_names_the_saved_file(cli, shot, tmp_path):
+    target, report = tmp_path / "elsewhere.blend", tmp_path / "r.json"
+    assert _run(cli, ["stylize-textures", "--style", "pixel", "--save-as", str(target), "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == str(target)
 
 
 def test_a_render_whose_file_cannot_be_saved_keeps_its_frames(cli, empty_scene, tmp_path):

@@ -316,7 +316,10 @@ def three_custom_styles(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("name", "twice", "expected"), [
     ("Mon modèle été", False, "custom-mon-modele-ete"),  # was custom-mon-mod-le-t: accented letters were dropped
-    ("Straße Ølberg Łódź", False, "custom-strasse-olberg-lodz"),
+    ("Straße Ølberg Łódź Ħal", False, "custom-strasse-olberg-lodz-hal"),
+    ("Dépth Look", False, "custom-style-depth-look"),  # custom-depth-... is how a depth model is known
+    ("Depth", False, "custom-style-depth"),
+    ("Depthless", False, "custom-depthless"),
     ("Ｓｔｕｄｉｏ　２", False, "custom-studio-2"),  # full-width letters and space
     ("Стиль", False, "custom-model"),  # no Latin letter at all
     ("Стиль", True, "custom-model-2"),  # ... added again: the next free id
