@@ -51,7 +51,9 @@ def test_unknown_style_is_reported(client):
 
 
 def test_cancel_stops_at_once(client):
-    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
+    # Big enough that the worker cannot finish between its first progress and the kill, even when
+    # this process waits for a core on a loaded machine (512 px could: the job then ended normally).
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(1536, 1536))])
     while job.fraction == 0.0:
         job.poll()
     started = time.perf_counter()
@@ -64,7 +66,9 @@ def test_cancel_stops_at_once(client):
 
 
 def test_closing_an_unfinished_job_stops_the_worker_on_it(client):
-    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
+    # Big enough that the worker cannot finish between its first progress and the kill, even when
+    # this process waits for a core on a loaded machine (512 px could: the job then ended normally).
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(1536, 1536))])
     while job.fraction == 0.0:
         job.poll()
     job.close()  # e.g. a modal operator torn down while the job still runs
@@ -75,7 +79,9 @@ def test_closing_an_unfinished_job_stops_the_worker_on_it(client):
 
 
 def test_killed_worker_is_a_clear_error_and_the_next_job_restarts_it(client):
-    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(512, 512))])
+    # Big enough that the worker cannot finish between its first progress and the kill, even when
+    # this process waits for a core on a loaded machine (512 px could: the job then ended normally).
+    job = client.submit("oil", RestyleOptions(tile_size=64), [("a", photo_like(1536, 1536))])
     while job.fraction == 0.0:
         job.poll()
     os.kill(client.pid, signal.SIGKILL)
