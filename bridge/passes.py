@@ -44,11 +44,42 @@ def scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
     return camera
 
 
+# Cycles writes 1e10 where a ray hits nothing (1e11 outside a render region): never a surface,
+# even for a camera that sees farther.
+NO_HIT_DEPTH = 0.999e10
+
+
 def clip_end(scene: bpy.types.Scene) -> float:
-    """How far the scene camera sees: depth at or beyond it is background."""
+    """How far the scene camera sees: depth at or beyond it (or Cycles' no-hit depth) is background."""
     data = scene_camera(scene).data
     assert isinstance(data, bpy.types.Camera)  # scene_camera() refused every other kind
-    return float(data.clip_end)
+    return min(float(data.clip_end), NO_HIT_DEPTH)
+
+
+def measurable_camera(scene: bpy.types.Scene) -> bpy.types.Camera:
+    """The scene camera's data, if geometry can be measured through it: square pixels, and a
+    perspective or orthographic lens. Checked before anything is rendered."""
+    camera = scene_camera(scene).data
+    assert isinstance(camera, bpy.types.Camera)
+    aspect_x, aspect_y = scene.render.pixel_aspect_x, scene.render.pixel_aspect_y
+    if abs(aspect_x - aspect_y) > 1e-6:
+        raise PassError(f"the scene's pixel aspect is {aspect_x:g}:{aspect_y:g}; only square pixels are supported "
+                        "(Output Properties > Format > Aspect X and Y equal)")
+    if camera.type not in ("PERSP", "ORTHO"):
+        raise PassError(f"the camera '{scene_camera(scene).name}' is a {camera.type.lower()} camera; only "
+                        "perspective and orthographic cameras are supported")
+    return camera
+
+
+def check_frame(scene: bpy.types.Scene, width: int, height: int, source: str) -> None:
+    """Refuse passes whose shape is not the camera frame's (a render cropped to its region, or
+    made at another resolution): the camera could not be matched to them."""
+    render = scene.render
+    frame_w, frame_h = render.resolution_x, render.resolution_y
+    if abs(height - width * frame_h / frame_w) > 1.0:
+        raise PassError(f"{source} is {width} x {height} pixels, a different shape from the camera's frame "
+                        f"({frame_w} x {frame_h}); render it at the scene's resolution, without Crop to Render "
+                        "Region")
 
 
 def _layers(channels: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
@@ -122,8 +153,9 @@ def read_multilayer_exr(path: str, layer: str | None = None) -> RenderPasses:
     return RenderPasses(combined=combined, depth=depth, normal=normal)
 
 
-def render_passes(scene: bpy.types.Scene, normals: bool = False) -> RenderPasses:
-    """Render the active camera with the Depth (and optionally Normal) pass.
+def render_passes(scene: bpy.types.Scene, normals: bool = False, full_frame: bool = False) -> RenderPasses:
+    """Render the active camera with the Depth (and optionally Normal) pass; ``full_frame``: the
+    whole camera frame even when the render is cropped to its region (outside it is background).
 
     Every setting changed for this (output path, file extension, file format, colour depth,
     codec, media type where it exists, the view layer's passes) is restored exactly."""
@@ -141,6 +173,8 @@ def render_passes(scene: bpy.types.Scene, normals: bool = False) -> RenderPasses
             view_layer.use_pass_normal = normals or view_layer.use_pass_normal
             scene.render.filepath, scene.render.use_file_extension = path, False
             compat.set_multilayer_exr(scene.render.image_settings)
+            if full_frame:
+                scene.render.use_crop_to_border = False
             try:
                 bpy.ops.render.render(write_still=True, scene=scene.name)
             except RuntimeError as exc:
@@ -153,17 +187,11 @@ def render_passes(scene: bpy.types.Scene, normals: bool = False) -> RenderPasses
 
 
 def camera_intrinsics(scene: bpy.types.Scene, width: int, height: int) -> Intrinsics:
-    camera = scene_camera(scene).data
-    assert isinstance(camera, bpy.types.Camera)
-    aspect_x, aspect_y = scene.render.pixel_aspect_x, scene.render.pixel_aspect_y
-    if abs(aspect_x - aspect_y) > 1e-6:
-        raise PassError("non-square pixel aspect is not supported")
+    camera = measurable_camera(scene)
     if camera.type == "ORTHO":
         # The orthographic scale spans the larger side of the frame, as Intrinsics expects.
         return Intrinsics(width, height, ortho_width=camera.ortho_scale, shift_x=camera.shift_x,
                           shift_y=camera.shift_y)
-    if camera.type != "PERSP":
-        raise PassError(f"{camera.type.lower()} cameras are not supported")
     sensor = camera.sensor_height if camera.sensor_fit == "VERTICAL" else camera.sensor_width
     return Intrinsics.from_lens(width, height, camera.lens, sensor, camera.sensor_fit,
                                 shift_x=camera.shift_x, shift_y=camera.shift_y)

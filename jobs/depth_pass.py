@@ -8,6 +8,7 @@ job holds the scene's name and plain arrays.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class DepthPassJob:
         self.options = checked(options)
         self.scene_name = scene.name
         camera = passes.scene_camera(scene)  # a clear error now, before anything is rendered
+        passes.measurable_camera(scene)
         self.camera_name = camera.name
         self.rendered: passes.RenderPasses | None = None
         self.grid: GridMesh | None = None
@@ -84,10 +86,13 @@ class DepthPassJob:
         stopping(self.cancelled, None)  # no worker: raises at once when cancelled
         if self.step == 0:
             if self.options.exr:
-                self.rendered = passes.read_multilayer_exr(bpy.path.abspath(self.options.exr))
+                path = bpy.path.abspath(self.options.exr)
+                self.rendered = passes.read_multilayer_exr(path)
+                h, w = self.rendered.depth.shape
+                passes.check_frame(self._scene(), w, h, os.path.basename(path) or path)
             else:
                 with self._through_camera() as scene:
-                    self.rendered = passes.render_passes(scene)
+                    self.rendered = passes.render_passes(scene, full_frame=True)
         elif self.step == 1:
             rendered = self.rendered
             assert rendered is not None

@@ -39,8 +39,9 @@ class Intrinsics:
         """Camera-space x and y per unit depth (perspective) or absolute (orthographic),
         for pixel positions measured from the top-left corner."""
         side = max(self.width, self.height)
-        cx = self.width / 2 + self.shift_x * side
-        cy = self.height / 2 - self.shift_y * side
+        # A positive shift moves the frame right (up): the optical axis lands left of (below) its middle.
+        cx = self.width / 2 - self.shift_x * side
+        cy = self.height / 2 + self.shift_y * side
         if self.orthographic:
             scale = self.ortho_width / side
             return (px - cx) * scale, (cy - py) * scale

@@ -1,5 +1,6 @@
 """Mesh from Render Depth Pass: the reconstruction lies on the surfaces that were rendered."""
 
+import importlib
 import math
 
 import bpy
@@ -9,6 +10,7 @@ from mathutils import Vector
 from mathutils.bvhtree import BVHTree
 
 from bridge.compat import snapshot_settings
+from tests.blender.support import ADDON_MODULE
 
 
 def build_scene(camera_type: str) -> list[bpy.types.Object]:
@@ -37,10 +39,22 @@ def world_vertices(obj: bpy.types.Object) -> np.ndarray:
     return (co @ np.array(obj.matrix_world).T)[:, :3]
 
 
-@pytest.mark.parametrize("camera_type", ["PERSP", "ORTHO"])
-def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type):
+@pytest.mark.parametrize(("camera_type", "shift", "border"), [
+    ("PERSP", (0.0, 0.0), False),
+    ("ORTHO", (0.0, 0.0), False),
+    ("PERSP", (0.2, 0.0), False),  # lens shift: the mesh was up to 2 m off (the shift taken the wrong way)
+    ("PERSP", (-0.1, 0.15), False),
+    ("ORTHO", (0.2, -0.1), False),
+    ("PERSP", (0.0, 0.0), True),  # a render cropped to its region was taken for the whole frame
+], ids=["persp", "ortho", "shift-x", "shift-xy", "ortho-shift", "crop-to-region"])
+def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type, shift, border):
     sources = build_scene(camera_type)
     scene = bpy.context.scene
+    scene.camera.data.shift_x, scene.camera.data.shift_y = shift
+    if border:
+        render = scene.render
+        render.use_border, render.use_crop_to_border = True, True
+        render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y = 0.3, 0.95, 0.1, 0.8
     structs = (scene.render, scene.render.image_settings, bpy.context.view_layer)
     settings_before = [snapshot_settings(s) for s in structs]
     assert bpy.ops.restyle.mesh_from_depth_pass(max_side=120) == {"FINISHED"}
@@ -55,8 +69,9 @@ def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type):
     distances = [min(tree.find_nearest(to_local @ Vector(p))[3] for tree, to_local in trees) for p in points]
     corners = np.array([obj.matrix_world @ Vector(c) for obj in sources for c in obj.bound_box])
     size = float(np.linalg.norm(corners.max(0) - corners.min(0)))
-    assert len(points) > 2000
+    assert len(points) > (800 if border else 2000)
     assert np.mean(distances) < 0.005 * size, (np.mean(distances), size)
+    assert np.max(distances) < 0.02 * size, (np.max(distances), size)  # no vertex far off any surface
 
 
 def test_background_makes_no_geometry_and_an_empty_view_is_an_error(empty_scene):
@@ -69,3 +84,60 @@ def test_background_makes_no_geometry_and_an_empty_view_is_an_error(empty_scene)
     with pytest.raises(RuntimeError, match="nothing but background"):
         bpy.ops.restyle.mesh_from_depth_pass()
     assert not [o for o in scene.objects if o.type == "MESH"]
+
+
+def test_a_camera_that_sees_beyond_cycles_background_depth_makes_no_background_geometry(empty_scene):
+    """Cycles writes 1e10 where a ray hits nothing; with the clip end beyond it, that became a wall of
+    vertices 1e10 away."""
+    build_scene("PERSP")
+    scene = bpy.context.scene
+    scene.camera.data.clip_end = 1e12
+    scene.camera.rotation_euler.x = math.radians(80)  # sky above the plane's far edge
+    assert bpy.ops.restyle.mesh_from_depth_pass(max_side=60) == {"FINISHED"}
+    points = world_vertices(bpy.data.objects[f"{scene.camera.name} Depth Mesh"])
+    assert np.abs(points).max() < 100
+
+
+@pytest.mark.parametrize("change", ["pixel-aspect", "panoramic"])
+def test_a_camera_that_cannot_be_measured_is_refused_before_rendering(empty_scene, change):
+    build_scene("PERSP")
+    scene = bpy.context.scene
+    if change == "pixel-aspect":
+        scene.render.pixel_aspect_x = 2.0
+        expected = "pixel aspect is 2:1; only square pixels"
+    else:
+        scene.camera.data.type = "PANO"
+        expected = "is a pano camera; only perspective and orthographic"
+    renders = []
+    handler = lambda *_args: renders.append(1)  # noqa: E731
+    bpy.app.handlers.render_pre.append(handler)
+    try:
+        with pytest.raises(RuntimeError, match=expected):
+            bpy.ops.restyle.mesh_from_depth_pass(max_side=60)
+    finally:
+        bpy.app.handlers.render_pre.remove(handler)
+    assert renders == [] and not [o for o in scene.objects if o.name.endswith("Depth Mesh")]
+
+
+def test_an_exr_of_another_shape_than_the_camera_frame_is_refused(empty_scene, tmp_path):
+    """A render cropped to its region, read back with --exr, cannot be matched to the camera."""
+    build_scene("PERSP")
+    scene = bpy.context.scene
+    render = scene.render
+    render.use_border, render.use_crop_to_border = True, True
+    render.border_min_x, render.border_max_x = 0.5, 1.0
+    exr = tmp_path / "cropped.exr"
+    bpy.context.view_layer.use_pass_z = True
+    render.filepath, render.use_file_extension = str(exr), False
+    _multilayer(render.image_settings)
+    bpy.ops.render.render(write_still=True)
+    render.use_border = False
+    with pytest.raises(RuntimeError, match=r"cropped.exr is 60 x 80 pixels, a different shape from the camera's "
+                                           r"frame \(120 x 80\)"):
+        bpy.ops.restyle.mesh_from_depth_pass(filepath=str(exr), max_side=60)
+    assert not [o for o in scene.objects if o.name.endswith("Depth Mesh")]
+
+
+def _multilayer(settings) -> None:
+    compat = importlib.import_module(f"{ADDON_MODULE}.bridge.compat")
+    compat.set_multilayer_exr(settings)

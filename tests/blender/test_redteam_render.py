@@ -117,7 +117,7 @@ def test_stylize_render_with_an_empty_as_scene_camera_is_a_clear_error(empty_sce
     assert not (tmp_path / "frames").exists()  # not even the folder was made
 
 
-def test_panoramic_camera_is_refused_after_rendering_with_settings_restored(empty_scene):
+def test_panoramic_camera_is_refused_before_rendering_with_settings_unchanged(empty_scene):
     camera = small_scene()
     camera.data.type = "PANO"
     scene = bpy.context.scene
@@ -125,7 +125,7 @@ def test_panoramic_camera_is_refused_after_rendering_with_settings_restored(empt
     scene.render.image_settings.color_depth = "16"
     before, settings = data_state(), settings_state()
     message = cancelled(bpy.ops.restyle.mesh_from_depth_pass)
-    assert "pano cameras are not supported" in message
+    assert "is a pano camera; only perspective and orthographic cameras are supported" in message
     assert data_state() == before and settings_state() == settings
     assert scene.render.image_settings.color_depth == "16"
 
