@@ -37,6 +37,10 @@ PREFIX = "custom-"
 DEPTH_PREFIX = PREFIX + "depth-"
 FIELDS = {"id", "name", "file", "arch"}
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+# The slug part of an id: with the prefixes, a collision number and ".safetensors.copying" a model's
+# file name stays far below the 255 bytes every file system allows (a 300-letter name once failed
+# after its whole training, when the trained file was copied in).
+MAX_SLUG = 64
 
 
 class CustomStyleMissing(RestyleError):
@@ -56,11 +60,22 @@ _LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "
 
 def _slug(name: str) -> str:
     """The id part of a name: ASCII letters and digits joined by hyphens, accents taken off
-    ("Mon modèle été" -> "mon-modele-ete"); a name of no Latin letter at all is "model" (a
-    number is added when that is taken)."""
+    ("Mon modèle été" -> "mon-modele-ete"), at most MAX_SLUG characters; a name of no Latin
+    letter at all is "model" (a number is added when that is taken)."""
     plain = unicodedata.normalize("NFKD", name.lower().translate(_LETTERS))
     plain = "".join(c for c in plain if not unicodedata.combining(c))
-    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-") or "model"
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:MAX_SLUG].rstrip("-") or "model"
+
+
+def check_name(name: str) -> str:
+    """The display name a model added under ``name`` gets (stripped), or a RestyleError for a name
+    that cannot be one: called before a long job (Learn Style) so that it never fails at the end."""
+    name = name.strip()
+    if not name:
+        raise RestyleError("Give the style a name")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise RestyleError(f"The name {name!r} contains a line break or control character: give a name of one line")
+    return name
 
 
 def _valid(item: object) -> TypeGuard[dict[str, str]]:
@@ -192,7 +207,8 @@ def _entry(item: dict[str, str]) -> ModelEntry:
         description = f"Your depth model '{item['name']}' ({item['arch']}, {output}, from {source})"
         return ModelEntry(item["id"], item["name"], description, ModelFamily.DEPTH, "", "", "as its author licensed it",
                           False, (file,), max_depth=metres)
-    description = f"Your model '{item['name']}' ({item['arch']}, added from {item.get('source', 'a file')})"
+    origin = item.get("origin") or f"added from {item.get('source', 'a file')}"
+    description = f"Your model '{item['name']}' ({item['arch']}, {origin})"
     return ModelEntry(item["id"], item["name"], description, ModelFamily.CUSTOM, "", "", "as its author licensed it",
                       False, (file,))
 
@@ -207,12 +223,17 @@ def custom_depth_models(root: Path) -> list[ModelEntry]:
     return [_entry(item) for item in read_list(root).items if is_depth(item)]
 
 
-def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max_depth: float | None = None
-               ) -> ModelEntry:
+def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max_depth: float | None = None,
+               origin: str | None = None) -> ModelEntry:
     """Copy a checked model file into the store and list it; returns its entry.
 
     ``arch`` is the architecture id the worker found. Half of AdaIN is refused: it can never run alone.
-    A Depth Anything V2 file becomes a custom depth model; ``max_depth`` (metres) marks a metric head."""
+    A Depth Anything V2 file becomes a custom depth model; ``max_depth`` (metres) marks a metric head.
+    ``origin`` says where the model came from in its tooltip ("learned from 3 images") when that is not
+    the file: by default "added from <file name>".
+
+    A name already listed gets the number of its id ("Stripes 2", custom-stripes-2): two menu entries
+    never read the same."""
     if arch in ADAIN_HALVES:
         half, other = ADAIN_HALVES[arch]
         raise UnsupportedModel(
@@ -241,6 +262,9 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max
         base = style_id
         while style_id in taken:
             style_id, number = f"{base}-{number}", number + 1
+        names = {item["name"].casefold() for item in items}
+        if style_id != base and name.casefold() in names:
+            name = f"{name} {number - 1}"
     folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{style_id}{source.suffix.lower() or '.pth'}"
@@ -249,6 +273,8 @@ def add_custom(root: Path, source: Path, arch: str, name: str | None = None, max
         shutil.copyfile(source, temporary)
         os.replace(temporary, target)
         item = {"id": style_id, "name": name, "file": target.name, "arch": arch_name, "source": source.name}
+        if origin:
+            item["origin"] = origin
         if depth:
             item.update(kind="depth", max_depth=f"{max_depth:g}" if max_depth else "")
         _write(root, [*items, item])
