@@ -1,8 +1,9 @@
 """Learn Style from Images: train a custom style from a few example images, in the worker.
 
 The result becomes a custom style (safetensors + its JSON card), removable like any other. While
-it trains, a preview image ("Learn Style Preview") shows the current result; it is removed again
-unless the style is kept.
+it trains, a preview image ("Learn Style Preview", or "Learn Style Preview.001" when an earlier
+run's is still there) shows the current result; the job removes the image it made (never an
+earlier one) unless the style is kept.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import numpy as np
 from ..bridge import images, materials
 from ..ml.errors import RestyleError
 from ..ml.models import registry
-from ..ml.models.custom import add_custom
+from ..ml.models.custom import add_custom, check_name
 from ..ml.models.store import ModelStore
 from ..ml.options import LEARN_IMAGES, Device, LearnStyleOptions, choice
-from ..ml.training.remote import LearnJob, submit_learn
+from ..ml.training.remote import MIN_SIDE, LearnJob, submit_learn
 from .base import Services, checked, run_to_end, wait_by_polling
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,29 @@ class LearnInputError(RestyleError):
     pass
 
 
+def folder_images(folder: Path) -> list[Path]:
+    """The image files in a folder, in name order (subfolders and other files are left out)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def no_images_in(folder: Path | str, what: str) -> str:
+    """The message for a folder that holds no image file (shared with the command line's check)."""
+    return f"The {what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+
+
 def style_image_paths(spec: str) -> list[Path]:
-    """Files and the images inside folders, from a ';'-separated list (a folder's images in name order)."""
+    """Files and the images inside folders, from a ';'-separated list (a folder's images in name order).
+    A folder without images is an error naming it (it was picked by mistake, or is the wrong one)."""
     found: list[Path] = []
     for item in (part.strip() for part in spec.split(";")):
         if not item:
             continue
         path = Path(bpy.path.abspath(item))
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            inside = folder_images(path)
+            if not inside:
+                raise LearnInputError(no_images_in(path, "style image"))
+            found += inside
         elif path.is_file():
             found.append(path)
         else:
@@ -54,8 +69,16 @@ def style_image_paths(spec: str) -> list[Path]:
     return found
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """An image file's pixels, sRGB-encoded, through Blender's own readers (no datablock is left)."""
+def _large_enough(pixels: np.ndarray, name: str) -> None:
+    """Refuse an image too small to cut training crops from, at its real size (before _smaller)."""
+    h, w = pixels.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise LearnInputError(f"{name} is {w}x{h} pixels: at least {MIN_SIDE} are needed on each side")
+
+
+def read_image_file(path: Path, what: str = "style image") -> np.ndarray:
+    """An image file's pixels, sRGB-encoded, through Blender's own readers (no datablock is left);
+    ``what`` names its role in a size error ("content image")."""
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError as exc:
@@ -66,6 +89,7 @@ def read_image_file(path: Path) -> np.ndarray:
         raise LearnInputError(f"{path.name}: {exc}") from None
     finally:
         bpy.data.images.remove(image)
+    _large_enough(pixels, f"The {what} {path}")
     return _smaller(pixels)
 
 
@@ -75,14 +99,18 @@ def read_datablock(name: str) -> np.ndarray:
     if image is None:
         raise LearnInputError(f"There is no image '{name}' in this file")
     try:
-        return _smaller(images.read_sources(image)[0].pixels)
+        pixels = images.read_sources(image)[0].pixels
     except images.ImageReadError as exc:
         raise LearnInputError(f"The image '{name}' cannot be read: {exc}") from None
+    _large_enough(pixels, f"The image '{name}'")
+    return _smaller(pixels)
 
 
 def _smaller(pixels: np.ndarray) -> np.ndarray:
-    """At most MAX_SIDE px on the longer side (nearest-neighbour strides: training crops resample anyway)."""
-    step = max(1, -(-max(pixels.shape[:2]) // MAX_SIDE))
+    """At most MAX_SIDE px on the longer side (nearest-neighbour strides: training crops resample anyway),
+    but never below MIN_SIDE on the shorter one: a wide panorama (8192 x 64) stays usable, only longer."""
+    longer, shorter = max(pixels.shape[:2]), min(pixels.shape[:2])
+    step = max(1, min(-(-longer // MAX_SIDE), shorter // MIN_SIDE))
     return np.ascontiguousarray(pixels[::step, ::step, :3] if pixels.shape[2] >= 3 else pixels[::step, ::step])
 
 
@@ -102,7 +130,7 @@ def selected_textures(objects: Iterable[bpy.types.Object]) -> list[np.ndarray]:
             arrays += [_smaller(source.pixels) for source in images.read_sources(image)]
         except images.ImageReadError:
             continue  # a missing texture is no reason to refuse: the HDRIs remain
-    return [a for a in arrays if min(a.shape[:2]) >= 32]
+    return [a for a in arrays if min(a.shape[:2]) >= MIN_SIDE]
 
 
 def adain_vgg(store: ModelStore) -> str:
@@ -118,9 +146,10 @@ class LearnStyleJob:
     def __init__(self, objects: Iterable[bpy.types.Object], options: LearnStyleOptions, services: Services,
                  image_names: Sequence[str] = (), device: Device | str = Device.AUTO) -> None:
         """``image_names``: style images that are images of this file (picked in Blender)."""
-        name = options.name.strip()
-        if not name:
-            raise LearnInputError("Give the style a name")
+        try:  # a name the style cannot be added under is refused now, not after the training
+            name = check_name(options.name)
+        except RestyleError as exc:
+            raise LearnInputError(str(exc)) from None
         checked(options)
         paths = style_image_paths(";".join(options.images))
         content_folder, preset, steps, seed = options.content, options.preset, options.steps, options.seed
@@ -135,11 +164,15 @@ class LearnStyleJob:
         content_files: list[str] = []
         if content_folder:
             folder = Path(bpy.path.abspath(content_folder))
+            if folder.is_file():
+                raise LearnInputError(f"The content folder {folder} is a file, not a folder: give the folder "
+                                      "that holds the content images")
             if not folder.is_dir():
                 raise LearnInputError(f"Content folder not found: {folder}")
-            content = [read_image_file(p) for p in style_image_paths(str(folder))]
-            if not content:
-                raise LearnInputError(f"The content folder {folder} holds no images")
+            files = folder_images(folder)
+            if not files:
+                raise LearnInputError(no_images_in(folder, "content"))
+            content = [read_image_file(p, "content image") for p in files]
         else:
             content = selected_textures(objects)
             content_files = bundled_hdris()
@@ -150,6 +183,8 @@ class LearnStyleJob:
         self.job: LearnJob = submit_learn(services.client(), style, content, content_files, request, name,
                                           vgg=adain_vgg(services.store), preview=content[0] if content else None)
         self.preview_step = 0
+        self.preview_name = ""  # the preview image this job made: the only one it may remove
+        self.images = len(style)
         self.succeeded = False
         self.started = time.monotonic()
 
@@ -166,7 +201,7 @@ class LearnStyleJob:
         done = self.job.poll()
         if self.job.preview is not None and self.job.preview_step != self.preview_step:
             self.preview_step = self.job.preview_step
-            show_preview(self.job.preview)
+            self.preview_name = show_preview(self.job.preview, self.preview_name)
         return done
 
     def wait(self) -> None:
@@ -178,12 +213,14 @@ class LearnStyleJob:
     def close(self) -> None:
         self.job.close()
         if not self.succeeded:
-            remove_preview()
+            remove_preview(self.preview_name)
+            self.preview_name = ""
 
     def finish(self) -> tuple[str, dict]:
         """Add the learned style to the user's custom styles; returns its id and card."""
         card = self.job.card or {}
-        entry = add_custom(self.root, Path(self.job.output), "transformer_net", self.name)
+        learned = f"learned from {self.images} image{'s' if self.images != 1 else ''}"
+        entry = add_custom(self.root, Path(self.job.output), "transformer_net", self.name, origin=learned)
         model = self.root / entry.files[0].filename
         card_path = model.with_suffix(".json")
         shutil.copyfile(Path(self.job.output).with_suffix(".json"), card_path)  # the card travels with it
@@ -191,10 +228,12 @@ class LearnStyleJob:
         return entry.id, card
 
 
-def show_preview(pixels: np.ndarray) -> None:
-    """The preview in an image datablock of its own (recreated when its size changes)."""
+def show_preview(pixels: np.ndarray, current: str = "") -> str:
+    """Show the preview in the image named ``current`` when this job made it, else in a new image
+    (an earlier run's "Learn Style Preview" is left as it is: a material may show it); returns the
+    name of the image now showing it (recreated when its size changes)."""
     h, w = pixels.shape[:2]
-    image = bpy.data.images.get(PREVIEW_IMAGE)
+    image = bpy.data.images.get(current) if current else None
     if image is not None and tuple(image.size) != (w, h):
         bpy.data.images.remove(image)
         image = None
@@ -203,10 +242,12 @@ def show_preview(pixels: np.ndarray) -> None:
     rgba = np.concatenate([pixels[..., :3], np.ones((h, w, 1), np.float32)], axis=2)[::-1]
     image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())  # type: ignore[arg-type]
     image.update()
+    return image.name
 
 
-def remove_preview() -> None:
-    image = bpy.data.images.get(PREVIEW_IMAGE)
+def remove_preview(name: str) -> None:
+    """Remove the preview image a job made, by the name it got (nothing when it made none)."""
+    image = bpy.data.images.get(name) if name else None
     if image is not None:
         bpy.data.images.remove(image)
 

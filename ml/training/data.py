@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidImageError
-
-MIN_SIDE = 32
+from .remote import MIN_SIDE
 
 
 def as_tensor(image: np.ndarray, name: str = "image") -> torch.Tensor:

@@ -17,6 +17,10 @@ from ..runtime import scratch
 from ..runtime.client import _EOF, CANCEL_GRACE_S, Job, WorkerClient
 from ..runtime.protocol import Event, rebuilt_failure
 
+# The shortest side an image may have (training crops are cut from it). Here, torch-free, so that
+# Blender's side checks each file at its real size before any work; the worker (data.py) checks again.
+MIN_SIDE = 32
+
 
 class LearnJob(Job):
     """One running Learn Style job; a RunningJob for operators/jobs.py. The worker client's
