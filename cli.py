@@ -36,7 +36,7 @@ from . import preferences
 from .bridge.outputs import WrittenFiles
 from .jobs.base import error_message, is_defect, services_of
 from .jobs.depth_pass import mesh_from_depth_pass
-from .jobs.learn import learn_style
+from .jobs.learn import IMAGE_SUFFIXES, folder_images, learn_style
 from .jobs.models import add_model_file, download_model, megabytes, not_added, remove_model
 from .jobs.photo import PHOTO_EXTENSIONS, import_photos
 from .jobs.render import stylize_render
@@ -45,7 +45,7 @@ from .ml.errors import RestyleError
 from .ml.models import registry
 from .ml.models.catalog import ALL_STYLES, DEPTH_MODELS
 from .ml.models.custom import PREFIX as CUSTOM_PREFIX
-from .ml.models.custom import custom_depth_models, custom_styles
+from .ml.models.custom import check_name, custom_depth_models, custom_styles
 from .ml.models.registry import ModelDescriptor
 from .ml.options import (
     AUTO_TILE,
@@ -475,12 +475,23 @@ def validate(args: argparse.Namespace) -> None:
             raise UsageError(f"restyle: argument --report: '{args.report}' is the model file to install")
         return
     if args.command == "learn-style":
-        for item in [*args.images, *([args.content] if args.content else [])]:
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        for option, item in [*(("--images", i) for i in args.images), *([("--content", args.content)]
+                                                                        if args.content else [])]:
             if not os.path.exists(item):
-                option = "--content" if item == args.content else "--images"
                 raise UsageError(f"restyle learn-style: argument {option}: '{item}' does not exist")
+            if option == "--content" and not os.path.isdir(item):
+                raise UsageError(f"restyle learn-style: argument --content: '{item}' is a file, not a folder: "
+                                 "give the folder of content images")
+            if os.path.isdir(item) and not folder_images(Path(item)):
+                raise UsageError(f"restyle learn-style: argument {option}: the folder '{item}' holds no images "
+                                 f"({suffixes})")
         if not args.name.strip():
             raise UsageError("restyle learn-style: argument --name: give the style a name")
+        try:  # refused now, not after the training
+            check_name(args.name)
+        except RestyleError as exc:
+            raise UsageError(f"restyle learn-style: argument --name: {error_message(exc)}") from None
         return
     if args.command in ("stylize-textures", "stylize-render"):
         model = _style_for(args.command, args.style)
@@ -756,6 +767,20 @@ def _run_and_save(item: Item, command: str, action: Callable[[ItemWork], str], s
         item.error = (item.error or "") + _discard(written)
 
 
+def _single_item(report: Report, subject: str, work: Callable[[], str]) -> None:
+    """The one item of a command that is not about the scene (models download/install/remove,
+    learn-style): it is in the report whatever happens, also when Ctrl+C stops it ("interrupted"),
+    as a batch lists the file it was interrupted in."""
+    item = Item(input=subject)
+    try:
+        _run_item(item, work)
+    except BaseException:  # Ctrl+C: no item guard catches it; _main says so and writes the report
+        item.status, item.error = "failed", "interrupted"
+        raise
+    finally:
+        report.add(item)
+
+
 def _run_item(item: Item, work: Callable[[], str]) -> None:
     """Run one item's work; whatever it raises fails that item only, with a one-line message."""
     started = time.perf_counter()
@@ -780,19 +805,13 @@ def run_models(args: argparse.Namespace, report: Report) -> None:
             report.items.append(Item(input=entry.id, output=state))
         return
     if args.action == "download":
-        item = Item(input=args.model_id)
-        _run_item(item, lambda: _download(args.model_id))
-        report.add(item)
+        _single_item(report, args.model_id, lambda: _download(args.model_id))
         return
     if args.action == "install":
-        item = Item(input=args.file)
-        _run_item(item, lambda: _install(args.file, args.name, args.depth_output))
-        report.add(item)
+        _single_item(report, args.file, lambda: _install(args.file, args.name, args.depth_output))
         return
     if args.action == "remove":
-        item = Item(input=args.model_id)
-        _run_item(item, lambda: _remove(args.model_id))
-        report.add(item)
+        _single_item(report, args.model_id, lambda: _remove(args.model_id))
         return
     for entry in ALL_STYLES + DEPTH_MODELS:  # verify
         if entry.files and store.is_installed(entry):
@@ -882,9 +901,7 @@ def _main(argv: list[str]) -> int:
         if args.command == "models":
             run_models(args, report)
         elif args.command == "learn-style":
-            item = Item(input=args.name)
-            _run_item(item, lambda: _learn(args))
-            report.add(item)
+            _single_item(report, args.name, lambda: _learn(args))
         else:
             run_scene_command(args, report)
     except Exception as exc:  # outside any item: still report what was done, then fail
