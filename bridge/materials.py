@@ -356,11 +356,29 @@ def assign(
                 replaced.append(current)
     for copy in copies.values():
         original = original_of(copy)
-        for other in bpy.data.materials:
-            if (other != copy and other not in replaced and is_restyled(other) and original_of(other) == original
-                    and other.get(STYLE_KEY) == style):
-                replaced.append(other)
+        earlier = [other for other in bpy.data.materials
+                   if other != copy and is_restyled(other) and original_of(other) == original
+                   and other.get(STYLE_KEY) == style]
+        replaced.extend(other for other in earlier if other not in replaced)
+        # The same style of the same material is one result: objects restyled in an earlier run
+        # (selected then, not now) move to the new copy too, so no second copy, image and file is
+        # made beside the first. Objects that cannot change (linked) keep theirs.
+        _move_slots(earlier, copy, changes)
     return replaced, gone
+
+
+def _move_slots(earlier: list[bpy.types.Material], copy: bpy.types.Material, changes: list[SlotChange]) -> None:
+    if not earlier:
+        return
+    for obj in bpy.data.objects:
+        if not obj.is_editable:
+            continue
+        for index, slot in enumerate(obj.material_slots):
+            if slot.material is None or slot.material not in earlier:
+                continue
+            switch = _needs_object_link(obj, slot)
+            changes.append(SlotChange(obj, index, slot.material, switch))
+            _set_slot(obj, index, copy, switch)
 
 
 def _groups_in(tree: bpy.types.NodeTree | None, found: list[bpy.types.NodeTree]) -> None:

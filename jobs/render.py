@@ -82,8 +82,7 @@ class RenderJob:
         self.frame_files: dict[int, str] = {}
         if self.folder:
             # This scene's earlier result lists the files it wrote: those may be written again.
-            own = [path for image in earlier_results(scene.name, model.id)
-                   for path in str(image.get(FILES_KEY, "")).splitlines()]
+            own = recorded_files(earlier_results(scene.name, model.id))
             self.frame_files = outputs.frame_paths(self.folder, f"{scene.name}.{model.id}", ".png", self.frames,
                                                    replaceable=own)
         self.client = services.client()
@@ -211,8 +210,14 @@ class RenderJob:
             rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
             image = created.add(image_from_pixels(name, rgba, False))
             image[RENDER_RESULT_KEY], image[RENDER_STYLE_KEY] = self.scene_name, self.style
-            image[FILES_KEY] = "\n".join(self.paths)
-            unused = [old for old in earlier_results(self.scene_name, self.style) if old != image and old.users == 0]
+            earlier = [old for old in earlier_results(self.scene_name, self.style) if old != image]
+            # Every frame file of this scene and style, of this run and earlier ones (a shorter range
+            # does not make the others foreign), relative to the .blend so a moved project keeps them.
+            this_run = {os.path.normpath(p) for p in self.paths}
+            files = [p for p in recorded_files(earlier) if os.path.isfile(p) and p not in this_run]
+            image[FILES_KEY] = "\n".join(_portable(p) for p in [*files, *self.paths])
+            image.use_fake_user = True  # nothing shows it: without this it would not be saved in the .blend
+            unused = [old for old in earlier if old.users <= int(old.use_fake_user)]
             if unused:
                 bpy.data.batch_remove(unused)
             if bpy.data.images.get(name) is None:
@@ -220,6 +225,22 @@ class RenderJob:
             created.commit()
         self.kept = True
         return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker)
+
+
+def recorded_files(results: list[bpy.types.Image]) -> list[str]:
+    """The frame files the given results recorded, as absolute paths."""
+    return list(dict.fromkeys(os.path.normpath(bpy.path.abspath(line)) for image in results
+                              for line in str(image.get(FILES_KEY, "")).splitlines() if line))
+
+
+def _portable(path: str) -> str:
+    """``//``-relative when the .blend is saved and the file is on its drive, else absolute."""
+    if not bpy.data.filepath:
+        return path
+    try:
+        return bpy.path.relpath(path)
+    except ValueError:  # another drive (Windows): no relative path exists
+        return path
 
 
 def write_png(path: str, rgb: np.ndarray, written: outputs.WrittenFiles) -> None:

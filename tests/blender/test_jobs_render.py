@@ -63,3 +63,51 @@ def test_mesh_from_depth_pass_keeps_to_the_camera_it_started_with(empty_scene):
     mesh = bpy.data.objects[outcome.object]
     assert outcome.object == "First Depth Mesh"
     assert (mesh.matrix_world.translation - first.matrix_world.translation).length < 1e-5
+
+
+def _frames(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_the_render_result_is_kept_when_the_file_is_saved(empty_scene, tmp_path):
+    """The result image had no user: saving and reopening the .blend lost it."""
+    from tests.blender.scenes import small_scene
+
+    small_scene(32, 24)
+    path = tmp_path / "r.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.context.scene.restyle.style = "pencil"
+    assert bpy.ops.restyle.stylize_render() == {"FINISHED"}
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    result = bpy.data.images.get("Scene.pencil")
+    assert result is not None and tuple(result.size) == (32, 24) and result.packed_file is not None
+    assert bpy.ops.restyle.stylize_render() == {"FINISHED"}  # run again: replaces it, no .001 beside it
+    assert [i.name for i in bpy.data.images if i.name.startswith("Scene.pencil")] == ["Scene.pencil"]
+
+
+def test_rendering_again_into_the_same_folder_replaces_its_own_frames(empty_scene, tmp_path):
+    """A shorter range, a reopened file or a moved project made a second sequence (Scene.toon-2.*)
+    beside the first: the record of the frames written was lost."""
+    import shutil
+
+    from tests.blender.scenes import small_scene
+
+    small_scene(32, 24)
+    project = tmp_path / "project"
+    project.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(project / "r.blend"))
+    bpy.context.scene.restyle.style = "toon"
+    run = bpy.ops.restyle.stylize_render
+    assert run(frame_start=1, frame_end=3, output_dir="//frames") == {"FINISHED"}
+    assert run(frame_start=2, frame_end=2, output_dir="//frames") == {"FINISHED"}
+    assert run(frame_start=1, frame_end=3, output_dir="//frames") == {"FINISHED"}
+    expected = [f"Scene.toon.{n:04d}.png" for n in (1, 2, 3)]
+    assert _frames(project / "frames") == expected
+    bpy.ops.wm.save_mainfile()
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)
+    shutil.rmtree(project)
+    bpy.ops.wm.open_mainfile(filepath=str(moved / "r.blend"))
+    assert run(frame_start=1, frame_end=2, output_dir="//frames") == {"FINISHED"}
+    assert _frames(moved / "frames") == expected

@@ -752,3 +752,22 @@ def test_only_empty_images_change_nothing(lab):
     result, message = stylize("toon")
     assert result is None and "No texture could be read" in message and "empty.png" in message
     assert snapshot(lab) == before
+
+
+def test_objects_sharing_a_material_restyled_one_at_a_time_share_one_result(empty_scene, tmp_path):
+    """RockA, then RockB (one material) with the same style made Rock.toon and Rock.toon.001, two
+    images and two files: the same style of the same material is one result."""
+    image = file_image(tmp_path, "rock.png", seed=1)
+    rock = textured("Rock", image)
+    rocks = [cube(name, rock, x) for name, x in (("RockA", 0.0), ("RockB", 3.0), ("RockC", 6.0))]
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "s.blend"))
+    bpy.context.scene.restyle.style = "toon"
+    for obj in rocks[:2]:
+        select([obj])
+        assert bpy.ops.restyle.stylize_textures() == {"FINISHED"}
+    assert sorted(m.name for m in bpy.data.materials) == ["Rock", "Rock.toon"]
+    assert sorted(i.name for i in bpy.data.images) == ["rock.png", "rock.png.toon"]
+    assert [o.material_slots[0].material.name for o in rocks] == ["Rock.toon", "Rock.toon", "Rock"]
+    select([rocks[0]])
+    assert bpy.ops.restyle.revert_materials() == {"FINISHED"}
+    assert rocks[0].material_slots[0].material == rock and rocks[1].material_slots[0].material.name == "Rock.toon"
