@@ -772,10 +772,12 @@ def _single_item(report: Report, subject: str, work: Callable[[], str]) -> None:
     learn-style): it is in the report whatever happens, also when Ctrl+C stops it ("interrupted"),
     as a batch lists the file it was interrupted in."""
     item = Item(input=subject)
+    started = time.perf_counter()
     try:
         _run_item(item, work)
     except BaseException:  # Ctrl+C: no item guard catches it; _main says so and writes the report
         item.status, item.error = "failed", "interrupted"
+        item.seconds = time.perf_counter() - started
         raise
     finally:
         report.add(item)

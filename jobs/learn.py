@@ -221,6 +221,7 @@ class LearnStyleJob:
         card = self.job.card or {}
         learned = f"learned from {self.images} image{'s' if self.images != 1 else ''}"
         entry = add_custom(self.root, Path(self.job.output), "transformer_net", self.name, origin=learned)
+        self.name = entry.name  # "Stripes 2" when a style of that name was there: what the menu shows
         model = self.root / entry.files[0].filename
         card_path = model.with_suffix(".json")
         shutil.copyfile(Path(self.job.output).with_suffix(".json"), card_path)  # the card travels with it
