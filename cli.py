@@ -828,7 +828,9 @@ def _learn(args: argparse.Namespace) -> str:
                                 content=str(Path(args.content).resolve()) if args.content else "",
                                 preset=args.preset, steps=args.steps or 0, seed=args.seed)
     style_id, card = learn_style(bpy.context.selected_objects, options, services_of(bpy.context))
-    _say(f"Learned '{args.name.strip()}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
+    root = preferences.model_root(bpy.context, create=False)  # the name it got: "Stripes 2" when taken
+    name = next((e.name for e in custom_styles(root) if e.id == style_id), args.name.strip())
+    _say(f"Learned '{name}' in {card.get('steps', '?')} steps: {style_id}", sys.stdout)
     return style_id
 
 

@@ -187,6 +187,16 @@ def test_learning_the_same_name_twice_gives_two_names_and_says_how_it_was_learne
                for e in entries)
 
 
+def test_the_command_line_says_the_name_a_repeated_style_got(addon, empty_scene, model_folder, inputs, capsys):
+    styles, content = inputs
+    cli = module("cli")
+    argv = ["learn-style", "--images", str(styles), "--content", str(content), "--steps", "1", "--preset", "draft",
+            "--name", "Stripes"]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Learned 'Stripes 2' in 1 steps: custom-stripes-2" in out
+
+
 # -- L6: messages that name what is wrong ----------------------------------------------------------
 
 
