@@ -30,6 +30,7 @@ from .base import Services, checked, run_to_end, wait_by_polling
 log = logging.getLogger(__name__)
 
 PREVIEW_IMAGE = "Learn Style Preview"
+PREVIEW_KEY = "restyle_learn_preview"  # on a preview image: when its job made it (the panel names the newest)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".tga")
 MAX_STYLE_IMAGES = int(LEARN_IMAGES.max)
 MAX_SIDE = 1024  # style and content images are cut into small crops: larger adds only time
@@ -226,6 +227,7 @@ class LearnStyleJob:
         card_path = model.with_suffix(".json")
         shutil.copyfile(Path(self.job.output).with_suffix(".json"), card_path)  # the card travels with it
         self.succeeded = True
+        self.preview_name = keep_preview(self.preview_name)
         return entry.id, card
 
 
@@ -240,10 +242,32 @@ def show_preview(pixels: np.ndarray, current: str = "") -> str:
         image = None
     if image is None:
         image = bpy.data.images.new(PREVIEW_IMAGE, w, h, alpha=False)
+        image[PREVIEW_KEY] = time.time()
     rgba = np.concatenate([pixels[..., :3], np.ones((h, w, 1), np.float32)], axis=2)[::-1]
     image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())  # type: ignore[arg-type]
     image.update()
     return image.name
+
+
+def keep_preview(name: str) -> str:
+    """A finished job's preview stays; earlier previews nothing uses go, so runs do not pile them up
+    (one a material shows stays), and the kept one takes the plain name when that is free.
+    Returns its name."""
+    image = bpy.data.images.get(name) if name else None
+    if image is None:
+        return ""
+    stale = [old for old in bpy.data.images if old != image and PREVIEW_KEY in old.keys() and old.users == 0]
+    if stale:
+        bpy.data.batch_remove(stale)
+    if bpy.data.images.get(PREVIEW_IMAGE) is None:
+        image.name = PREVIEW_IMAGE
+    return image.name
+
+
+def newest_preview() -> bpy.types.Image | None:
+    """The preview image of the latest Learn Style run, if any is left."""
+    previews = [image for image in bpy.data.images if PREVIEW_KEY in image.keys()]
+    return max(previews, key=lambda image: float(image[PREVIEW_KEY]), default=None)
 
 
 def remove_preview(name: str) -> None:

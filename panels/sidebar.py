@@ -8,6 +8,7 @@ from typing import NamedTuple
 import bpy
 
 from .. import preferences
+from ..jobs import learn as learn_job
 from ..jobs.models import megabytes
 from ..ml.errors import RestyleError, UnknownStyleError
 from ..ml.models import registry
@@ -161,6 +162,7 @@ class VIEW3D_PT_restyle(bpy.types.Panel):
         learn = layout.box()  # Learn Style from Images: the result joins the Custom styles
         learn.label(text="Learn Style from Images", icon="IMAGE_DATA")
         learn.operator("restyle.learn_style_pick", text="Pick Style Images and Learn...", icon="FILEBROWSER")
-        if "Learn Style Preview" in bpy.data.images:
-            learn.label(text="Preview: the image 'Learn Style Preview'", icon="IMAGE")
+        preview = learn_job.newest_preview()
+        if preview is not None:
+            learn.label(text=f"Preview: the image '{preview.name}'", icon="IMAGE")
         draw_actions(layout)

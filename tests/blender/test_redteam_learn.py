@@ -137,11 +137,24 @@ def test_a_failed_run_keeps_an_earlier_runs_preview_that_a_material_uses(addon, 
     assert [i.name for i in bpy.data.images] == [PREVIEW]  # the failed run's own preview is gone
 
 
-def test_a_second_successful_run_shows_its_preview_beside_the_first(addon, empty_scene, model_folder, inputs):
+def test_successful_runs_keep_one_preview_unless_a_material_shows_an_earlier_one(addon, empty_scene, model_folder,
+                                                                               inputs):
+    """Each run made one more preview image (.001, .002 ...): an unused earlier one now goes, one a
+    material shows stays, and the panel names the newest."""
+    learn_job = importlib.import_module(f"{ADDON_MODULE}.jobs.learn")
     styles, content = inputs
     assert learn(image_paths=str(styles), content_folder=str(content), style_name="A") == {"FINISHED"}
+    first = bytes(np.asarray(bpy.data.images[PREVIEW].pixels[:64], np.float32))
     assert learn(image_paths=str(styles), content_folder=str(content), style_name="B", seed=2) == {"FINISHED"}
+    assert [i.name for i in bpy.data.images] == [PREVIEW] and learn_job.newest_preview().name == PREVIEW
+    assert bytes(np.asarray(bpy.data.images[PREVIEW].pixels[:64], np.float32)) != first  # B's, not A's
+    shown = bpy.data.materials.new("ShowsPreview")
+    shown.use_fake_user = True
+    shown.use_nodes = True
+    shown.node_tree.nodes.new("ShaderNodeTexImage").image = bpy.data.images[PREVIEW]
+    assert learn(image_paths=str(styles), content_folder=str(content), style_name="C", seed=3) == {"FINISHED"}
     assert sorted(i.name for i in bpy.data.images) == [PREVIEW, PREVIEW + ".001"]
+    assert learn_job.newest_preview().name == PREVIEW + ".001"
 
 
 # -- L4: a wide style image ---------------------------------------------------------------------
