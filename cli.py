@@ -873,6 +873,9 @@ def _install(path: str, name: str | None, depth_output: str = DepthOutput.AUTO.v
         raise RestyleError(not_added(source, exc)) from exc
     _say(text, sys.stdout)
     _say(f"id: {entry.id}", sys.stdout)  # what --style or --depth-model takes (the name may not map to it)
+    if depth_output != DepthOutput.AUTO.value and entry.kind != ModelKind.DEPTH:
+        _say(f"restyle models install: --depth-output {depth_output} was not used: {source.name} is a style "
+             "model, not a Depth Anything V2 checkpoint")
     return entry.id
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from ..ml.models.registry import ModelDescriptor, ModelSource
 from ..ml.models.store import ModelStore, check_model_file, matching_arch, regular_file, sha256_of
 from ..ml.options import METRIC_RANGES, DepthOutput, choice
 from .base import Services, error_message, run_to_end, stopping, wait_by_polling
+
+CANCEL_WAIT_S = 1.0  # how long Esc waits for a download thread to stop before the job is over anyway
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class DownloadJob:
         self.store, self.entry, self.on_progress = store, entry, on_progress
         self.done, self.total = 0, entry.download_size
         self.cancel_requested = False
+        self.cancelled_at: float | None = None
         self.paths: dict[str, Path] = {}
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self.run, name="neural-restyle-download", daemon=True)
@@ -112,6 +116,11 @@ class DownloadJob:
 
     def poll(self) -> bool:
         if self.thread.is_alive():
+            if self.cancelled_at is not None and time.monotonic() - self.cancelled_at > CANCEL_WAIT_S:
+                # Blocked on a server that does not answer (up to its timeout): the user is not kept
+                # waiting for it. The thread stops at its next step and keeps the partial file; its
+                # lock keeps a new download of the same file off until then.
+                raise JobCancelled("Download cancelled; it will resume where it stopped")
             return False
         if isinstance(self.error, DownloadCancelled):
             raise JobCancelled(str(self.error))
@@ -125,6 +134,8 @@ class DownloadJob:
 
     def cancel(self) -> None:
         self.cancel_requested = True  # the thread stops at its next chunk and keeps the partial file
+        if self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
 
     def close(self) -> None:
         if self.thread.is_alive():

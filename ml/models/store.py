@@ -24,7 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from ..errors import (
     UnsafeModelFile,
     UnsupportedModel,
 )
+from ..runtime import scratch
 from .catalog import ModelEntry, ModelFile
 from .registry import ARCHITECTURES, catalog_entries, is_depth_architecture
 
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 
 MIRROR_ENV = "NEURAL_RESTYLE_MIRROR"
 CHUNK = 1 << 16
+# A download lock whose partial file has not grown for this long is left from a crashed session
+# (a running download writes its partial file every few seconds at worst).
+STALE_LOCK_S = 600.0
 USER_AGENT = "NeuralRestyle/0.1 (Blender extension)"
 HASHES_FILE = "hashes.json"
 ProgressFn = Callable[[int, int | None], None]  # bytes done, bytes expected (None: unknown)
@@ -561,14 +566,49 @@ class ModelStore:
                     progress(start + done, max(known, start + done) if known else None)
 
             if file.archive_member:
-                finished += self._download_archive_member(file, report, cancelled)
+                archive_name = Path(urllib.parse.urlparse(file.url).path).name or "archive.zip"
+                with self._download_lock(self.root / (archive_name + ".part"), entry.name):
+                    if not self.path_of(file).is_file():  # another session may have finished it meanwhile
+                        finished += self._download_archive_member(file, report, cancelled)
             else:
                 part = self.root / (file.filename + ".part")
                 url = self.url_of(file)
-                finished += self._fetch(url, part, report, cancelled, file.byte_limit(file.size))
-                self._accept(file.filename, part, file, url)
-                os.replace(part, self.path_of(file))
+                with self._download_lock(part, entry.name):
+                    if self.path_of(file).is_file():
+                        continue
+                    finished += self._fetch(url, part, report, cancelled, file.byte_limit(file.size))
+                    self._accept(file.filename, part, file, url)
+                    os.replace(part, self.path_of(file))
         return self.paths(entry)
+
+    @contextmanager
+    def _download_lock(self, part: Path, name: str) -> Iterator[None]:
+        """One download of a file at a time, across the threads and processes (other Blenders,
+        farm nodes) sharing this model folder: two writers of one partial file spoil it."""
+        lock = part.with_name(part.name + ".lock")
+        record = f"{os.getpid()} {scratch.system_identity()}\n"
+        for _ in range(2):
+            try:
+                handle = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = _lock_holder(lock, part)
+                if holder is None:  # its download ended without removing it: a crash
+                    lock.unlink(missing_ok=True)
+                    continue
+                raise DownloadError(f"{name} is already being downloaded {holder}: wait for that download to end "
+                                    "(it installs the model for this session too), or try again in a moment"
+                                    ) from None
+            except OSError as exc:
+                raise DownloadError(f"Could not write in the model folder {self.root}: {exc.strerror or exc}") from exc
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(record)
+            break
+        else:
+            raise DownloadError(f"{name}: the download lock {lock} could not be taken; remove it if no download runs")
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
     def _download_archive_member(self, file: ModelFile, report: ProgressFn, cancelled: CancelFn | None) -> int:
         """Fetch the archive, check every model it holds, install them all; returns the bytes fetched."""
@@ -639,8 +679,7 @@ class ModelStore:
         last_error: Exception | None = None
         expected: int | None = None
         for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.retry_wait * attempt)
+            _wait(self.retry_wait * attempt, cancelled)  # Esc is heard between attempts too
             have = part.stat().st_size if part.exists() else 0
             headers = {"User-Agent": USER_AGENT}
             # The version of the file the partial download came from: with If-Range a server whose
@@ -693,8 +732,15 @@ class ModelStore:
                     return done
                 last_error = TruncatedDownload(f"the connection closed after {done} of {expected} bytes")
             except urllib.error.HTTPError as exc:
-                if exc.code == 416 and have:  # asked for bytes past the end: the file was complete
-                    return have
+                if exc.code == 416 and have:  # asked for bytes past the end
+                    total = _range_total(exc.headers.get("Content-Range") if exc.headers else None)
+                    if total is None or total == have:  # the file was complete
+                        return have
+                    # Longer than the server's file: not a part of it. Fetch it again from the start.
+                    part.unlink(missing_ok=True)
+                    validator_file.unlink(missing_ok=True)
+                    last_error = exc
+                    continue
                 if exc.code in (404, 410):
                     raise ModelNotFound(f"{url} answered {exc.code} (not found): the file has moved or the "
                                         "mirror does not have it") from exc
@@ -763,6 +809,43 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The file size of a ``Content-Range: bytes */TOTAL`` (or ``START-END/TOTAL``) answer."""
+    match = re.match(r"bytes (?:\*|\d+-\d+)/(\d+)", content_range or "")
+    return int(match.group(1)) if match else None
+
+
+def _wait(seconds: float, cancelled: CancelFn | None) -> None:
+    """Sleep, raising DownloadCancelled as soon as the download is cancelled (also before it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if cancelled is not None and cancelled():
+            raise DownloadCancelled("Download cancelled; it will resume where it stopped")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
+def _lock_holder(lock: Path, part: Path) -> str | None:
+    """Who holds a download lock ("in this Blender", "by process N on this machine", "on another
+    machine"), or None when it is left from a download that is over (its process is gone, or
+    nothing has been written for STALE_LOCK_S)."""
+    try:
+        pid_text, _, identity = lock.read_text(encoding="utf-8").strip().partition(" ")
+        pid = int(pid_text)
+        touched = max(lock.stat().st_mtime, part.stat().st_mtime if part.exists() else 0.0)
+    except (OSError, ValueError):  # half written, or removed meanwhile: look again
+        return None if not lock.exists() else "by another session"
+    if time.time() - touched > STALE_LOCK_S:
+        return None
+    if identity != scratch.system_identity():
+        return "on another machine or container sharing the model folder"
+    if pid == os.getpid():
+        return "in this Blender (a cancelled download may still be stopping)"
+    return f"by process {pid} on this machine" if scratch.process_runs(pid) else None
 
 
 def _range_start(content_range: str | None) -> int | None:

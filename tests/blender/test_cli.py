@@ -184,6 +184,20 @@ def test_models_install_and_remove(cli, addon, tmp_path):
         prefs.model_folder = ""
 
 
+def test_depth_output_on_a_style_model_says_it_was_not_used(cli, addon, tmp_path, capsys):
+    from tests.ml import checkpoints
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.model_folder = str(tmp_path / "models")
+    try:
+        model = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "mine.pth")
+        assert cli.main(["models", "install", str(model), "--depth-output", "metric_outdoor", "--name", "Styled"]) == 0
+        assert ("--depth-output metric_outdoor was not used: mine.pth is a style model, not a Depth Anything V2 "
+                "checkpoint") in capsys.readouterr().err
+    finally:
+        prefs.model_folder = ""
+
+
 def test_import_photo_takes_the_panels_mesh_and_lens_options(cli, empty_scene, tmp_path):
     """A PNG scan has no EXIF: --focal-length is its lens; --simplify and --cut-threshold as in the panel."""
     photo = write_image(tmp_path / "scan.png", photo_like(30, 40, seed=4))

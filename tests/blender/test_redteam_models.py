@@ -152,6 +152,30 @@ def test_download_thread_gets_plain_python_only(models, monkeypatch):
     assert not any(type(value).__module__.startswith("bpy") for value in vars(task.store).values())
 
 
+def test_esc_ends_a_download_within_a_second_while_the_server_does_not_answer(models):
+    """The job waited for the blocked thread: about 93 s of "Esc to cancel" doing nothing."""
+    import time
+
+    jobs_models, base = addon_module("jobs.models"), addon_module("jobs.base")
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    models.server.stalled.add("/face_paint_512_v1.pt")
+    job = jobs_models.start_download("animegan2-face-paint-v1", base.services_of(bpy.context))
+    try:
+        time.sleep(0.2)
+        job.cancel()
+        cancelled_at = time.monotonic()
+        with pytest.raises(addon_module("ml.errors").JobCancelled, match="Download cancelled"):
+            while not job.poll():
+                time.sleep(0.05)
+        assert time.monotonic() - cancelled_at < jobs_models.CANCEL_WAIT_S + 0.5
+    finally:
+        job.close()
+        models.server.release.set()
+        job.thread.join(30)
+    assert not (models.root / "face_paint_512_v1.pt").exists()
+    assert not (models.root / "face_paint_512_v1.pt.part.lock").exists()  # the thread let go of it
+
+
 # -- add custom style from file -----------------------------------------------------------------
 
 

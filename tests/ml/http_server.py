@@ -1,11 +1,12 @@
 """A local HTTP server for download tests: serves bytes by path, honours Range requests,
-and can be told to cut a response short, answer with an error, stream an endless body or
-announce a size it does not send."""
+and can be told to cut a response short, answer with an error, stream an endless body,
+announce a size it does not send, send slowly, or accept a request and not answer at all."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -17,6 +18,9 @@ class FileServer:
         self.endless: set[str] = set()  # paths answered with zeros forever, no Content-Length
         self.announce: dict[str, int] = {}  # path -> a Content-Length to claim instead of the real one
         self.sent: dict[str, int] = {}  # path -> bytes written for the last response
+        self.delay: dict[str, float] = {}  # path -> seconds to wait after each 64 KiB block of the body
+        self.stalled: set[str] = set()  # paths whose requests get no answer until `release` is set
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,6 +30,10 @@ class FileServer:
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 path = self.path.split("?")[0]
                 server.requests.append((path, self.headers.get("Range")))
+                if path in server.stalled:
+                    server.release.wait(60)  # a bound so a broken client cannot hang the test run
+                    self.close_connection = True
+                    return
                 if path in server.endless:
                     self._endless(path)
                     return
@@ -38,8 +46,11 @@ class FileServer:
                 if_range = self.headers.get("If-Range")
                 if self.headers.get("Range") and (if_range is None or if_range == etag):
                     start = int(self.headers["Range"].split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_error(416)
+                    if start >= len(data):  # as real servers answer it: the size of the whole file
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
                         return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -55,7 +66,17 @@ class FileServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                delay = server.delay.get(path)
+                if delay is None:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for at in range(0, len(body), 1 << 16):
+                        self.wfile.write(body[at:at + (1 << 16)])
+                        self.wfile.flush()
+                        time.sleep(delay)
+                except OSError:  # the client hung up
+                    self.close_connection = True
 
             def _endless(self, path: str) -> None:
                 self.send_response(200)
@@ -82,5 +103,6 @@ class FileServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
