@@ -112,7 +112,8 @@ class DownloadJob:
     @property
     def text(self) -> str:
         percent = f" ({self.fraction:.0%})" if self.total else ""
-        return f"Downloading {self.entry.name}: {megabytes(self.done)} of {megabytes(self.total)}{percent}"
+        done = megabytes(self.done) if self.done else "0 MB"  # nothing yet is no unknown size
+        return f"Downloading {self.entry.name}: {done} of {megabytes(self.total)}{percent}"
 
     def poll(self) -> bool:
         if self.thread.is_alive():
@@ -183,6 +184,7 @@ class AddModelJob:
     def __init__(self, source: Path, services: Services, name: str = "",
                  depth_output: DepthOutput | str = DepthOutput.AUTO) -> None:
         self.source, self.services, self.name, self.depth_output = source, services, name, depth_output
+        services.store.make_root()  # a model folder that is a file: the Download button's clear message
         # The cheap, torch-free checks first (folder, empty, extension, truncated, too big, code in
         # the pickle, integer weights): a clear message without starting the worker.
         self.target = regular_file(source)

@@ -530,7 +530,7 @@ class ModelStore:
         if self._recorded().get(name) is None:
             self._record(name, digest)
 
-    def _make_root(self) -> None:
+    def make_root(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -550,7 +550,7 @@ class ModelStore:
                 f"{self.offline_reason}, so '{entry.name}' cannot be downloaded. Download {urls} yourself and "
                 "install it with Add Custom Style from File"
             )
-        self._make_root()
+        self.make_root()
         missing = [f for f in entry.files if not self.path_of(f).is_file()]
         transfers = {f.url: f.transfer_size for f in missing}  # a shared archive is fetched once
         total = sum(size or 0 for size in transfers.values()) or None
@@ -772,7 +772,7 @@ class ModelStore:
         if file is None:
             raise DownloadError(f"'{entry.name}' has no file with the role '{role}'")
         source = regular_file(source)
-        self._make_root()
+        self.make_root()
         temporary = self.root / (file.filename + ".installing")
         try:
             shutil.copyfile(source, temporary)

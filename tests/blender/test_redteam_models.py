@@ -176,6 +176,24 @@ def test_esc_ends_a_download_within_a_second_while_the_server_does_not_answer(mo
     assert not (models.root / "face_paint_512_v1.pt.part.lock").exists()  # the thread let go of it
 
 
+def test_download_progress_before_the_first_byte_says_zero_not_unknown(models):
+    jobs_models, base = addon_module("jobs.models"), addon_module("jobs.base")
+    entry = addon_module("ml.models.catalog").get_style("animegan2-face-paint-v1")
+    job = jobs_models.DownloadJob(base.services_of(bpy.context).store, entry)  # not started
+    assert job.text == "Downloading Anime (Face Paint v1): 0 MB of 8.6 MB (0%)"
+
+
+def test_add_from_file_into_a_model_folder_that_is_a_file_says_what_to_change(models, tmp_path):
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    prefs.model_folder = str(blocker)
+    source = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "mine.pth")
+    with pytest.raises(RuntimeError, match=r"cannot be created \(.*\): choose another one in Preferences"):
+        bpy.ops.restyle.install_model_file(filepath=str(source))
+    assert blocker.read_text() == "not a folder"
+
+
 # -- add custom style from file -----------------------------------------------------------------
 
 
