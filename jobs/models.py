@@ -185,21 +185,25 @@ class AddModelJob:
                  depth_output: DepthOutput | str = DepthOutput.AUTO) -> None:
         self.source, self.services, self.name, self.depth_output = source, services, name, depth_output
         services.store.make_root()  # a model folder that is a file: the Download button's clear message
+        self.info: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.thread: threading.Thread | None = None
+        self.known: ModelEntry | None = None
+        self.role = ""
+        self.archive = source.suffix.lower() == ".zip"  # a published archive of several models (offline install)
+        if self.archive:
+            self.target = regular_file(source)
+            return  # unpacked and checked in finish(): no worker needed
         # The cheap, torch-free checks first (folder, empty, extension, truncated, too big, code in
         # the pickle, integer weights): a clear message without starting the worker.
         self.target = regular_file(source)
         contents = check_model_file(self.target, name=source.name)
-        self.known: ModelEntry | None = None
-        self.role = ""
         digest = sha256_of(self.target)
         for entry in ALL_STYLES + DEPTH_MODELS:  # a published file we know by its checksum
             for file in entry.files:
                 if file.sha256 == digest:
                     self.known, self.role = entry, file.role
-        self.info: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        self.cancelled = False
-        self.thread: threading.Thread | None = None
         if self.known is not None:
             return  # installed as its catalog entry: no worker needed
         arch = matching_arch(contents)
@@ -247,6 +251,9 @@ class AddModelJob:
 
     def finish(self) -> tuple[ModelEntry, str]:
         root, source = self.services.model_root, self.source
+        if self.archive:
+            entries = self.services.store.install_archive(self.target)
+            return entries[0], f"Installed {', '.join(e.name for e in entries)} from {source.name}"
         if self.known is not None:
             store = self.services.store
             store.install_file(self.known, self.role, self.target)

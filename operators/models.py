@@ -119,7 +119,7 @@ class RESTYLE_OT_install_model_file(JobOperator, bpy.types.Operator):
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
-        default="*.pth;*.pt;*.ckpt;*.bin;*.safetensors", options={"HIDDEN"})
+        default="*.pth;*.pt;*.ckpt;*.bin;*.safetensors;*.zip", options={"HIDDEN"})
     name: StringProperty(name="Name", description="Name of the new model (default: from the file name)")  # type: ignore[valid-type]
     depth_output: EnumProperty(name="Depth Output", items=DEPTH_OUTPUTS, default=DepthOutput.AUTO.name,  # type: ignore[valid-type]
                                description="For Depth Anything V2 files: relative or metric head (their tensors "

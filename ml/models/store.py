@@ -616,12 +616,48 @@ class ModelStore:
         part = self.root / (archive_name + ".part")
         url = self.url_of(file)
         fetched = self._fetch(url, part, report, cancelled, file.byte_limit(file.archive_size))
+        self._install_archive(part, archive_name, url, file, require=True)
+        return fetched
+
+    def install_archive(self, source: Path) -> list[ModelEntry]:
+        """Install the models of a published archive the user downloaded themselves (offline: the
+        fast-neural-style zip holds four styles), checked as a download is; returns their entries."""
+        source = regular_file(source)
+        try:
+            with zipfile.ZipFile(source) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise NotAModelFile(f"{source.name} is not a readable zip archive ({exc})") from exc
+        members = [f for entry in catalog_entries() for f in entry.files if f.archive_member]
+        found = next((f for f in members if f.archive_member in names), None)
+        if found is None:
+            wanted = ", ".join(sorted({f.archive_member or "" for f in members}))
+            raise NotAModelFile(f"{source.name} holds none of the models of a published archive (looked for "
+                                f"{wanted})")
+        archive_name = Path(urllib.parse.urlparse(found.url).path).name or "archive.zip"
+        part = self.root / (archive_name + ".part")
+        self.make_root()
+        with self._download_lock(part, source.name):
+            try:
+                shutil.copyfile(source, part)
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"Could not copy {source} into {self.root}: {exc.strerror or exc}") from exc
+            self._install_archive(part, archive_name, str(source), found, require=False)
+        return [entry for entry in _entries_sharing(found.url)
+                if entry.files and all(self.path_of(f).is_file() for f in entry.files)]
+
+    def _install_archive(self, part: Path, archive_name: str, origin: str, file: ModelFile, require: bool) -> None:
+        """Check the archive at ``part`` (its first hash recorded only once every model in it was
+        checked), install every model of the catalog it holds, remove ``part``. ``require``: it must
+        hold ``file``'s member."""
+        url = origin
         extracted: list[tuple[Path, Path]] = []
         try:
             digest = self._check_hash(archive_name, part, None)
             with zipfile.ZipFile(part) as archive:
                 members = {info.filename: info for info in archive.infolist()}
-                if file.archive_member not in members:
+                if require and file.archive_member not in members:
                     raise NotAModelFile(f"{archive_name} from {url} does not contain {file.archive_member}: it was "
                                         "deleted and nothing was recorded about it")
                 siblings = [f for e in _entries_sharing(file.url) for f in e.files]
@@ -650,7 +686,6 @@ class ModelStore:
             part.with_name(part.name + ".version").unlink(missing_ok=True)
             for temporary, _ in extracted:
                 temporary.unlink(missing_ok=True)
-        return fetched
 
     def _extract(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, file: ModelFile,
                  archive_name: str, url: str) -> None:

@@ -194,6 +194,28 @@ def test_add_from_file_into_a_model_folder_that_is_a_file_says_what_to_change(mo
     assert blocker.read_text() == "not a folder"
 
 
+def test_offline_the_published_fast_style_archive_installs_its_four_styles(models, tmp_path):
+    """Offline, Add from File refused saved_models.zip ('accepted are .pth ...'): the four styles
+    could only be added as custom styles, one file at a time."""
+    bpy.context.preferences.system.use_online_access = False
+    (tmp_path / "downloads").mkdir()
+    archive = checkpoints.fast_style_zip(tmp_path / "downloads" / "saved_models.zip")
+    assert bpy.ops.restyle.install_model_file(filepath=str(archive)) == {"FINISHED"}
+    catalog = addon_module("ml.models.catalog")
+    store = addon_module("jobs.base").services_of(bpy.context).store
+    for style in ("fast-style-candy", "fast-style-mosaic", "fast-style-rain-princess", "fast-style-udnie"):
+        assert store.is_installed(catalog.get_style(style)), style
+    assert sorted(p.name for p in models.root.iterdir() if p.suffix == ".pth") == [
+        "candy.pth", "mosaic.pth", "rain_princess.pth", "udnie.pth"]
+    assert not [p for p in models.root.iterdir() if p.name.endswith((".part", ".lock", ".extracting"))]
+    cli = addon_module("cli")
+    other = tmp_path / "other.zip"
+    import zipfile
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("readme.txt", "no models here")
+    assert cli.main(["models", "install", str(other)]) == 1
+
+
 # -- add custom style from file -----------------------------------------------------------------
 
 
