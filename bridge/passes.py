@@ -76,7 +76,8 @@ def check_frame(scene: bpy.types.Scene, width: int, height: int, source: str) ->
     made at another resolution): the camera could not be matched to them."""
     render = scene.render
     frame_w, frame_h = render.resolution_x, render.resolution_y
-    if abs(height - width * frame_h / frame_w) > 1.0:
+    # Each side of a scaled render is rounded to whole pixels: allow that much, however small the render.
+    if abs(height * frame_w - width * frame_h) > frame_w + frame_h:
         raise PassError(f"{source} is {width} x {height} pixels, a different shape from the camera's frame "
                         f"({frame_w} x {frame_h}); render it at the scene's resolution, without Crop to Render "
                         "Region")
@@ -189,9 +190,9 @@ def render_passes(scene: bpy.types.Scene, normals: bool = False, full_frame: boo
 def camera_intrinsics(scene: bpy.types.Scene, width: int, height: int) -> Intrinsics:
     camera = measurable_camera(scene)
     if camera.type == "ORTHO":
-        # The orthographic scale spans the larger side of the frame, as Intrinsics expects.
+        # The orthographic scale spans the side the sensor fit names (AUTO: the larger), as Intrinsics expects.
         return Intrinsics(width, height, ortho_width=camera.ortho_scale, shift_x=camera.shift_x,
-                          shift_y=camera.shift_y)
+                          shift_y=camera.shift_y, sensor_fit=camera.sensor_fit)
     sensor = camera.sensor_height if camera.sensor_fit == "VERTICAL" else camera.sensor_width
     return Intrinsics.from_lens(width, height, camera.lens, sensor, camera.sensor_fit,
                                 shift_x=camera.shift_x, shift_y=camera.shift_y)

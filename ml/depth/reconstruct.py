@@ -19,17 +19,24 @@ class Intrinsics:
     width: int
     height: int
     focal_px: float = 0.0  # perspective: focal length in pixels
-    ortho_width: float = 0.0  # orthographic: the view's width in scene units
-    shift_x: float = 0.0  # Blender's lens shift, in fractions of the larger image side
+    ortho_width: float = 0.0  # orthographic: the view's extent along the fitted side, in scene units
+    shift_x: float = 0.0  # Blender's lens shift, in fractions of the fitted side
     shift_y: float = 0.0
+    sensor_fit: str = "AUTO"  # the side the sensor (and shift, and ortho scale) spans: AUTO is the larger
+
+    @staticmethod
+    def fitted_side(width: int, height: int, sensor_fit: str) -> int:
+        """Blender's sensor fit: the image side the sensor width (or ortho scale, or a unit of shift) spans."""
+        fit = sensor_fit if sensor_fit != "AUTO" else ("HORIZONTAL" if width >= height else "VERTICAL")
+        return width if fit == "HORIZONTAL" else height
 
     @staticmethod
     def from_lens(width: int, height: int, focal_mm: float, sensor_mm: float, sensor_fit: str = "AUTO",
                   shift_x: float = 0.0, shift_y: float = 0.0) -> Intrinsics:
         """Blender's camera model: the sensor spans the larger side (AUTO) or the named one."""
-        fit = sensor_fit if sensor_fit != "AUTO" else ("HORIZONTAL" if width >= height else "VERTICAL")
-        span = width if fit == "HORIZONTAL" else height
-        return Intrinsics(width, height, focal_px=focal_mm / sensor_mm * span, shift_x=shift_x, shift_y=shift_y)
+        span = Intrinsics.fitted_side(width, height, sensor_fit)
+        return Intrinsics(width, height, focal_px=focal_mm / sensor_mm * span, shift_x=shift_x, shift_y=shift_y,
+                          sensor_fit=sensor_fit)
 
     @property
     def orthographic(self) -> bool:
@@ -38,7 +45,7 @@ class Intrinsics:
     def rays(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Camera-space x and y per unit depth (perspective) or absolute (orthographic),
         for pixel positions measured from the top-left corner."""
-        side = max(self.width, self.height)
+        side = self.fitted_side(self.width, self.height, self.sensor_fit)
         # A positive shift moves the frame right (up): the optical axis lands left of (below) its middle.
         cx = self.width / 2 - self.shift_x * side
         cy = self.height / 2 + self.shift_y * side

@@ -39,18 +39,25 @@ def world_vertices(obj: bpy.types.Object) -> np.ndarray:
     return (co @ np.array(obj.matrix_world).T)[:, :3]
 
 
-@pytest.mark.parametrize(("camera_type", "shift", "border"), [
-    ("PERSP", (0.0, 0.0), False),
-    ("ORTHO", (0.0, 0.0), False),
-    ("PERSP", (0.2, 0.0), False),  # lens shift: the mesh was up to 2 m off (the shift taken the wrong way)
-    ("PERSP", (-0.1, 0.15), False),
-    ("ORTHO", (0.2, -0.1), False),
-    ("PERSP", (0.0, 0.0), True),  # a render cropped to its region was taken for the whole frame
-], ids=["persp", "ortho", "shift-x", "shift-xy", "ortho-shift", "crop-to-region"])
-def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type, shift, border):
+@pytest.mark.parametrize(("camera_type", "shift", "border", "fit"), [
+    ("PERSP", (0.0, 0.0), False, "AUTO"),
+    ("ORTHO", (0.0, 0.0), False, "AUTO"),
+    ("PERSP", (0.2, 0.0), False, "AUTO"),  # lens shift: the mesh was up to 2 m off (the shift taken the wrong way)
+    ("PERSP", (-0.1, 0.15), False, "AUTO"),
+    ("ORTHO", (0.2, -0.1), False, "AUTO"),
+    ("PERSP", (0.0, 0.0), True, "AUTO"),  # a render cropped to its region was taken for the whole frame
+    ("PERSP", (0.2, 0.1), False, "VERTICAL"),  # shift is in units of the fitted side, not the larger one
+    ("ORTHO", (0.1, 0.1), False, "VERTICAL"),  # and so is the orthographic scale
+], ids=["persp", "ortho", "shift-x", "shift-xy", "ortho-shift", "crop-to-region", "vertical-fit-shift",
+        "vertical-fit-ortho"])
+def test_reconstruction_lies_on_the_rendered_surfaces(empty_scene, camera_type, shift, border, fit):
     sources = build_scene(camera_type)
     scene = bpy.context.scene
     scene.camera.data.shift_x, scene.camera.data.shift_y = shift
+    scene.camera.data.sensor_fit = fit
+    if fit == "VERTICAL":  # the same view as the horizontal fit's, so the scene stays in frame
+        scene.camera.data.sensor_height = scene.camera.data.sensor_width * 80 / 120
+        scene.camera.data.ortho_scale *= 80 / 120
     if border:
         render = scene.render
         render.use_border, render.use_crop_to_border = True, True
