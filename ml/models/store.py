@@ -19,6 +19,7 @@ import shutil
 import socket
 import stat
 import struct
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -52,9 +53,6 @@ log = logging.getLogger(__name__)
 
 MIRROR_ENV = "NEURAL_RESTYLE_MIRROR"
 CHUNK = 1 << 16
-# A download lock whose partial file has not grown for this long is left from a crashed session
-# (a running download writes its partial file every few seconds at worst).
-STALE_LOCK_S = 600.0
 USER_AGENT = "NeuralRestyle/0.1 (Blender extension)"
 HASHES_FILE = "hashes.json"
 ProgressFn = Callable[[int, int | None], None]  # bytes done, bytes expected (None: unknown)
@@ -584,31 +582,40 @@ class ModelStore:
     @contextmanager
     def _download_lock(self, part: Path, name: str) -> Iterator[None]:
         """One download of a file at a time, across the threads and processes (other Blenders,
-        farm nodes) sharing this model folder: two writers of one partial file spoil it."""
+        farm nodes) sharing this model folder: two writers of one partial file spoil it.
+
+        The lock is the operating system's (flock; a byte lock on Windows) on ``<part>.lock``: it
+        ends with its process however that ends, so a crashed session never blocks the next. The
+        file holds who took it, for the message only."""
         lock = part.with_name(part.name + ".lock")
-        record = f"{os.getpid()} {scratch.system_identity()}\n"
-        for _ in range(2):
+        while True:
             try:
-                handle = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = _lock_holder(lock, part)
-                if holder is None:  # its download ended without removing it: a crash
-                    lock.unlink(missing_ok=True)
-                    continue
-                raise DownloadError(f"{name} is already being downloaded {holder}: wait for that download to end "
-                                    "(it installs the model for this session too), or try again in a moment"
-                                    ) from None
+                handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise DownloadError(f"Could not write in the model folder {self.root}: {exc.strerror or exc}") from exc
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(record)
+            try:
+                if not _os_lock(handle):
+                    raise DownloadError(f"{name} is already being downloaded {_lock_holder(lock)}: wait for that "
+                                        "download to end (it installs the model for this session too), or try "
+                                        "again in a moment")
+                if not _same_file(handle, lock):  # removed by its last holder between our open and our lock
+                    os.close(handle)
+                    continue
+                os.ftruncate(handle, 0)
+                os.write(handle, f"{os.getpid()} {scratch.system_identity()}\n".encode())
+            except OSError as exc:
+                os.close(handle)
+                raise DownloadError(f"Could not write in the model folder {self.root}: {exc.strerror or exc}") from exc
+            except BaseException:
+                os.close(handle)
+                raise
             break
-        else:
-            raise DownloadError(f"{name}: the download lock {lock} could not be taken; remove it if no download runs")
         try:
             yield
         finally:
-            lock.unlink(missing_ok=True)
+            if os.name != "nt":  # removed while still held, so nobody locks a file that is going away
+                lock.unlink(missing_ok=True)
+            os.close(handle)  # closing ends the lock
 
     def _download_archive_member(self, file: ModelFile, report: ProgressFn, cancelled: CancelFn | None) -> int:
         """Fetch the archive, check every model it holds, install them all; returns the bytes fetched."""
@@ -864,23 +871,42 @@ def _wait(seconds: float, cancelled: CancelFn | None) -> None:
         time.sleep(min(left, 0.1))
 
 
-def _lock_holder(lock: Path, part: Path) -> str | None:
-    """Who holds a download lock ("in this Blender", "by process N on this machine", "on another
-    machine"), or None when it is left from a download that is over (its process is gone, or
-    nothing has been written for STALE_LOCK_S)."""
+def _os_lock(handle: int) -> bool:
+    """Take the operating system's lock on an open file without waiting; False when another holds it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(handle: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _lock_holder(lock: Path) -> str:
+    """Who holds a download lock, from the record its holder wrote: "in this Blender", "by
+    process N on this machine" or "on another machine"."""
     try:
         pid_text, _, identity = lock.read_text(encoding="utf-8").strip().partition(" ")
         pid = int(pid_text)
-        touched = max(lock.stat().st_mtime, part.stat().st_mtime if part.exists() else 0.0)
-    except (OSError, ValueError):  # half written, or removed meanwhile: look again
-        return None if not lock.exists() else "by another session"
-    if time.time() - touched > STALE_LOCK_S:
-        return None
+    except (OSError, ValueError):  # just taken, its record not written yet
+        return "by another session"
     if identity != scratch.system_identity():
         return "on another machine or container sharing the model folder"
     if pid == os.getpid():
         return "in this Blender (a cancelled download may still be stopping)"
-    return f"by process {pid} on this machine" if scratch.process_runs(pid) else None
+    return f"by process {pid} on this machine"
 
 
 def _range_start(content_range: str | None) -> int | None:

@@ -1,6 +1,7 @@
 """Downloads that meet each other or a server that stalls: two downloads of one file never spoil
-its partial file, Esc is heard while a server does not answer, and a partial file longer than
-the server's file is fetched again instead of being taken for the model."""
+its partial file (an operating-system lock that ends with its process), Esc is heard while a
+server does not answer, and a partial file longer than the server's file is fetched again
+instead of being taken for the model."""
 
 from __future__ import annotations
 
@@ -65,35 +66,96 @@ def test_a_second_download_of_the_same_file_is_refused_while_the_first_runs(tmp_
     assert sorted(p.name for p in root.iterdir() if p.name != "hashes.json") == ["model.pth"]  # no lock, no .part
 
 
-def test_a_download_lock_of_another_running_process_is_respected(tmp_path, server, data):
-    server.files["/model.pth"] = data
-    root = tmp_path / "models"
-    root.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (root / "model.pth.part.lock").write_text(f"{other.pid} {scratch.system_identity()}\n", encoding="utf-8")
-        with pytest.raises(DownloadError, match=rf"already being downloaded by process {other.pid} on this machine"):
-            make_store(root, server).download(entry_for(data))
-        assert not (root / "model.pth").exists()
-    finally:
-        other.kill()
-        other.wait()
-    # Its process is gone (a crashed Blender): the lock is taken over and the download runs.
-    assert make_store(root, server).download(entry_for(data))["model"].read_bytes() == data
-    assert not (root / "model.pth.part.lock").exists()
+HOLD = """
+import fcntl, os, sys, time
+handle = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(handle, fcntl.LOCK_EX)
+os.ftruncate(handle, 0)
+os.write(handle, (sys.argv[2] + "\\n").encode())
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
-def test_a_lock_of_another_machine_is_respected_until_nothing_was_written_for_long(tmp_path, server, data):
+def hold_lock(lock: Path, record: str) -> subprocess.Popen:
+    """Another process holding the download lock (another Blender, a farm node)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock), record], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the holder takes the lock with flock")
+def test_a_download_lock_held_by_another_process_is_respected_and_ends_with_it(tmp_path, server, data):
     server.files["/model.pth"] = data
     root = tmp_path / "models"
     root.mkdir()
     lock = root / "model.pth.part.lock"
-    lock.write_text("4242 farm-node-7/boot/ns\n", encoding="utf-8")
-    with pytest.raises(DownloadError, match="on another machine or container sharing the model folder"):
-        make_store(root, server).download(entry_for(data))
-    old = time.time() - 3600
-    os.utime(lock, (old, old))  # that machine crashed an hour ago
+    holder = hold_lock(lock, "0 unknown")
+    try:
+        lock.write_text(f"{holder.pid} {scratch.system_identity()}\n", encoding="utf-8")  # who it is, for the message
+        with pytest.raises(DownloadError, match=rf"already being downloaded by process {holder.pid} on this machine"):
+            make_store(root, server).download(entry_for(data))
+        assert not (root / "model.pth").exists()
+    finally:
+        holder.kill()  # a crash: nothing of it runs any more, and its lock ends with it
+        holder.wait()
     assert make_store(root, server).download(entry_for(data))["model"].read_bytes() == data
+    assert not lock.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the holder takes the lock with flock")
+def test_a_lock_taken_on_another_machine_says_so(tmp_path, server, data):
+    server.files["/model.pth"] = data
+    root = tmp_path / "models"
+    root.mkdir()
+    holder = hold_lock(root / "model.pth.part.lock", "4242 farm-node-7/boot/ns")
+    try:
+        with pytest.raises(DownloadError, match="on another machine or container sharing the model folder"):
+            make_store(root, server).download(entry_for(data))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("left", ["empty", "dead-process", "half-written"])
+def test_a_lock_file_nobody_holds_never_blocks(tmp_path, server, data, left):
+    """A session that crashed, even between making the lock file and writing who it is, left it:
+    an empty record blocked that model's download for good."""
+    server.files["/model.pth"] = data
+    root = tmp_path / "models"
+    root.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    text = {"empty": "", "dead-process": f"{dead.stdout.strip()} {scratch.system_identity()}\n",
+            "half-written": "12"}[left]
+    (root / "model.pth.part.lock").write_text(text, encoding="utf-8")
+    assert make_store(root, server).download(entry_for(data))["model"].read_bytes() == data
+    assert not (root / "model.pth.part.lock").exists()
+
+
+def test_two_sessions_finding_a_left_lock_at_once_never_both_download(tmp_path, server, data):
+    """Both took a crashed session's lock over: one removed the other's fresh lock, and both wrote."""
+    server.files["/model.pth"] = data
+    server.delay["/model.pth"] = 0.02
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "model.pth.part.lock").write_text("999999 gone\n", encoding="utf-8")
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(make_store(root, server).download(entry_for(data)))
+        except DownloadError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(type(r).__name__ for r in results) == ["DownloadError", "dict"], results
+    assert (root / "model.pth").read_bytes() == data
 
 
 def test_cancel_is_heard_while_the_server_does_not_answer(tmp_path, server, data):
