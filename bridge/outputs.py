@@ -45,8 +45,8 @@ def texture_stem(name: str, library: str, style: str) -> str:
     return f"{safe_file_name(blend, 40)}-{safe_file_name(name, 60)}.{style}-{tag}"
 
 
-def _same_path(a: str, b: str) -> bool:
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+def _normal(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
 
 
 def _paths_for(folder: str, stem: str, extension: str, tiles: Collection[int]) -> list[str]:
@@ -60,11 +60,11 @@ def _first_free(
 ) -> tuple[str, list[str]]:
     """The first of ``stem``, ``stem-2``, ``stem-3`` ... whose every path is free (no file
     there, or one of ``replaceable``: the caller's own earlier result for the same thing)."""
-    own = list(replaceable)
+    own = {_normal(o) for o in replaceable}  # a set: a long sequence against a long record stays fast
     for attempt in range(1, 10_000):
         candidate = stem if attempt == 1 else f"{stem}-{attempt}"
         paths = paths_of(candidate)
-        if all(not os.path.lexists(p) or any(_same_path(p, o) for o in own) for p in paths):
+        if all(not os.path.lexists(p) or _normal(p) in own for p in paths):
             return candidate, paths
     raise OutputWriteError(f"no free file name for '{stem}' in {os.path.dirname(paths_of(stem)[0])}")
 

@@ -28,7 +28,8 @@ from .base import Services, checked, run_to_end, stopping, wait_by_polling
 log = logging.getLogger(__name__)
 RENDER_RESULT_KEY = "restyle_render_of"  # on a Stylize Render result: the scene it was rendered from
 RENDER_STYLE_KEY = "restyle_style"  # ... and the style it was restyled with
-FILES_KEY = "restyle_files"  # on a Stylize Render result: the frame files that run wrote, one a line
+FILES_KEY = "restyle_files"  # on a Stylize Render result: the frame files its runs wrote, one a line
+OWN_FAKE_USER_KEY = "restyle_fake_user"  # on a Stylize Render result: its fake user was set by this extension
 
 
 
@@ -212,12 +213,15 @@ class RenderJob:
             image[RENDER_RESULT_KEY], image[RENDER_STYLE_KEY] = self.scene_name, self.style
             earlier = [old for old in earlier_results(self.scene_name, self.style) if old != image]
             # Every frame file of this scene and style, of this run and earlier ones (a shorter range
-            # does not make the others foreign), relative to the .blend so a moved project keeps them.
+            # does not make the others foreign), each with where it is, where it is relative to the
+            # .blend (a moved project) and its size and time (only the very file counts as ours).
             this_run = {os.path.normpath(p) for p in self.paths}
-            files = [p for p in recorded_files(earlier) if os.path.isfile(p) and p not in this_run]
-            image[FILES_KEY] = "\n".join(_portable(p) for p in [*files, *self.paths])
-            image.use_fake_user = True  # nothing shows it: without this it would not be saved in the .blend
-            unused = [old for old in earlier if old.users <= int(old.use_fake_user)]
+            files = [p for p in recorded_files(earlier) if p not in this_run]
+            image[FILES_KEY] = "\n".join(_record_line(p) for p in [*files, *self.paths] if os.path.isfile(p))
+            # Nothing shows it: without a fake user it would not be saved in the .blend. Marked, so
+            # that a fake user the user set on a result (to keep it) is told apart from ours.
+            image.use_fake_user, image[OWN_FAKE_USER_KEY] = True, True
+            unused = [old for old in earlier if _replaceable(old, name)]
             if unused:
                 bpy.data.batch_remove(unused)
             if bpy.data.images.get(name) is None:
@@ -227,20 +231,47 @@ class RenderJob:
         return RenderOutcome(image.name, len(self.frames), list(self.paths), flicker)
 
 
+def _replaceable(result: bpy.types.Image, name: str) -> bool:
+    """An earlier result the new one replaces: nothing uses it but our own fake user, and it still
+    has the name it was given (``name``, or ``name.001`` ...): one the user renamed is kept."""
+    ours = int(result.use_fake_user and bool(result.get(OWN_FAKE_USER_KEY)))
+    named = result.name == name or (result.name.startswith(name + ".") and result.name[len(name) + 1:].isdigit())
+    return result.users <= ours and named
+
+
 def recorded_files(results: list[bpy.types.Image]) -> list[str]:
-    """The frame files the given results recorded, as absolute paths."""
-    return list(dict.fromkeys(os.path.normpath(bpy.path.abspath(line)) for image in results
-                              for line in str(image.get(FILES_KEY, "")).splitlines() if line))
+    """The frame files the given results recorded that are still the very files written (same size
+    and modification time), as absolute paths: where they were, or, in a moved project, where the
+    path relative to the .blend leads. A file another run or another .blend put there is not ours."""
+    found: list[str] = []
+    for image in results:
+        for line in str(image.get(FILES_KEY, "")).splitlines():
+            fields = line.split("\t")
+            if len(fields) != 4:
+                continue  # not a record this version writes: trusted no further
+            absolute, relative, size, mtime = fields
+            for candidate in (absolute, bpy.path.abspath(relative) if relative else ""):
+                try:
+                    stat = os.stat(candidate) if candidate else None
+                except OSError:
+                    continue
+                if stat is not None and str(stat.st_size) == size and str(stat.st_mtime_ns) == mtime:
+                    found.append(os.path.normpath(candidate))
+                    break
+    return list(dict.fromkeys(found))
 
 
-def _portable(path: str) -> str:
-    """``//``-relative when the .blend is saved and the file is on its drive, else absolute."""
-    if not bpy.data.filepath:
-        return path
-    try:
-        return bpy.path.relpath(path)
-    except ValueError:  # another drive (Windows): no relative path exists
-        return path
+def _record_line(path: str) -> str:
+    """One frame file for the record: absolute path, ``//``-relative path (empty when the .blend is
+    not saved or the file is on another drive), size, modification time in nanoseconds."""
+    stat = os.stat(path)
+    relative = ""
+    if bpy.data.filepath:
+        try:
+            relative = bpy.path.relpath(path)
+        except ValueError:  # another drive (Windows): no relative path exists
+            pass
+    return "\t".join((os.path.abspath(path), relative, str(stat.st_size), str(stat.st_mtime_ns)))
 
 
 def write_png(path: str, rgb: np.ndarray, written: outputs.WrittenFiles) -> None:

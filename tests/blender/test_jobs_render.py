@@ -111,3 +111,36 @@ def test_rendering_again_into_the_same_folder_replaces_its_own_frames(empty_scen
     bpy.ops.wm.open_mainfile(filepath=str(moved / "r.blend"))
     assert run(frame_start=1, frame_end=2, output_dir="//frames") == {"FINISHED"}
     assert _frames(moved / "frames") == expected
+
+
+def test_after_save_as_elsewhere_frames_there_of_another_file_are_not_taken_for_its_own(empty_scene, tmp_path):
+    """The record is relative to the .blend: after Save As into another folder it led to that
+    folder's frames (another file's, same scene and style) and would have overwritten them."""
+    from tests.blender.scenes import small_scene
+
+    small_scene(32, 24)
+    (tmp_path / "a").mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "a" / "r.blend"))
+    bpy.context.scene.restyle.style = "toon"
+    assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir="//frames") == {"FINISHED"}
+    theirs = tmp_path / "b" / "frames" / "Scene.toon.0001.png"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"another file's frame")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "b" / "r.blend"))
+    assert bpy.ops.restyle.stylize_render(frame_start=1, frame_end=1, output_dir="//frames") == {"FINISHED"}
+    assert theirs.read_bytes() == b"another file's frame"
+    assert _frames(theirs.parent) == ["Scene.toon-2.0001.png", "Scene.toon.0001.png"]
+
+
+def test_a_render_result_the_user_renamed_is_kept(empty_scene, tmp_path):
+    from tests.blender.scenes import small_scene
+
+    small_scene(32, 24)
+    bpy.context.scene.restyle.style = "toon"
+    assert bpy.ops.restyle.stylize_render() == {"FINISHED"}
+    bpy.data.images["Scene.toon"].name = "Keeper"
+    assert bpy.ops.restyle.stylize_render() == {"FINISHED"}
+    assert {"Keeper", "Scene.toon"} <= set(bpy.data.images.keys())
+    assert bpy.ops.restyle.stylize_render() == {"FINISHED"}  # the unrenamed one is replaced as before
+    assert sorted(i.name for i in bpy.data.images if i.name.startswith(("Keeper", "Scene.toon"))) == [
+        "Keeper", "Scene.toon"]
