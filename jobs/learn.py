@@ -1,9 +1,9 @@
 """Learn Style from Images: train a custom style from a few example images, in the worker.
 
 The result becomes a custom style (safetensors + its JSON card), removable like any other. While
-it trains, a preview image ("Learn Style Preview", or "Learn Style Preview.001" when an earlier
-run's is still there) shows the current result; the job removes the image it made (never an
-earlier one) unless the style is kept.
+it trains, a preview image of its own shows the current result. A job that fails or is cancelled
+removes that image (never an earlier run's); one that finishes keeps it as "Learn Style Preview"
+and removes earlier previews nothing uses (keep_preview).
 """
 
 from __future__ import annotations

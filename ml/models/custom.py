@@ -67,13 +67,19 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:MAX_SLUG].rstrip("-") or "model"
 
 
+_DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_name(name: str) -> str:
     """The display name a model added under ``name`` gets (stripped), or a RestyleError for a name
     that cannot be one: called before a long job (Learn Style) so that it never fails at the end."""
     name = name.strip()
     if not name:
         raise RestyleError("Give the style a name")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+    # Line breaks and control characters, and the direction overrides that make a name read other
+    # than it is. Other format characters stay: Persian and Indic scripts and emoji need the zero-width
+    # joiners.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _DIRECTION_OVERRIDES for c in name):
         raise RestyleError(f"The name {name!r} contains a line break or control character: give a name of one line")
     return name
 

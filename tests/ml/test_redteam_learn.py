@@ -74,13 +74,15 @@ def test_a_learned_style_says_how_it_was_learned_not_the_temporary_file(tmp_path
     assert "added from ink.pth" in installed.description
 
 
-@pytest.mark.parametrize("name", ["line1\nline2", "tab\there", "zero\u200bwidth"])
+@pytest.mark.parametrize("name", ["line1\nline2", "tab\there", "right\u202eto left override"])
 def test_a_name_with_a_control_character_is_refused_before_any_work(name):
     with pytest.raises(RestyleError, match="line break or control character"):
         check_name(name)
 
 
 @pytest.mark.parametrize(("name", "expected"), [("  Stripes ", "Stripes"), ("日本のスタイル", "日本のスタイル"),
-                                                ("A" * 300, "A" * 300)])
+                                                ("A" * 300, "A" * 300),
+                                                ("می\u200cخواهم", "می\u200cخواهم"),  # Persian needs the ZWNJ
+                                                ("\U0001f469\u200d\U0001f3a8", "\U0001f469\u200d\U0001f3a8")])
 def test_check_name_accepts_what_add_custom_adds(name, expected):
     assert check_name(name) == expected
