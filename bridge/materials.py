@@ -354,27 +354,32 @@ def assign(
             _set_slot(obj, index, copy, switch)
             if is_restyled(current) and current not in replaced:
                 replaced.append(current)
-    for copy in copies.values():
-        original = original_of(copy)
-        earlier = [other for other in bpy.data.materials
-                   if other != copy and is_restyled(other) and original_of(other) == original
-                   and other.get(STYLE_KEY) == style]
-        replaced.extend(other for other in earlier if other not in replaced)
-        # The same style of the same material is one result: objects restyled in an earlier run
-        # (selected then, not now) move to the new copy too, so no second copy, image and file is
-        # made beside the first. Objects that cannot change (linked) keep theirs.
-        _move_slots(earlier, copy, changes)
+    by_original = {id_key(original_of(copy)): copy for copy in copies.values()}
+    new = {id_key(copy) for copy in by_original.values()}
+    moves: dict[IdKey, bpy.types.Material] = {}  # an earlier copy of this style -> the new copy
+    for other in bpy.data.materials:
+        if id_key(other) in new or not is_restyled(other) or other.get(STYLE_KEY) != style:
+            continue
+        copy = by_original.get(id_key(original_of(other)))
+        if copy is not None:
+            moves[id_key(other)] = copy
+            if other not in replaced:
+                replaced.append(other)
+    # The same style of the same material is one result: objects restyled in an earlier run
+    # (selected then, not now) move to the new copy too, so no second copy, image and file is
+    # made beside the first. Objects that cannot change (linked) keep theirs.
+    if moves:
+        _move_slots(moves, changes)
     return replaced, gone
 
 
-def _move_slots(earlier: list[bpy.types.Material], copy: bpy.types.Material, changes: list[SlotChange]) -> None:
-    if not earlier:
-        return
+def _move_slots(moves: dict[IdKey, bpy.types.Material], changes: list[SlotChange]) -> None:
     for obj in bpy.data.objects:
         if not obj.is_editable:
             continue
         for index, slot in enumerate(obj.material_slots):
-            if slot.material is None or slot.material not in earlier:
+            copy = moves.get(id_key(slot.material)) if slot.material is not None else None
+            if copy is None:
                 continue
             switch = _needs_object_link(obj, slot)
             changes.append(SlotChange(obj, index, slot.material, switch))
