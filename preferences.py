@@ -40,6 +40,9 @@ class RestylePreferences(bpy.types.AddonPreferences):
         layout = self.layout
         assert layout is not None
         layout.prop(self, "model_folder")
+        if self.model_folder and custom_folder(self.model_folder) is None:
+            layout.label(text="Not an absolute folder (a preference holds for every .blend file): the extension's "
+                              "own folder is used", icon="ERROR")
         layout.prop(self, "mirror_url")
         layout.prop(self, "worker_threads")
         if not bpy.app.online_access:
@@ -51,10 +54,21 @@ def get(context: bpy.types.Context) -> RestylePreferences | None:
     return addon.preferences if addon is not None else None  # type: ignore[return-value]
 
 
+def custom_folder(text: str) -> Path | None:
+    """The Model Folder preference as a folder, or None when it is not absolute: a preference holds
+    for every .blend, so "//models" (or "models") would mean another folder with each file opened,
+    or the folder Blender happened to start in."""
+    folder = os.path.expanduser(text)
+    if text.startswith("//") or not os.path.isabs(folder):
+        return None
+    return Path(folder)
+
+
 def model_root(context: bpy.types.Context, create: bool = True) -> Path:
     prefs = get(context)
-    if prefs is not None and prefs.model_folder:
-        return Path(bpy.path.abspath(prefs.model_folder))
+    folder = custom_folder(prefs.model_folder) if prefs is not None and prefs.model_folder else None
+    if folder is not None:
+        return folder
     return Path(bpy.utils.extension_path_user(ADDON_ID, path="models", create=create))
 
 

@@ -216,6 +216,23 @@ def test_offline_the_published_fast_style_archive_installs_its_four_styles(model
     assert cli.main(["models", "install", str(other)]) == 1
 
 
+@pytest.mark.parametrize("folder", ["//models", "models"])
+def test_a_model_folder_that_is_not_absolute_is_not_used(addon, folder, tmp_path, monkeypatch):
+    """'//models' became 'models' in the folder Blender started in (Blender warns that a preference
+    does not take '//'): models went wherever that was."""
+    monkeypatch.chdir(tmp_path)
+    preferences = addon_module("preferences")
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.model_folder = folder
+    try:
+        root = preferences.model_root(bpy.context)
+        assert root.is_absolute() and tmp_path not in root.parents
+        assert root == preferences.model_root(bpy.context) and not (tmp_path / "models").exists()
+    finally:
+        prefs.model_folder = ""
+    assert preferences.model_root(bpy.context) == root  # the extension's own folder, as with none set
+
+
 # -- add custom style from file -----------------------------------------------------------------
 
 
