@@ -81,6 +81,7 @@ class DownloadJob:
         self.done, self.total = 0, entry.download_size
         self.cancel_requested = False
         self.cancelled_at: float | None = None
+        self.fetched = False
         self.paths: dict[str, Path] = {}
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self.run, name="neural-restyle-download", daemon=True)
@@ -91,6 +92,7 @@ class DownloadJob:
 
     def _progress(self, done: int, total: int | None) -> None:
         self.done, self.total = done, total
+        self.fetched = bool(total) and done >= (total or 0)  # only checking and installing are left
         if self.on_progress is not None:
             self.on_progress(done, total)
 
@@ -117,10 +119,12 @@ class DownloadJob:
 
     def poll(self) -> bool:
         if self.thread.is_alive():
-            if self.cancelled_at is not None and time.monotonic() - self.cancelled_at > CANCEL_WAIT_S:
+            if (self.cancelled_at is not None and not self.fetched
+                    and time.monotonic() - self.cancelled_at > CANCEL_WAIT_S):
                 # Blocked on a server that does not answer (up to its timeout): the user is not kept
                 # waiting for it. The thread stops at its next step and keeps the partial file; its
-                # lock keeps a new download of the same file off until then.
+                # lock keeps a new download of the same file off until then. Once every byte is in,
+                # the install (a few seconds) is waited for: "cancelled" must not be followed by it.
                 raise JobCancelled("Download cancelled; it will resume where it stopped")
             return False
         if isinstance(self.error, DownloadCancelled):

@@ -216,6 +216,33 @@ def test_offline_the_published_fast_style_archive_installs_its_four_styles(model
     assert cli.main(["models", "install", str(other)]) == 1
 
 
+def test_esc_after_the_last_byte_lets_the_install_finish_instead_of_saying_cancelled(models, monkeypatch):
+    """Esc while the file was being checked said "Download cancelled", and then the model was installed."""
+    import time
+
+    jobs_models, base = addon_module("jobs.models"), addon_module("jobs.base")
+    store_module = addon_module("ml.models.store")
+    real = store_module.ModelStore._accept
+
+    def slow_accept(self, *args, **kwargs):
+        time.sleep(jobs_models.CANCEL_WAIT_S + 1.0)  # a big file's checksum
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.ModelStore, "_accept", slow_accept)
+    models.server.files["/face_paint_512_v1.pt"] = saved_bytes(checkpoints.animegan2_state())
+    job = jobs_models.start_download("animegan2-face-paint-v1", base.services_of(bpy.context))
+    try:
+        while not job.fetched:
+            time.sleep(0.02)
+        job.cancel()
+        while not job.poll():
+            time.sleep(0.05)
+    finally:
+        job.close()
+        job.thread.join(30)
+    assert (models.root / "face_paint_512_v1.pt").is_file()
+
+
 @pytest.mark.parametrize("folder", ["//models", "models"])
 def test_a_model_folder_that_is_not_absolute_is_not_used(addon, folder, tmp_path, monkeypatch):
     """'//models' became 'models' in the folder Blender started in (Blender warns that a preference
