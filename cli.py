@@ -432,10 +432,14 @@ def _photo_files(items: list[str]) -> list[str]:
     folders (their photos, by extension, in name order). A glob or folder that gives no
     photo is a usage error; a named file that is missing stays, for the job to name."""
     extensions = tuple(PHOTO_EXTENSIONS.split(";"))
+
+    def in_folder(folder: str) -> list[str]:
+        return sorted(str(p) for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in extensions)
+
     photos: list[str] = []
     for item in items:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in extensions)
+            found = in_folder(item)
             if not found:
                 raise UsageError(f"restyle import-photo: the folder '{item}' has no photos ({', '.join(extensions)})")
             photos += found
@@ -443,7 +447,8 @@ def _photo_files(items: list[str]) -> list[str]:
             found = _matches(item)
             if not found:
                 raise UsageError(f"restyle import-photo: no file matches '{item}'")
-            photos += found
+            # A folder a glob matches is taken as a folder, as when the shell expands the glob.
+            photos += [photo for match in found for photo in (in_folder(match) if os.path.isdir(match) else [match])]
     return photos
 
 
@@ -626,14 +631,14 @@ def do_stylize_render(args: argparse.Namespace, work: ItemWork) -> str:
 
 def do_import_photo(args: argparse.Namespace, work: ItemWork) -> str:
     photos = [Path(p).resolve() for p in args.photos]
-    unique = list(dict.fromkeys(photos))  # a photo named twice is imported once
-    if len(unique) < len(photos):
-        _say("restyle import-photo: a photo is listed more than once: imported once")
+    unique = list(dict.fromkeys(photos))  # a photo named twice (or through a link) is imported once
+    for twice in [p for p in unique if photos.count(p) > 1]:
+        work.warn(f"{twice.name} is listed more than once (or through a link): imported once")
     options = ImportPhotoOptions(depth_model=args.depth_model, near=args.near, depth_range=args.depth_range,
                                  resolution=args.resolution, cut_threshold=args.cut_threshold,
                                  focal_35mm=args.focal_length, simplify=args.simplify, device=args.device)
     # One job for all of them, as the panel imports several photos: each rig beside the last. A photo that
-    # cannot be read or estimated is left out and named in the summary; a missing one stops the job first.
+    # is missing or cannot be read, estimated or built is left out and named in the summary.
     outcome = import_photos(_scene(), unique, options, services_of(bpy.context))
     for warning in outcome.warnings:
         work.warn(warning)

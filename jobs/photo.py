@@ -21,7 +21,7 @@ from mathutils import Euler, Matrix
 from ..bridge import compat, images
 from ..bridge.reconstruction import add_reconstruction, emission_material
 from ..ml.depth.exif import PhotoInfo, orient, read_photo_info, stored_uv
-from ..ml.depth.reconstruct import Intrinsics, depth_from_disparity, depth_to_mesh
+from ..ml.depth.reconstruct import GridMesh, Intrinsics, depth_from_disparity, depth_to_mesh
 from ..ml.errors import RestyleError
 from ..ml.models import registry
 from ..ml.models.catalog import DEPTH_MODELS, ModelEntry
@@ -187,14 +187,17 @@ class PhotoJob:
 
     def __init__(self, scene: bpy.types.Scene, paths: list[Path], options: ImportPhotoOptions,
                  services: Services) -> None:
-        missing = [str(p) for p in paths if not p.is_file()]
-        if not paths or missing:
-            raise RestyleError(f"No such photo: {', '.join(missing) or 'none given'}")
+        if not paths:
+            raise RestyleError("No such photo: none given")
         self.scene_name = scene.name
         self.options = options = checked(options)
         self.model = choose_depth_model(options.depth_model, services)
-        self.paths = list(paths)
-        self.failed: list[str] = []
+        # A missing path or a folder among the photos is left out and named, as an unreadable photo is.
+        self.failed: list[str] = [f"{p.name or p}: {'a folder, not a photo' if p.is_dir() else 'no such file'}"
+                                  for p in paths if not p.is_file()]
+        self.paths = [p for p in paths if p.is_file()]
+        if not self.paths:
+            raise RestyleError(f"No such photo: {', '.join(str(p) for p in paths)}")
         self.photos: list[Photo] = []  # read (and, with a model, estimated), in the order given
         self.depths: list[np.ndarray | None] = []
         self.worker_job: WorkerJob | None = None
@@ -310,10 +313,19 @@ class PhotoJob:
         # Rigs of earlier imports stay where they are: this import's start beside the last of them.
         earlier = [o.matrix_world.translation.x for o in scene.objects if photo_camera_of(o) is o]
         start = max(earlier) + self._spacing if earlier else 0.0
-        # Everything made is recorded in one place and removed unless every photo is built.
+        # The meshes first (numpy only): a photo whose depth gives no mesh is left out and named.
+        grids: list[tuple[Photo, GridMesh]] = []
+        for photo, depth in zip(self.photos, self.depths, strict=True):
+            try:
+                grids.append((photo, self._grid(photo, depth)))
+            except RestyleError as exc:
+                self.failed.append(f"{photo.path.name}: {exc}")
+        self.photos = [photo for photo, _ in grids]
+        self._check_left()
+        # Everything made is recorded in one place and removed unless every photo left is built.
         with compat.CreatedData() as created:
-            rigs = [self._build(scene, index, start, photo, depth, created)
-                    for index, (photo, depth) in enumerate(zip(self.photos, self.depths, strict=True))]
+            rigs = [self._build(scene, index, start, photo, grid, created)
+                    for index, (photo, grid) in enumerate(grids)]
             # The scene is changed only once every photo is built, so a failure leaves it as it was.
             use_photo_camera(scene, rigs[0][0])
             created.commit()
@@ -350,9 +362,8 @@ class PhotoJob:
             return self.model.max_depth
         return self.options.depth_range + self.options.near
 
-    def _build(self, scene: bpy.types.Scene, index: int, start: float, photo: Photo, disparity: np.ndarray | None,
-               created: compat.CreatedData) -> tuple[bpy.types.Object, str]:
-        """One photo's rig; returns its camera and its collection's name (a taken name gets a suffix)."""
+    def _grid(self, photo: Photo, disparity: np.ndarray | None) -> GridMesh:
+        """One photo's mesh in its camera's space, UVs on the stored photo (RestyleError: none can be made)."""
         options, model = self.options, self.model
         h, w = photo.size
         info = photo.info
@@ -368,7 +379,19 @@ class PhotoJob:
                              options.cut_threshold)
         su, sv = stored_uv(grid.uvs[:, 0], grid.uvs[:, 1], info.orientation)
         grid.uvs = np.stack([su, sv], axis=1).astype(np.float32)
+        if len(grid.faces) == 0:  # a strip a pixel or two high at this resolution, or every face cut
+            raise RestyleError("its depth gives no surface to build a mesh from (too thin a photo for the "
+                               "Resolution, or every face cut at a depth jump: raise Cut at Depth Jump)")
+        if not np.isfinite(grid.vertices).all():
+            raise RestyleError("its depth gives vertices at infinite or undefined (NaN) positions")
+        return grid
 
+    def _build(self, scene: bpy.types.Scene, index: int, start: float, photo: Photo, grid: GridMesh,
+               created: compat.CreatedData) -> tuple[bpy.types.Object, str]:
+        """One photo's rig; returns its camera and its collection's name (a taken name gets a suffix)."""
+        options = self.options
+        h, w = photo.size
+        focal, sensor = photo.info.lens(w, h, options.focal_35mm)
         try:
             image = created.add(bpy.data.images.load(str(photo.path), check_existing=False))
         except RuntimeError as exc:  # the file changed or went away since it was read

@@ -137,6 +137,20 @@ def test_import_photo_leaves_out_a_broken_photo_and_says_so(cli, empty_scene, tm
     assert out.exists() and "wall" in bpy.data.collections and "broken" not in bpy.data.collections
 
 
+def test_import_photo_quoted_glob_takes_a_matched_folder_as_the_shell_form_does(cli, empty_scene, tmp_path):
+    shoot = tmp_path / "shoot"
+    (shoot / "day1").mkdir(parents=True)
+    for i in range(2):
+        write_image(shoot / f"p{i}.png", photo_like(24, 32, seed=i))
+    write_image(shoot / "day1" / "q.png", photo_like(24, 32, seed=5))
+    report = tmp_path / "r.json"
+    assert cli.main(["import-photo", str(shoot / "*"), str(shoot / "p0.png"), "--depth-model", "flat",
+                     "--report", str(report)]) == 0
+    assert {"p0", "p1", "q"} <= set(bpy.data.collections.keys())
+    item = json.loads(report.read_text())["items"][0]
+    assert item["warnings"] == ["p0.png is listed more than once (or through a link): imported once"]
+
+
 def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, empty_scene, tmp_path):
     animated_scene(frames=4, degrees=20, size=(64, 48), samples=2)
     folder = tmp_path / "frames"

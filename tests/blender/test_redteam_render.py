@@ -433,6 +433,38 @@ def test_photo_import_leaves_out_a_broken_photo_and_imports_the_others(empty_sce
     assert "good1.001" in bpy.data.collections
 
 
+def test_a_photo_whose_depth_gives_no_mesh_is_left_out_and_the_others_imported(empty_scene, tmp_path):
+    """A 4000 x 4 strip (past the 4 px minimum, but no face at the mesh resolution) failed the whole import."""
+    small_scene()
+    paths = [write_image(tmp_path / "a.png", photo_like(40, 60, seed=1)),
+             write_image(tmp_path / "strip.png", photo_like(4, 4000, seed=2)),
+             write_image(tmp_path / "c.png", photo_like(40, 60, seed=3))]
+    photo = addon_module("jobs.photo")
+    options = addon_module("ml.options").ImportPhotoOptions(depth_model="AUTO", resolution=64)
+    outcome = photo.import_photos(bpy.context.scene, paths, options, addon_module("jobs.base").services_of(bpy.context))
+    assert outcome.collections == ["a", "c"] and "strip" not in bpy.data.collections
+    assert len(outcome.failed) == 1 and outcome.failed[0].startswith("strip.png: its depth gives no surface")
+    assert bpy.context.scene.camera.name == "a Camera"
+
+
+def test_a_missing_photo_or_a_folder_among_photos_is_left_out_and_named(empty_scene, tmp_path):
+    small_scene()
+    good = write_image(tmp_path / "good.png", photo_like(24, 32, seed=1))
+    (tmp_path / "day1").mkdir()
+    photo = addon_module("jobs.photo")
+    options = addon_module("ml.options").ImportPhotoOptions(depth_model="FLAT")
+    services = addon_module("jobs.base").services_of(bpy.context)
+    outcome = photo.import_photos(bpy.context.scene, [good, tmp_path / "gone.jpg", tmp_path / "day1"], options,
+                                  services)
+    assert outcome.collections == ["good"]
+    assert outcome.failed == ["gone.jpg: no such file", "day1: a folder, not a photo"]
+    before, settings = data_state(), settings_state()
+    message = cancelled(bpy.ops.restyle.import_photo_mesh, directory=str(tmp_path), files=[{"name": "gone.jpg"}],
+                        depth_model="FLAT")
+    assert "Nothing was imported: No such photo: " in message and "gone.jpg" in message
+    assert data_state() == before and settings_state() == settings
+
+
 def test_photo_import_with_no_readable_photo_names_each_and_makes_nothing(empty_scene, tmp_path):
     small_scene()
     for name in ("a.png", "b.png"):
