@@ -42,3 +42,12 @@ def empty_scene(addon):
     bpy.ops.wm.read_homefile(use_empty=True)
     yield bpy.context.scene
     bpy.ops.wm.read_homefile(use_empty=True)
+
+
+@pytest.fixture
+def model_folder(addon, tmp_path):
+    """The Model Folder preference pointed at an empty folder of this test (put back after it)."""
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.model_folder = str(tmp_path / "models")
+    yield tmp_path / "models"
+    prefs.model_folder = ""

@@ -207,3 +207,10 @@ def small_scene(width: int = 40, height: int = 30) -> bpy.types.Object:
     scene.cycles.use_denoising = False
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
     return camera
+
+
+def stripes(height: int, width: int) -> np.ndarray:
+    """Diagonal ink stripes on paper, (height, width, 3) float: a style image with a clear look."""
+    y, x = np.mgrid[0:height, 0:width]
+    ink = ((x + y) // 4) % 2 == 0
+    return np.where(ink[..., None], [0.1, 0.1, 0.15], [0.95, 0.85, 0.7]).astype(np.float32)

@@ -61,14 +61,6 @@ def _texts(log: list) -> str:
     return " | ".join(entry[1] for entry in log if entry[0] == "label")
 
 
-@pytest.fixture
-def model_folder(addon, tmp_path):
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    yield tmp_path / "models"
-    prefs.model_folder = ""
-
-
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     """A Small of the published layout under DistributedDataParallel's prefix: no published hash."""

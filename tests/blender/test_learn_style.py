@@ -9,25 +9,11 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import build_studio, pixels_of, select, write_image
+from tests.blender.scenes import build_studio, pixels_of, select, stripes, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
 PREVIEW = "Learn Style Preview"
-
-
-def stripes(size: int = 96) -> np.ndarray:
-    y, x = np.mgrid[0:size, 0:size]
-    ink = ((x + y) // 4) % 2 == 0
-    return np.where(ink[..., None], [0.1, 0.1, 0.15], [0.95, 0.85, 0.7]).astype(np.float32)
-
-
-@pytest.fixture
-def model_folder(addon, tmp_path):
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    yield tmp_path / "models"
-    prefs.model_folder = ""
 
 
 @pytest.fixture
@@ -35,8 +21,8 @@ def inputs(tmp_path):
     styles = tmp_path / "styles"
     styles.mkdir()
     (tmp_path / "content").mkdir()
-    write_image(styles / "a.png", stripes(96))
-    write_image(styles / "b.png", stripes(80))
+    write_image(styles / "a.png", stripes(96, 96))
+    write_image(styles / "b.png", stripes(80, 80))
     content = tmp_path / "content"
     write_image(content / "photo.png", photo_like(96, 112, seed=1))
     return styles, content

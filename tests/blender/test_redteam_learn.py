@@ -11,26 +11,12 @@ import bpy
 import numpy as np
 import pytest
 
-from tests.blender.scenes import write_image
+from tests.blender.scenes import stripes, write_image
 from tests.blender.support import ADDON_MODULE
 from tests.ml.synthetic import photo_like
 
 PREVIEW = "Learn Style Preview"
 TINY = {"preset": "draft", "steps": 1, "seed": 1}
-
-
-def stripes(height: int, width: int) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    ink = ((x + y) // 4) % 2 == 0
-    return np.where(ink[..., None], [0.1, 0.1, 0.15], [0.95, 0.85, 0.7]).astype(np.float32)
-
-
-@pytest.fixture
-def model_folder(addon, tmp_path):
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    yield tmp_path / "models"
-    prefs.model_folder = ""
 
 
 @pytest.fixture
