@@ -129,8 +129,14 @@ def test_import_photo_of_several_photos_is_one_job_with_a_rig_each(cli, empty_sc
     assert cameras[0].location.x != cameras[1].location.x  # side by side, not both at the origin
     assert bpy.context.scene.camera == cameras[0]  # the scene looks through the first photo's camera
     assert "more than once" in capsys.readouterr().err
+    # A missing photo among others is left out and named; the others come in.
     before = sorted(o.name for o in bpy.data.objects)
-    code = cli.main(["import-photo", str(photos[0]), str(tmp_path / "gone.png"), "--depth-model", "flat"])
-    assert code == 1 and sorted(o.name for o in bpy.data.objects) == before  # all or nothing
+    assert cli.main(["import-photo", str(photos[0]), str(tmp_path / "gone.png"), "--depth-model", "flat"]) == 0
+    assert "left out: gone.png: no such file" in capsys.readouterr().err
+    assert len(bpy.data.objects) == len(before) + 2  # one more rig: a camera and a mesh
+    # With no photo left, nothing is made and the item fails.
+    before = sorted(o.name for o in bpy.data.objects)
+    code = cli.main(["import-photo", str(tmp_path / "gone.png"), "--depth-model", "flat"])
+    assert code == 1 and sorted(o.name for o in bpy.data.objects) == before
     err = capsys.readouterr().err
     assert err.lower().count("no such photo") == 1 and "gone.png" in err
