@@ -713,7 +713,7 @@ def run_scene_command(args: argparse.Namespace, report: Report) -> None:
             report.items.append(Item(input=path, status="failed", error="not processed: the batch was interrupted"))
 
 
-def _save(path: str | None, saved: Callable[[], None]) -> str:
+def _save(path: str | None, saved: Callable[[], None]) -> None:
     """Save the file (to ``path`` when given) or fail with a one-line reason; ``saved`` is called the
     moment Blender has saved it."""
     try:
@@ -727,7 +727,6 @@ def _save(path: str | None, saved: Callable[[], None]) -> str:
     except RuntimeError as exc:
         reason = str(exc).removeprefix("Error: ").strip()
         raise RestyleError(f"could not save {path or bpy.data.filepath}: {reason}") from exc
-    return bpy.data.filepath
 
 
 def _discard(written: list[WrittenFiles]) -> str:

@@ -564,7 +564,7 @@ class ModelStore:
                     progress(start + done, max(known, start + done) if known else None)
 
             if file.archive_member:
-                archive_name = Path(urllib.parse.urlparse(file.url).path).name or "archive.zip"
+                archive_name = _archive_name(file.url)
                 with self._download_lock(self.root / (archive_name + ".part"), entry.name):
                     if not self.path_of(file).is_file():  # another session may have finished it meanwhile
                         finished += self._download_archive_member(file, report, cancelled)
@@ -619,7 +619,7 @@ class ModelStore:
 
     def _download_archive_member(self, file: ModelFile, report: ProgressFn, cancelled: CancelFn | None) -> int:
         """Fetch the archive, check every model it holds, install them all; returns the bytes fetched."""
-        archive_name = Path(urllib.parse.urlparse(file.url).path).name or "archive.zip"
+        archive_name = _archive_name(file.url)
         part = self.root / (archive_name + ".part")
         url = self.url_of(file)
         fetched = self._fetch(url, part, report, cancelled, file.byte_limit(file.archive_size))
@@ -641,7 +641,7 @@ class ModelStore:
             wanted = ", ".join(sorted({f.archive_member or "" for f in members}))
             raise NotAModelFile(f"{source.name} holds none of the models of a published archive (looked for "
                                 f"{wanted})")
-        archive_name = Path(urllib.parse.urlparse(found.url).path).name or "archive.zip"
+        archive_name = _archive_name(found.url)
         part = self.root / (archive_name + ".part")
         self.make_root()
         with self._download_lock(part, source.name):
@@ -839,7 +839,7 @@ class ModelStore:
             forget.add(file.filename)
             if file.archive_member and not any(self.path_of(f).is_file() for e in _entries_sharing(file.url)
                                                for f in e.files):
-                forget.add(Path(urllib.parse.urlparse(file.url).path).name or "archive.zip")
+                forget.add(_archive_name(file.url))
         # A later download is checked afresh (it must still be a model of the right kind before it
         # is trusted), so a bad first download can never lock the genuine file out.
         self._forget(forget)
@@ -851,6 +851,11 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
+
+
+def _archive_name(url: str) -> str:
+    """The file name a published archive is kept under while it is fetched (and its hash recorded by)."""
+    return Path(urllib.parse.urlparse(url).path).name or "archive.zip"
 
 
 def _range_total(content_range: str | None) -> int | None:

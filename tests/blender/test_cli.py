@@ -181,35 +181,25 @@ def test_stylize_render_with_passes_over_a_frame_range_measures_flicker(cli, emp
     assert pixels.reshape(48, 64, 4)[..., :3].std() > 0.02
 
 
-def test_models_install_and_remove(cli, addon, tmp_path):
+def test_models_install_and_remove(cli, model_folder, tmp_path):
     from tests.ml import checkpoints
 
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    try:
-        model = checkpoints.save(checkpoints.transformer_state(), tmp_path / "studio_style.pth")
-        report = tmp_path / "install.json"
-        assert cli.main(["models", "install", str(model), "--name", "Studio Look", "--report", str(report)]) == 0
-        assert json.loads(report.read_text())["items"][0]["output"] == "custom-studio-look"
-        assert cli.main(["models", "remove", "custom-studio-look"]) == 0
-        assert not list((tmp_path / "models" / "custom").glob("*.pth"))
-        assert cli.main(["models", "remove", "custom-studio-look"]) == 1  # already gone: a clear failure
-    finally:
-        prefs.model_folder = ""
+    model = checkpoints.save(checkpoints.transformer_state(), tmp_path / "studio_style.pth")
+    report = tmp_path / "install.json"
+    assert cli.main(["models", "install", str(model), "--name", "Studio Look", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == "custom-studio-look"
+    assert cli.main(["models", "remove", "custom-studio-look"]) == 0
+    assert not list((model_folder / "custom").glob("*.pth"))
+    assert cli.main(["models", "remove", "custom-studio-look"]) == 1  # already gone: a clear failure
 
 
-def test_depth_output_on_a_style_model_says_it_was_not_used(cli, addon, tmp_path, capsys):
+def test_depth_output_on_a_style_model_says_it_was_not_used(cli, model_folder, tmp_path, capsys):
     from tests.ml import checkpoints
 
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    try:
-        model = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "mine.pth")
-        assert cli.main(["models", "install", str(model), "--depth-output", "metric_outdoor", "--name", "Styled"]) == 0
-        assert ("--depth-output metric_outdoor was not used: mine.pth is a style model, not a Depth Anything V2 "
-                "checkpoint") in capsys.readouterr().err
-    finally:
-        prefs.model_folder = ""
+    model = checkpoints.save(checkpoints.animegan2_state(), tmp_path / "mine.pth")
+    assert cli.main(["models", "install", str(model), "--depth-output", "metric_outdoor", "--name", "Styled"]) == 0
+    assert ("--depth-output metric_outdoor was not used: mine.pth is a style model, not a Depth Anything V2 "
+            "checkpoint") in capsys.readouterr().err
 
 
 def test_import_photo_takes_the_panels_mesh_and_lens_options(cli, empty_scene, tmp_path):

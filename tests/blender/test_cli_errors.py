@@ -29,15 +29,6 @@ def cli(addon):
 
 
 @pytest.fixture
-def model_root(addon, tmp_path):
-    """An empty model folder of the test's own (online access stays off)."""
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
-    yield tmp_path / "models"
-    prefs.model_folder = ""
-
-
-@pytest.fixture
 def cube(empty_scene, tmp_path):
     """A selected cube with one colour texture: what both routes restyle."""
     return textured_cube(tmp_path / "bark.png", 32, seed=4)
@@ -76,7 +67,7 @@ def usage_error(cli, argv: list[str], capsys) -> str:
     return lines[0]
 
 
-def test_a_style_not_downloaded_yet(cli, model_root, cube, tmp_path):
+def test_a_style_not_downloaded_yet(cli, model_folder, cube, tmp_path):
     bpy.context.scene.restyle.style = "cyclegan-monet"
     reported = operator_error(bpy.ops.restyle.stylize_textures)
     printed = item_error(cli, ["stylize-textures", "--style", "cyclegan-monet"], tmp_path / "report.json")
@@ -84,8 +75,8 @@ def test_a_style_not_downloaded_yet(cli, model_root, cube, tmp_path):
     assert printed.startswith("'Monet (CycleGAN)' is not downloaded yet: click Download")
 
 
-def test_a_custom_style_whose_model_file_is_missing(cli, model_root, cube, capsys):
-    list_custom_style(model_root, "custom-studio", "Studio", data=None)
+def test_a_custom_style_whose_model_file_is_missing(cli, model_folder, cube, capsys):
+    list_custom_style(model_folder, "custom-studio", "Studio", data=None)
     bpy.context.scene.restyle.style = "custom-studio"
     reported = operator_error(bpy.ops.restyle.stylize_textures)
     assert "The model file of your custom style 'Studio' is missing" in reported
@@ -93,7 +84,7 @@ def test_a_custom_style_whose_model_file_is_missing(cli, model_root, cube, capsy
     assert printed == f"restyle stylize-textures: argument --style: {reported}"
 
 
-def test_an_unknown_model(cli, model_root, capsys):
+def test_an_unknown_model(cli, model_folder, capsys):
     bpy.context.preferences.system.use_online_access = True  # else Download is greyed out before it looks
     try:
         reported = operator_error(bpy.ops.restyle.download_model, model_id="gpt-5")
@@ -137,13 +128,13 @@ class SpyClient:
         return getattr(self.real, name)
 
 
-def test_a_failure_in_the_worker(cli, model_root, cube, tmp_path, monkeypatch):
+def test_a_failure_in_the_worker(cli, model_folder, cube, tmp_path, monkeypatch):
     """A listed model file the worker cannot load: its error crosses the process boundary and reads the same."""
     base = _module("jobs.base")
     real_client = base.Services.client
     failures: list[BaseException] = []
     monkeypatch.setattr(base.Services, "client", lambda self: SpyClient(real_client(self), failures))
-    list_custom_style(model_root, "custom-broken", "Broken", data=b"PK\x03\x04 not really a checkpoint" * 40)
+    list_custom_style(model_folder, "custom-broken", "Broken", data=b"PK\x03\x04 not really a checkpoint" * 40)
     bpy.context.scene.restyle.style = "custom-broken"
     reported = operator_error(bpy.ops.restyle.stylize_textures)
     printed = item_error(cli, ["stylize-textures", "--style", "custom-broken"], tmp_path / "report.json")
@@ -154,7 +145,7 @@ def test_a_failure_in_the_worker(cli, model_root, cube, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("failure", ["os-error", "defect"])
-def test_an_os_error_and_a_defect(cli, model_root, cube, tmp_path, monkeypatch, failure):
+def test_an_os_error_and_a_defect(cli, model_folder, cube, tmp_path, monkeypatch, failure):
     """Not domain errors: the operator puts its "nothing was changed" before the same text. An OSError
     reads as its reason and file (not Python's "[Errno 13] ..."), a defect says it is unexpected."""
     def collect(objects):

@@ -263,18 +263,13 @@ def test_a_job_error_reaches_the_command_line_as_its_message(cli, idle, tmp_path
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_models_install_from_the_command_line_leaves_the_chosen_style_alone(cli, idle, tmp_path):
+def test_models_install_from_the_command_line_leaves_the_chosen_style_alone(cli, idle, model_folder, tmp_path):
     from tests.ml import checkpoints
 
-    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-    prefs.model_folder = str(tmp_path / "models")
     bpy.context.scene.restyle.style = "pixel"
-    try:
-        model = checkpoints.save(checkpoints.transformer_state(), tmp_path / "studio_style.pth")
-        report = tmp_path / "install.json"
-        assert cli.main(["models", "install", str(model), "--name", "Studio Look", "--report", str(report)]) == 0
-        assert json.loads(report.read_text())["items"][0]["output"] == "custom-studio-look"
-        assert bpy.context.scene.restyle.style == "pixel"  # the panel's Add picks it; the command line does not
-        assert cli.main(["models", "remove", "custom-studio-look"]) == 0
-    finally:
-        prefs.model_folder = ""
+    model = checkpoints.save(checkpoints.transformer_state(), tmp_path / "studio_style.pth")
+    report = tmp_path / "install.json"
+    assert cli.main(["models", "install", str(model), "--name", "Studio Look", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["items"][0]["output"] == "custom-studio-look"
+    assert bpy.context.scene.restyle.style == "pixel"  # the panel's Add picks it; the command line does not
+    assert cli.main(["models", "remove", "custom-studio-look"]) == 0

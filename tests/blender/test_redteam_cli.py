@@ -326,7 +326,7 @@ def test_ctrl_c_during_a_batch_save_is_in_the_report_with_the_textures_removed(c
     def save(target, saved):
         if bpy.data.filepath.endswith("s2.blend"):
             raise KeyboardInterrupt
-        return real_save(target, saved)
+        real_save(target, saved)
 
     monkeypatch.setattr(cli, "_save", save)
     report = tmp_path / "r.json"
